@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine (as root) for windl: system tools, a virtualenv with
+# every Python dependency, and a git identity for the commits DataLad makes.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v git-annex >/dev/null || need_apt+=(git-annex)
+command -v git >/dev/null || need_apt+=(git)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.windl-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[test]'
+    touch "$stamp"
+fi
+
+git config --global user.name >/dev/null || git config --global user.name "windl"
+git config --global user.email >/dev/null || git config --global user.email "windl@localhost"

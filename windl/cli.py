@@ -1,0 +1,99 @@
+"""The ``windl`` command line: parse, call one library function, print.
+
+User errors (:class:`windl.errors.WindlError`) become one line on stderr and a non-zero
+exit; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from windl.config import Site, find_site
+from windl.errors import WindlError
+
+
+class WindlGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WindlError as exc:
+            click.echo(f"windl: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+site_option = click.option(
+    "--site",
+    "site_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Site folder (default: $WINDL_SITE, else the current folder or a parent).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _site(site_dir: Path | None) -> Site:
+    return find_site(site_dir)
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+@click.group(cls=WindlGroup)
+@click.version_option(package_name="windl")
+def main() -> None:
+    """windl: the open-data server of a neuroimaging centre."""
+
+
+# ----------------------------------------------------------------------------- site
+@main.group()
+def site() -> None:
+    """Create and inspect a site."""
+
+
+@site.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Site name (default: folder name).")
+def site_init(directory: Path, name: str | None) -> None:
+    """Create a site in DIRECTORY: windl.toml and the superdataset."""
+    from windl.site import init_site
+
+    created = init_site(directory, name=name)
+    click.echo(f"site created: {created.root}")
+
+
+# ----------------------------------------------------------------------------- study
+@main.group()
+def study() -> None:
+    """Create and list studies."""
+
+
+@study.command("create")
+@click.argument("name")
+@site_option
+def study_create(name: str, site_dir: Path | None) -> None:
+    """Create study NAME (a BIDS DataLad dataset with sourcedata/ and restricted/)."""
+    from windl.study import create_study
+
+    created = create_study(_site(site_dir), name)
+    click.echo(f"study created: {created.root}")
+
+
+@study.command("list")
+@site_option
+@json_option
+def study_list(site_dir: Path | None, as_json: bool) -> None:
+    """List the site's studies."""
+    from windl.study import list_studies, study_summary
+
+    summaries = [study_summary(s) for s in list_studies(_site(site_dir))]
+    lines = [
+        f"{s['name']}\t{s['subjects']} subjects\t{s['sessions']} sessions\t{s['path']}"
+        for s in summaries
+    ]
+    _emit(summaries, as_json, "\n".join(lines) if lines else "no studies")

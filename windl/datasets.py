@@ -1,0 +1,317 @@
+"""The one place where windl talks to DataLad, git and git-annex.
+
+Everything that changes a dataset goes through here, so the rules that keep data safe
+(atomic commits, clean-tree checks, recovery of interrupted work) live in one module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from windl.config import PROCEDURES
+from windl.errors import DatasetDirty, ToolMissing, WindlError
+
+log = logging.getLogger(__name__)
+
+#: where windl keeps its own scratch state inside a dataset's git dir (never tracked)
+WINDL_GITDIR = Path(".git") / "windl"
+_TXN_DIR = WINDL_GITDIR / "txn"
+
+# Quiet, non-interactive DataLad; our CLI prints its own summaries.
+os.environ.setdefault("DATALAD_LOG_LEVEL", "WARNING")
+os.environ.setdefault("DATALAD_UI_PROGRESSBAR", "none")
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for child processes: this interpreter's bin dir first on PATH.
+
+    The virtualenv's ``heudiconv``, ``dcm2niix`` and ``bids-validator-deno`` must be found
+    even when windl was started as ``.venv/bin/windl`` without activating the venv.
+    """
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
+    env["DATALAD_LOCATIONS_EXTRA__PROCEDURES"] = str(PROCEDURES)
+    env.setdefault("DATALAD_LOG_LEVEL", "WARNING")
+    return env
+
+
+def _apply_tool_env() -> None:
+    # DataLad's Python API runs procedures and ``run`` commands with os.environ.
+    os.environ.update(tool_env())
+
+
+def require_tool(name: str) -> str:
+    """Return the path of an external program, or raise :class:`ToolMissing`."""
+    found = shutil.which(name, path=tool_env()["PATH"])
+    if found is None:
+        raise ToolMissing(f"required program '{name}' is not installed (run 'make setup')")
+    return found
+
+
+def run_tool(
+    args: Sequence[str | os.PathLike[str]],
+    cwd: Path | None = None,
+    check: bool = True,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run an external program with :func:`tool_env`, capturing text output."""
+    require_tool(str(args[0]))
+    proc = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        input=input_text,
+    )
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise WindlError(
+            f"{Path(str(args[0])).name} {' '.join(map(str, args[1:3]))} failed: "
+            f"{detail[-1] if detail else f'exit {proc.returncode}'}"
+        )
+    return proc
+
+
+def git(ds: Path, *args: str, check: bool = True, input_text: str | None = None) -> str:
+    """Run ``git -C ds ARGS`` and return stdout."""
+    return run_tool(["git", "-C", str(ds), *args], check=check, input_text=input_text).stdout
+
+
+# --------------------------------------------------------------------------- DataLad API
+def _datalad() -> Any:
+    _apply_tool_env()
+    import datalad.api as dl  # imported lazily: it takes ~1 s
+
+    return dl
+
+
+def _call(func: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Call a DataLad command; turn failed results into one :class:`WindlError`."""
+    kwargs.setdefault("result_renderer", "disabled")
+    kwargs.setdefault("return_type", "list")
+    kwargs.setdefault("on_failure", "ignore")
+    kwargs.setdefault("result_xfm", None)
+    results: list[dict[str, Any]] = func(**kwargs)
+    failed = [r for r in results if r.get("status") in ("error", "impossible")]
+    if failed:
+        first = failed[0]
+        message = first.get("message", "")
+        if isinstance(message, tuple):
+            message = message[0] % message[1:]
+        raise WindlError(f"datalad {first.get('action')} failed: {message}", first.get("path"))
+    return results
+
+
+def create_dataset(
+    path: Path,
+    parent: Path | None = None,
+    procedures: Sequence[str] = (),
+    description: str | None = None,
+) -> None:
+    """Create a DataLad dataset, registered as subdataset of ``parent`` if given."""
+    dl = _datalad()
+    _call(
+        dl.create,
+        path=str(path),
+        dataset=str(parent) if parent else None,
+        cfg_proc=list(procedures) or None,
+        description=description,
+    )
+
+
+def save(ds: Path, paths: Iterable[str | Path], message: str) -> None:
+    """Save exactly ``paths`` (relative to ``ds`` or absolute) with ``message``."""
+    dl = _datalad()
+    # absolute paths: DataLad resolves relative ones against the cwd, not the dataset
+    _call(dl.save, dataset=str(ds), path=[str(ds / p) for p in paths], message=message)
+
+
+def run_procedure(ds: Path, name: str) -> None:
+    dl = _datalad()
+    _call(dl.run_procedure, dataset=str(ds), spec=[name])
+
+
+def datalad_run(
+    ds: Path,
+    cmd: str,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    message: str,
+) -> None:
+    """``datalad run --explicit`` so only the declared outputs are saved.
+
+    On failure the outputs are reset to the last commit, so a failed conversion never
+    leaves a half-written session behind.
+    """
+    dl = _datalad()
+    try:
+        _call(
+            dl.run,
+            cmd=cmd,
+            dataset=str(ds),
+            inputs=list(inputs),
+            outputs=list(outputs),
+            message=message,
+            explicit=True,
+        )
+    except WindlError:
+        discard_changes(ds, outputs)
+        raise
+
+
+def rerun(ds: Path, revision: str) -> None:
+    dl = _datalad()
+    _call(dl.rerun, dataset=str(ds), revision=revision)
+
+
+def subdatasets(ds: Path) -> list[Path]:
+    """Registered subdatasets of ``ds`` (from .gitmodules; does not touch their content)."""
+    proc = git(ds, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path", check=False)
+    return [ds / line.split(" ", 1)[1] for line in proc.splitlines() if " " in line]
+
+
+# --------------------------------------------------------------------------- git state
+def head(ds: Path) -> str:
+    return git(ds, "rev-parse", "HEAD").strip()
+
+
+def dirty_paths(ds: Path, paths: Sequence[str] = ()) -> list[str]:
+    """Paths with uncommitted changes (untracked included), optionally limited to ``paths``."""
+    out = git(ds, "status", "--porcelain", "--untracked-files=all", "--", *paths)
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def require_clean(ds: Path, paths: Sequence[str] = ()) -> None:
+    dirty = dirty_paths(ds, paths)
+    if dirty:
+        raise DatasetDirty(
+            f"uncommitted changes ({', '.join(dirty[:3])}{', …' if len(dirty) > 3 else ''}); "
+            "save or discard them first",
+            ds,
+        )
+
+
+def discard_changes(ds: Path, paths: Sequence[str]) -> None:
+    """Reset ``paths`` to HEAD and remove untracked files under them."""
+    if not paths:
+        return
+    git(ds, "reset", "-q", "--", *paths, check=False)
+    git(ds, "checkout", "-q", "HEAD", "--", *paths, check=False)
+    git(ds, "clean", "-fdq", "--", *paths, check=False)
+
+
+def tree_id(ds: Path, relpath: str, rev: str = "HEAD") -> str | None:
+    """git tree/blob id of ``relpath`` at ``rev`` (a cheap fingerprint of a folder's content)."""
+    proc = run_tool(["git", "-C", str(ds), "rev-parse", f"{rev}:{relpath}"], check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def tracked_annex_keys(ds: Path, relpath: str) -> dict[str, str]:
+    """Map tracked file path → git-annex key for annexed files under ``relpath`` in HEAD."""
+    out = git(ds, "ls-tree", "-r", "-z", "HEAD", "--", relpath)
+    symlinks = []
+    for entry in out.split("\0"):
+        if not entry:
+            continue
+        meta, path = entry.split("\t", 1)
+        mode, _kind, blob = meta.split()
+        if mode == "120000":
+            symlinks.append((path, blob))
+    if not symlinks:
+        return {}
+    batch = git(ds, "cat-file", "--batch", input_text="\n".join(b for _, b in symlinks) + "\n")
+    keys: dict[str, str] = {}
+    lines = iter(batch.split("\n"))
+    for path, _blob in symlinks:
+        next(lines)  # "<sha> blob <size>"
+        target = next(lines)
+        keys[path] = Path(target).name
+    return keys
+
+
+# --------------------------------------------------------------------------- atomic commits
+def recover(ds: Path) -> None:
+    """Remove scratch worktrees of interrupted transactions; the branch never saw them."""
+    txn_root = ds / _TXN_DIR
+    if txn_root.is_dir() and any(txn_root.iterdir()):
+        shutil.rmtree(txn_root)
+        git(ds, "worktree", "prune")
+
+
+def commit_files(
+    ds: Path,
+    files: Mapping[str, Path],
+    message: str,
+    move: bool = False,
+) -> str:
+    """Add ``files`` (dataset-relative path → source file) in one commit, atomically.
+
+    The files are copied (or moved) into a scratch worktree of the dataset under
+    ``.git/windl/txn``, annexed and committed there; the dataset's branch then
+    fast-forwards to that commit. Until the fast-forward, the dataset's working tree,
+    index and branch are untouched, so a crash at any point leaves ``git status`` clean
+    and :func:`recover` removes the leftovers. Annexed content that was already moved
+    into ``.git/annex/objects`` is reused when the command is run again.
+
+    Returns the new commit.
+    """
+    recover(ds)
+    base = head(ds)
+    txn = ds / _TXN_DIR / uuid.uuid4().hex
+    txn.parent.mkdir(parents=True, exist_ok=True)
+    git(ds, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(txn), base)
+    try:
+        git(txn, "read-tree", base)
+        attributes = [
+            p for p in git(txn, "ls-files", "--", ".gitattributes", "*/.gitattributes").split()
+        ]
+        if attributes:
+            git(txn, "checkout", base, "--", *attributes)
+        for rel, source in files.items():
+            target = txn / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if move:
+                os.replace(source, target)
+            else:
+                shutil.copy2(source, target)
+        tops = sorted({Path(rel).parts[0] for rel in files})
+        git(txn, "annex", "add", "--quiet", "--", *tops)
+        git(txn, "add", "--", *tops)  # text files that annex.largefiles routes to git
+        git(txn, "commit", "--quiet", "--no-verify", "-m", message)
+        commit = head(txn)
+        if head(ds) != base:
+            raise WindlError("dataset changed while windl was writing to it; run again", ds)
+        git(ds, "merge", "--quiet", "--ff-only", commit)
+    finally:
+        shutil.rmtree(txn, ignore_errors=True)
+        git(ds, "worktree", "prune", check=False)
+    return commit
+
+
+def record_subdataset_state(parent: Path, sub: Path, message: str) -> None:
+    """Save the current commit of subdataset ``sub`` in ``parent`` (no-op if unchanged)."""
+    rel = os.path.relpath(sub, parent)
+    if dirty_paths(parent, [rel]):
+        save(parent, [rel], message)
+
+
+# --------------------------------------------------------------------------- git notes
+def write_note(ds: Path, ref: str, commit: str, payload: Mapping[str, Any]) -> None:
+    """Attach JSON to ``commit`` under ``refs/notes/<ref>`` (does not change the tree)."""
+    git(ds, "notes", f"--ref={ref}", "add", "-f", "-m", json.dumps(payload, indent=1), commit)
+
+
+def read_note(ds: Path, ref: str, commit: str) -> dict[str, Any] | None:
+    proc = run_tool(["git", "-C", str(ds), "notes", f"--ref={ref}", "show", commit], check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None

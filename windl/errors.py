@@ -1,0 +1,79 @@
+"""Typed errors. Each one is a user-facing problem that the CLI prints as one line.
+
+Anything that is *not* a :class:`WindlError` is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WindlError(Exception):
+    """Base class of errors caused by input, configuration or environment."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.message = message
+        super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
+class SiteNotFound(WindlError):
+    """No windl site could be located (no --site, $WINDL_SITE or windl.toml above cwd)."""
+
+
+class SiteExists(WindlError):
+    """``site init`` was pointed at a folder that already holds a site."""
+
+
+class StudyNotFound(WindlError):
+    """A study name that is not in the site's superdataset."""
+
+
+class StudyExists(WindlError):
+    """``study create`` for a name that is taken."""
+
+
+class InvalidLabel(WindlError):
+    """A study, subject or session label that BIDS or windl does not allow."""
+
+
+class BadInput(WindlError):
+    """An input file or folder that cannot be ingested (names the file and the reason)."""
+
+
+class UnsafeArchive(BadInput):
+    """An archive member that would escape the extraction folder."""
+
+
+class ConflictingInput(BadInput):
+    """Input that clashes with data already in the dataset (same path, other content)."""
+
+
+class ToolMissing(WindlError):
+    """An external program that windl needs is not installed."""
+
+    exit_code = 3
+
+
+class DatasetDirty(WindlError):
+    """A dataset has uncommitted changes that windl did not make."""
+
+
+class ConversionFailed(WindlError):
+    """heudiconv/dcm2niix failed on a session."""
+
+
+class NothingToConvert(WindlError):
+    """No ingested session matches the request."""
+
+
+class ValidationFailed(WindlError):
+    """The BIDS validator found errors."""
+
+    exit_code = 2
+
+
+class ConfigError(WindlError):
+    """windl.toml or a study settings file is malformed."""
