@@ -97,3 +97,88 @@ def study_list(site_dir: Path | None, as_json: bool) -> None:
         for s in summaries
     ]
     _emit(summaries, as_json, "\n".join(lines) if lines else "no studies")
+
+
+# ----------------------------------------------------------------------------- ingest
+def _progress_printer() -> Any:
+    """A one-line counter on stderr when it is a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(stage: str, done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        click.echo(f"\r{stage} {done}/{total}", err=True, nl=False)
+        if end:
+            click.echo("", err=True)
+
+    return show
+
+
+@main.command("ingest")
+@click.argument("study_name", metavar="STUDY")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--subject", required=True, help="Subject label (01 or sub-01).")
+@click.option("--session", default=None, help="Session label (optional).")
+@site_option
+@json_option
+def ingest_cmd(
+    study_name: str,
+    source: Path,
+    subject: str,
+    session: str | None,
+    site_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Ingest SOURCE (folder, .zip, .tar[.gz]) into STUDY's sourcedata."""
+    from dataclasses import asdict
+
+    from windl.ingest import ingest
+
+    result = ingest(
+        _site(site_dir), study_name, source, subject, session, progress=_progress_printer()
+    )
+    lines = [f"{'series':>6}  {'modality':8}  {'files':>5}  {'kind':9}  description"]
+    lines += [
+        f"{s.number if s.number is not None else '-':>6}  {s.modality:8}  {s.files:>5}  "
+        f"{s.kind:9}  {s.description}"
+        for s in result.series
+    ]
+    if result.other_files:
+        lines.append(f"{result.other_files} other (non-DICOM) files kept under misc/")
+    where = f"sub-{result.subject}" + (f" ses-{result.session}" if result.session else "")
+    if result.changed:
+        lines.append(
+            f"ingested {result.added} files into {result.study} {where} "
+            f"(commit {result.commit[:10] if result.commit else ''})"
+        )
+    else:
+        lines.append(f"nothing new: all {result.already_present} files already in {where}")
+    _emit(asdict(result), as_json, "\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- convert
+@main.command("convert")
+@click.argument("study_name", metavar="STUDY")
+@click.option("--subject", default=None, help="Only this subject.")
+@click.option("--session", default=None, help="Only this session.")
+@site_option
+@json_option
+def convert_cmd(
+    study_name: str, subject: str | None, session: str | None, site_dir: Path | None, as_json: bool
+) -> None:
+    """Convert ingested sessions of STUDY to BIDS (heudiconv + dcm2niix, under datalad run)."""
+    from dataclasses import asdict
+
+    from windl.convert import convert, raise_for_failures
+
+    results = convert(_site(site_dir), study_name, subject, session, _progress_printer())
+    lines = []
+    for r in results:
+        lines.append(f"{r.prefix.replace('/', ' ')}: {r.status}")
+        for s in r.series:
+            target = (
+                s["bids_name"] if s["status"] == "converted" else f"NOT CONVERTED: {s['reason']}"
+            )
+            lines.append(f"  series {s['series']:>4} {s['description'][:40]:40} -> {target}")
+    _emit([asdict(r) for r in results], as_json, "\n".join(lines))
+    raise_for_failures(results)

@@ -47,7 +47,9 @@ def load_site(root: Path) -> Site:
     try:
         settings = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SiteNotFound(f"no {SITE_FILE} here; create a site with 'windl site init'", root)
+        raise SiteNotFound(
+            f"no {SITE_FILE} here; create a site with 'windl site init'", root
+        ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid TOML: {exc}", path) from None
     return Site(root=root.resolve(), settings=settings)

@@ -13,10 +13,12 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import chdir, contextmanager
 from pathlib import Path
 from typing import Any
 
+from windl.checkpoints import checkpoint
 from windl.config import PROCEDURES
 from windl.errors import DatasetDirty, ToolMissing, WindlError
 
@@ -42,6 +44,7 @@ def tool_env() -> dict[str, str]:
     env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
     env["DATALAD_LOCATIONS_EXTRA__PROCEDURES"] = str(PROCEDURES)
     env.setdefault("DATALAD_LOG_LEVEL", "WARNING")
+    env.setdefault("NO_ET", "1")  # heudiconv/nipype: no version check over the network
     return env
 
 
@@ -142,32 +145,59 @@ def run_procedure(ds: Path, name: str) -> None:
     _call(dl.run_procedure, dataset=str(ds), spec=[name])
 
 
+@contextmanager
+def _output_to(log: Path) -> Iterator[None]:
+    """Send this process's (and its children's) stdout/stderr to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log.open("wb") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def datalad_run(
     ds: Path,
     cmd: str,
     inputs: Sequence[str],
     outputs: Sequence[str],
     message: str,
+    log: Path,
 ) -> None:
-    """``datalad run --explicit`` so only the declared outputs are saved.
+    """``datalad run --explicit``: only the declared outputs are saved.
 
-    On failure the outputs are reset to the last commit, so a failed conversion never
-    leaves a half-written session behind.
+    The command's output goes to ``log``. On failure the outputs are reset to the last
+    commit, so a failed command never leaves half-written files behind, and the error
+    names the log and quotes its last line.
     """
     dl = _datalad()
     try:
-        _call(
-            dl.run,
-            cmd=cmd,
-            dataset=str(ds),
-            inputs=list(inputs),
-            outputs=list(outputs),
-            message=message,
-            explicit=True,
-        )
-    except WindlError:
+        # run from the dataset root so relative paths in the record mean the same on rerun
+        with _output_to(log), chdir(ds):
+            _call(
+                dl.run,
+                cmd=cmd,
+                dataset=str(ds),
+                inputs=list(inputs),
+                outputs=list(outputs),
+                message=message,
+                explicit=True,
+            )
+    except WindlError as exc:
         discard_changes(ds, outputs)
-        raise
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        detail = lines[-1].strip() if lines else str(exc)
+        raise WindlError(f"{detail} (full log: {log})") from None
 
 
 def rerun(ds: Path, revision: str) -> None:
@@ -177,7 +207,9 @@ def rerun(ds: Path, revision: str) -> None:
 
 def subdatasets(ds: Path) -> list[Path]:
     """Registered subdatasets of ``ds`` (from .gitmodules; does not touch their content)."""
-    proc = git(ds, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path", check=False)
+    proc = git(
+        ds, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path", check=False
+    )
     return [ds / line.split(" ", 1)[1] for line in proc.splitlines() if " " in line]
 
 
@@ -285,11 +317,14 @@ def commit_files(
                 os.replace(source, target)
             else:
                 shutil.copy2(source, target)
+        checkpoint("staged")
         tops = sorted({Path(rel).parts[0] for rel in files})
         git(txn, "annex", "add", "--quiet", "--", *tops)
         git(txn, "add", "--", *tops)  # text files that annex.largefiles routes to git
+        checkpoint("annexed")
         git(txn, "commit", "--quiet", "--no-verify", "-m", message)
         commit = head(txn)
+        checkpoint("committed")
         if head(ds) != base:
             raise WindlError("dataset changed while windl was writing to it; run again", ds)
         git(ds, "merge", "--quiet", "--ff-only", commit)

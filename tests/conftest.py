@@ -1,0 +1,99 @@
+"""Shared fixtures: real data from ../shared/data, real sites made with the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("WINDL_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+WINDL = [sys.executable, "-m", "windl"]
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared test data not found at {SHARED_DATA} (set WINDL_SHARED_DATA)")
+    return SHARED_DATA
+
+
+def run_windl(
+    *args: str | os.PathLike[str],
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``windl`` CLI in a child process."""
+    proc = subprocess.run(
+        [*WINDL, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"windl {' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture
+def windl() -> Runner:
+    return run_windl
+
+
+@pytest.fixture(scope="session")
+def empty_site_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A site with one empty study 'study1', made once and copied per test."""
+    root = tmp_path_factory.mktemp("template") / "site"
+    run_windl("site", "init", root)
+    run_windl("study", "create", "study1", "--site", root)
+    return root
+
+
+@pytest.fixture
+def site(empty_site_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of a site with an empty study 'study1'."""
+    target = tmp_path / "site"
+    shutil.copytree(empty_site_template, target, symlinks=True)
+    return target
+
+
+def study_path(site: Path, name: str = "study1") -> Path:
+    return site / "superdataset" / "studies" / name
+
+
+def git_head(ds: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ds), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def git_status(ds: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ds), "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def dataset_heads(site: Path, name: str = "study1") -> dict[str, str]:
+    """HEAD of the superdataset, the study and its subdatasets (to assert 'unchanged')."""
+    study = study_path(site, name)
+    return {
+        "superdataset": git_head(site / "superdataset"),
+        "study": git_head(study),
+        "sourcedata": git_head(study / "sourcedata"),
+        "restricted": git_head(study / "restricted"),
+    }

@@ -1,0 +1,3 @@
+from windl.cli import main
+
+main()

@@ -1,0 +1,199 @@
+"""Second half of a conversion run: make heudiconv's output deterministic and complete.
+
+Runs inside the same ``datalad run`` command as heudiconv (so ``datalad rerun`` repeats
+it), as ``python -m windl.convert.finalize``. It
+
+- drops heudiconv's ``randstr`` column from ``*_scans.tsv`` (random on every run),
+- removes files a previous conversion of this session left that this run did not write,
+- adds the participant to ``participants.tsv``,
+- writes ``code/conversion/<session>.tsv``: every series, its BIDS name or why none, and
+  ``code/conversion/<session>.json``: what the conversion was made from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+PARTICIPANTS_COLUMNS = ("participant_id", "age", "sex")
+
+
+def _read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _write_tsv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(
+            fh, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore"
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def _age_years(dicom_age: str | None) -> str:
+    """DICOM AS ('034Y', '006M') → years as text; 'n/a' when unknown."""
+    match = re.fullmatch(r"(\d{3})([DWMY])", dicom_age or "")
+    if not match or int(match.group(1)) == 0:  # scanners write 000Y for "unknown"
+        return "n/a"
+    value, unit = int(match.group(1)), match.group(2)
+    years = value / {"D": 365.25, "W": 52.18, "M": 12.0, "Y": 1.0}[unit]
+    return str(int(years)) if unit == "Y" else f"{years:.2f}"
+
+
+def tidy_scans(session_dir: Path) -> list[Path]:
+    """Drop the random column of each scans.tsv; return the files the scans.tsv lists."""
+    listed: list[Path] = []
+    for scans in session_dir.glob("*_scans.tsv"):
+        columns, rows = _read_tsv(scans)
+        keep = [c for c in columns if c not in ("randstr", "operator")]
+        rows.sort(key=lambda r: r["filename"])
+        _write_tsv(scans, keep, rows)
+        listed += [session_dir / r["filename"] for r in rows]
+    return listed
+
+
+def remove_stale(session_dir: Path, written: list[Path]) -> list[str]:
+    """Delete files in the session that this conversion did not produce."""
+    keep = {p.resolve() for p in written}
+    for p in written:
+        stem = p.name.removesuffix(".gz").removesuffix(".nii")
+        keep |= {q.resolve() for q in p.parent.glob(stem + ".*")}
+    stale = []
+    for path in sorted(session_dir.rglob("*")):
+        if (
+            (path.is_file() or path.is_symlink())
+            and not path.name.endswith("_scans.tsv")
+            and path.resolve() not in keep
+        ):
+            stale.append(str(path))
+            path.unlink()
+    return stale
+
+
+def add_participant(dataset: Path, subject: str, participant: dict[str, Any]) -> None:
+    path = dataset / "participants.tsv"
+    columns, rows = _read_tsv(path) if path.exists() else (list(PARTICIPANTS_COLUMNS), [])
+    row = {
+        "participant_id": f"sub-{subject}",
+        "age": _age_years(participant.get("age")),
+        "sex": (participant.get("sex") or "n/a").strip() or "n/a",
+    }
+    existing = next((r for r in rows if r.get("participant_id") == row["participant_id"]), None)
+    if existing is None:
+        rows.append({c: row.get(c, "n/a") for c in columns})
+    else:
+        for column, value in row.items():
+            if existing.get(column) in (None, "", "n/a"):
+                existing[column] = value
+    rows.sort(key=lambda r: r["participant_id"])
+    _write_tsv(path, columns, rows)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def source_fingerprint(dataset: Path, source: str) -> str | None:
+    """git tree id of the session's raw DICOM in sourcedata (changes iff the input does)."""
+    sub_ds, _, rel = source.partition("/")
+    proc = subprocess.run(
+        ["git", "-C", str(dataset / sub_ds), "rev-parse", f"HEAD:{rel}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def conversion_record(dataset: Path, source: str, heuristic: str) -> dict[str, str | None]:
+    """What a session's conversion depends on; equal records mean nothing to redo."""
+    from importlib.metadata import version
+
+    return {
+        "source": source,
+        "source_tree": source_fingerprint(dataset, source),
+        "heuristic": heuristic,
+        "heuristic_sha256": _sha256(dataset / heuristic),
+        "heudiconv": version("heudiconv"),
+        "dcm2niix": version("dcm2niix"),
+    }
+
+
+def bids_name(template: str | None, prefix: str) -> str:
+    """heudiconv template → the NIfTI path it produced, relative to the dataset."""
+    if not template:
+        return "n/a"
+    name = template.replace("{bids_subject_session_dir}", prefix).replace(
+        "{bids_subject_session_prefix}", prefix.replace("/", "_")
+    )
+    return name + ".nii.gz"
+
+
+def write_records(
+    dataset: Path,
+    prefix: str,
+    plan: dict[str, Any],
+    record: dict[str, str | None],
+) -> None:
+    record_stem = prefix.replace("/", "_")
+    records = dataset / "code" / "conversion"
+    records.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "series": s["series_number"],
+            "description": s["description"],
+            "files": str(s["files"]),
+            "dims": s["dims"],
+            "bids_name": bids_name(s["target"], prefix),
+            "status": "converted" if s["target"] else "not converted",
+            "reason": s["reason"],
+        }
+        for s in plan["series"]
+    ]
+    _write_tsv(
+        records / f"{record_stem}.tsv",
+        ["series", "description", "files", "dims", "bids_name", "status", "reason"],
+        rows,
+    )
+    tmp = records / f"{record_stem}.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(records / f"{record_stem}.json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subject", required=True)
+    parser.add_argument("--session")
+    parser.add_argument("--plan", required=True, type=Path)
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--heuristic", required=True)
+    args = parser.parse_args(argv)
+    dataset = Path.cwd()
+    plan = json.loads(args.plan.read_text())
+    prefix = f"sub-{args.subject}" + (f"/ses-{args.session}" if args.session else "")
+    session_dir = dataset / prefix
+    written = tidy_scans(session_dir) if session_dir.is_dir() else []
+    if session_dir.is_dir():
+        remove_stale(session_dir, written)
+    add_participant(dataset, args.subject, plan.get("participant", {}))
+    write_records(
+        dataset,
+        prefix,
+        plan,
+        conversion_record(dataset, args.source, args.heuristic),
+    )
+
+
+if __name__ == "__main__":
+    main()

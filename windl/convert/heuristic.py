@@ -1,0 +1,222 @@
+"""windl's default heudiconv heuristic: works on any vendor's MRI.
+
+Decision per series, first match wins:
+
+1. ReproIn-named series (``func-bold_task-rest_run-1``, ``anat-T1w``, ...): the names the
+   operator gave, parsed with heudiconv's own ReproIn parser.
+2. Derived images (``ImageType`` DERIVED, motion-corrected): not converted, listed.
+3. dcm2niix's ``BidsGuess`` (it knows each vendor's sequence conventions), run with
+   ``dcm2niix -b o`` on the series' files. ``discard`` (localizers) and ``derived``
+   (e.g. a partial 4D volume) guesses are not converted, and are listed with the reason.
+   Functional series get a task label from the study's ``code/study.toml``
+   (``[convert.tasks]``: SeriesDescription regex → task), else from the description.
+
+Every series ends up either at a BIDS path or in the plan with the reason why not. The
+plan is written as JSON to ``$WINDL_PLAN_OUT`` for windl's conversion record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import tomllib
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+BIDS_DATATYPES = ("anat", "func", "dwi", "fmap", "perf")
+_ENTITY_ORDER = ("task", "acq", "ce", "rec", "dir", "run", "echo", "part", "chunk")
+_REPROIN = re.compile(r"^(anat|func|dwi|fmap|perf)([-_]|$)")
+_OUTTYPE = ("nii.gz",)
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """Where one series goes, or why it goes nowhere."""
+
+    series_id: str
+    series_number: str
+    description: str
+    files: int
+    dims: str
+    target: str | None
+    reason: str
+
+
+def create_key(
+    template: str, outtype: tuple[str, ...] = _OUTTYPE, annotation_classes: None = None
+) -> tuple[str, tuple[str, ...], None]:
+    return template, outtype, annotation_classes
+
+
+# ------------------------------------------------------------------- dcm2niix's guess
+@lru_cache(maxsize=64)
+def _guesses_in(directory: str) -> dict[str, tuple[str, str]]:
+    """BidsGuess per SeriesInstanceUID for the DICOM in ``directory`` (sidecars only)."""
+    with tempfile.TemporaryDirectory(prefix="windl-bidsguess-") as out:
+        subprocess.run(
+            ["dcm2niix", "-b", "o", "-ba", "n", "-f", "%j_%s", "-o", out, directory],
+            capture_output=True,
+            check=False,
+        )
+        guesses: dict[str, tuple[str, str]] = {}
+        for sidecar in sorted(Path(out).glob("*.json")):
+            uid = sidecar.name.split("_", 1)[0]
+            guess = json.loads(sidecar.read_text()).get("BidsGuess")
+            if isinstance(guess, list) and len(guess) == 2 and uid not in guesses:
+                guesses[uid] = (str(guess[0]), str(guess[1]))
+        return guesses
+
+
+def custom_seqinfo(wrapper: Any, series_files: list[str]) -> tuple[str, str] | None:
+    """heudiconv hook: attach dcm2niix's BidsGuess to the series' SeqInfo."""
+    uid = str(wrapper.dcm_data.get("SeriesInstanceUID", ""))
+    for directory in sorted({os.path.dirname(os.path.abspath(f)) for f in series_files}):
+        guess = _guesses_in(directory).get(uid)
+        if guess:
+            return guess
+    return None
+
+
+# ------------------------------------------------------------------- naming
+def _entities_from_guess(name: str) -> tuple[dict[str, str], str]:
+    """``_acq-EPI_dir-AP_run-4_bold`` → ({acq: EPI, dir: AP, run: 4}, "bold")."""
+    parts = [p for p in name.split("_") if p]
+    suffix = parts[-1] if parts and "-" not in parts[-1] else ""
+    entities = dict(p.split("-", 1) for p in parts if "-" in p)
+    return entities, suffix
+
+
+def _clean(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", value)
+
+
+def _template(datatype: str, entities: dict[str, str], suffix: str) -> str:
+    ordered = [f"{k}-{_clean(entities[k])}" for k in _ENTITY_ORDER if entities.get(k)]
+    name = "_".join(["{bids_subject_session_prefix}", *ordered, suffix])
+    return f"{{bids_subject_session_dir}}/{datatype}/{name}"
+
+
+@lru_cache(maxsize=1)
+def _task_rules() -> tuple[tuple[re.Pattern[str], str], ...]:
+    settings = Path("code") / "study.toml"
+    if not settings.exists():
+        return ()
+    tasks = tomllib.loads(settings.read_text()).get("convert", {}).get("tasks", {})
+    return tuple((re.compile(pattern, re.IGNORECASE), label) for pattern, label in tasks.items())
+
+
+def task_for(description: str) -> tuple[str, str]:
+    """Task label for a functional series and where it came from."""
+    for pattern, label in _task_rules():
+        if pattern.search(description):
+            return _clean(label), f"code/study.toml rule {pattern.pattern!r}"
+    label = _clean(description).lower()[:32] or "unknown"
+    return label, "SeriesDescription (map it in code/study.toml [convert.tasks])"
+
+
+def plan_series(s: Any) -> SeriesPlan:
+    """Decide the BIDS target of one heudiconv SeqInfo."""
+    description = s.series_description or s.protocol_name or ""
+    base = dict(
+        series_id=s.series_id,
+        series_number=s.series_id.split("-", 1)[0],
+        description=description,
+        files=s.series_files,
+        dims=f"{s.dim1}x{s.dim2}x{s.dim3}x{s.dim4}",
+    )
+    guess = s.custom
+    reproin_name = next(
+        (n for n in (s.series_description, s.protocol_name) if n and _REPROIN.match(n)), None
+    )
+    if reproin_name:
+        from heudiconv.heuristics.reproin import parse_series_spec
+
+        spec = parse_series_spec(reproin_name)
+        datatype = spec.get("datatype", "")
+        suffix = (
+            spec.get("datatype_suffix")
+            or (_entities_from_guess(guess[1])[1] if guess else "")
+            or {"func": "bold", "dwi": "dwi"}.get(datatype, "")
+        )
+        if suffix in ("scout", "localizer"):
+            return SeriesPlan(**base, target=None, reason="localizer/scout (ReproIn name)")
+        if datatype == "func" and not spec.get("task"):
+            spec["task"], _ = task_for(description)
+        if datatype in BIDS_DATATYPES and suffix:
+            return SeriesPlan(
+                **base, target=_template(datatype, spec, suffix), reason="ReproIn name"
+            )
+    if s.is_derived or s.is_motion_corrected:
+        return SeriesPlan(**base, target=None, reason="derived image (ImageType DERIVED/MOCO)")
+    if guess is None:
+        return SeriesPlan(**base, target=None, reason="dcm2niix gave no BidsGuess for it")
+    datatype, name = guess
+    if datatype == "discard":
+        return SeriesPlan(**base, target=None, reason=f"localizer (dcm2niix BidsGuess {name})")
+    if datatype == "derived":
+        return SeriesPlan(
+            **base,
+            target=None,
+            reason=f"dcm2niix flags it derived or incomplete (BidsGuess {name}); "
+            "e.g. an interrupted run",
+        )
+    if datatype not in BIDS_DATATYPES:
+        return SeriesPlan(**base, target=None, reason=f"BidsGuess datatype {datatype!r} unknown")
+    entities, suffix = _entities_from_guess(name)
+    reason = "dcm2niix BidsGuess"
+    if datatype == "func":
+        entities["task"], source = task_for(description)
+        reason += f"; task from {source}"
+    return SeriesPlan(**base, target=_template(datatype, entities, suffix), reason=reason)
+
+
+def plan(seqinfo: list[Any]) -> list[SeriesPlan]:
+    """Plan all series; two series never get the same BIDS name."""
+    plans: list[SeriesPlan] = []
+    used: dict[str, str] = {}
+    for s in seqinfo:
+        p = plan_series(s)
+        if p.target and p.target in used:
+            if "_run-" not in p.target:
+                head, suffix = p.target.rsplit("_", 1)
+                p = SeriesPlan(
+                    **{**asdict(p), "target": f"{head}_run-{_clean(p.series_number)}_{suffix}"}
+                )
+            if p.target in used:
+                p = SeriesPlan(
+                    **{
+                        **asdict(p),
+                        "target": None,
+                        "reason": f"same BIDS name as series {used[p.target]}",
+                    }
+                )
+        if p.target:
+            used[p.target] = p.series_number
+        plans.append(p)
+    return plans
+
+
+def infotodict(seqinfo: list[Any]) -> dict[tuple[str, tuple[str, ...], None], list[str]]:
+    """heudiconv entry point."""
+    plans = plan(seqinfo)
+    out = os.environ.get("WINDL_PLAN_OUT")
+    if out:
+        first = seqinfo[0] if seqinfo else None
+        record = {
+            "series": [asdict(p) for p in plans],
+            "participant": {
+                "age": getattr(first, "patient_age", None),
+                "sex": getattr(first, "patient_sex", None),
+            },
+        }
+        Path(out).write_text(json.dumps(record, indent=1))
+    info: dict[tuple[str, tuple[str, ...], None], list[str]] = {}
+    for p in plans:
+        if p.target:
+            info.setdefault(create_key(p.target), []).append(p.series_id)
+    return info

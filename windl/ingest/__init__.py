@@ -1,0 +1,220 @@
+"""Ingest: raw data from a folder or archive into a study's ``sourcedata`` subdataset.
+
+Layout inside ``sourcedata``::
+
+    sub-<S>/[ses-<X>/]dicom/<NNN>-<SeriesDescription>/<file>            image DICOM (converted)
+    sub-<S>/[ses-<X>/]dicom-nonimage/<NNN>-<SeriesDescription>/<file>   SR, PDF, raw data (kept)
+    sub-<S>/[ses-<X>/]misc/<path in source>                              anything else (kept)
+
+Files are stored byte for byte. A whole ingest is one commit (see
+:func:`windl.datasets.commit_files` for why a crash cannot leave half of it behind).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from windl import datasets
+from windl.checkpoints import checkpoint
+from windl.config import Site
+from windl.errors import BadInput, ConflictingInput
+from windl.ingest.dicom import DicomInfo, read_dicom
+from windl.ingest.sources import SourceFile, archive_kind, open_source
+from windl.labels import bids_label, sanitize_label
+from windl.study import Study, get_study
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class SeriesSummary:
+    """One DICOM series found in the source."""
+
+    number: int | None
+    description: str
+    modality: str
+    kind: str  # "image" (converted later) or "non-image" (kept, never converted)
+    folder: str
+    files: int = 0
+
+
+@dataclass
+class IngestResult:
+    study: str
+    subject: str
+    session: str | None
+    series: list[SeriesSummary] = field(default_factory=list)
+    other_files: int = 0
+    added: int = 0
+    already_present: int = 0
+    commit: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.commit is not None
+
+
+def session_prefix(subject: str, session: str | None) -> str:
+    return f"sub-{subject}/ses-{session}" if session else f"sub-{subject}"
+
+
+def _series_folders(infos: Iterable[DicomInfo]) -> dict[str, str]:
+    """Folder name per SeriesInstanceUID: ``NNN-Description``, made unique if needed."""
+    by_uid: dict[str, DicomInfo] = {}
+    for info in infos:
+        by_uid.setdefault(info.series_uid, info)
+    names: dict[str, str] = {}
+    for uid, info in by_uid.items():
+        number = f"{info.series_number:03d}" if info.series_number is not None else "000"
+        names[uid] = f"{number}-{sanitize_label(info.series_description) or 'unnamed'}"
+    taken: dict[str, int] = {}
+    for name in names.values():
+        taken[name] = taken.get(name, 0) + 1
+    return {
+        uid: name if taken[name] == 1 else f"{name}-{hashlib.md5(uid.encode()).hexdigest()[:6]}"
+        for uid, name in names.items()
+    }
+
+
+_ANNEX_HASHES = {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
+
+
+def _digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _key_identity(key: str) -> tuple[str, int, str] | None:
+    """(hash algorithm, size, digest) of a git-annex key such as ``MD5E-s12--ab12.dcm``."""
+    head, sep, rest = key.partition("--")
+    fields = head.split("-")
+    algorithm = _ANNEX_HASHES.get(fields[0].removesuffix("E"))
+    if not sep or algorithm is None:
+        return None
+    size = next((int(f[1:]) for f in fields[1:] if f.startswith("s")), -1)
+    return algorithm, size, rest.split(".", 1)[0]
+
+
+def _already_present(path: Path, present: set[tuple[str, int, str]]) -> bool:
+    size = path.stat().st_size
+    algorithms = {algorithm for algorithm, known_size, _ in present if known_size == size}
+    return any((a, size, _digest(path, a)) in present for a in sorted(algorithms))
+
+
+def plan_layout(
+    files: list[SourceFile], prefix: str, progress: Progress | None = None
+) -> tuple[dict[str, SourceFile], list[SeriesSummary], int]:
+    """Classify every file by content and give it its place in ``sourcedata``.
+
+    Returns (target path → source file, series summaries, number of other files).
+    Raises :class:`BadInput` on the first unusable file, before anything is written.
+    """
+    infos: list[tuple[SourceFile, DicomInfo | None]] = []
+    for done, source_file in enumerate(files, 1):
+        infos.append((source_file, read_dicom(source_file.path)))
+        if progress:
+            progress("reading", done, len(files))
+    dicoms = [(f, i) for f, i in infos if i is not None]
+    if not dicoms:
+        raise BadInput(f"no DICOM data found ({len(files)} other files)")
+    folders = _series_folders(i for _, i in dicoms)
+    targets: dict[str, SourceFile] = {}
+    series: dict[str, SeriesSummary] = {}
+    others = 0
+    for source_file, info in infos:
+        if info is None:
+            target = f"{prefix}/misc/{source_file.relpath}"
+            others += 1
+        else:
+            kind = "image" if info.is_image else "non-image"
+            area = "dicom" if info.is_image else "dicom-nonimage"
+            folder = f"{area}/{folders[info.series_uid]}"
+            summary = series.setdefault(
+                info.series_uid,
+                SeriesSummary(
+                    info.series_number, info.series_description, info.modality, kind, folder
+                ),
+            )
+            summary.files += 1
+            target = f"{prefix}/{folder}/{source_file.relpath.name}"
+            if target in targets:
+                # same file name twice in a series (e.g. flat exports): the UID is unique
+                target = f"{prefix}/{folder}/{info.sop_instance_uid}.dcm"
+        if target in targets:
+            raise BadInput(f"two input files map to {target}", source_file.path)
+        targets[target] = source_file
+    ordered = sorted(series.values(), key=lambda s: (s.kind, s.number or 0, s.description))
+    return targets, ordered, others
+
+
+def ingest(
+    site: Site,
+    study_name: str,
+    source: Path,
+    subject: str,
+    session: str | None = None,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Ingest ``source`` for one subject/session into the study's ``sourcedata``.
+
+    Re-ingesting the same files changes nothing; files whose content is already in the
+    session (under any name) are skipped; a different file at an existing path is refused.
+
+    Parameters
+    ----------
+    site, study_name
+        The site and the study to ingest into.
+    source
+        A folder, ``.zip`` or ``.tar[.gz|.bz2|.xz]`` archive.
+    subject, session
+        BIDS labels (``01`` or ``sub-01``); session is optional.
+    """
+    study: Study = get_study(site, study_name)
+    sub = bids_label(subject, "sub")
+    ses = bids_label(session, "ses") if session else None
+    prefix = session_prefix(sub, ses)
+    ds = study.sourcedata
+    datasets.recover(ds)
+    datasets.require_clean(ds)
+    result = IngestResult(study=study.name, subject=sub, session=ses)
+    scratch = ds / datasets.WINDL_GITDIR / "extract" / uuid.uuid4().hex
+    with open_source(source, scratch) as files:
+        targets, result.series, result.other_files = plan_layout(files, prefix, progress)
+        checkpoint("scanned")
+        tracked = datasets.tracked_annex_keys(ds, prefix)
+        present = {i for i in map(_key_identity, tracked.values()) if i is not None}
+        new: dict[str, Path] = {}
+        for target, source_file in targets.items():
+            if _already_present(source_file.path, present):
+                result.already_present += 1
+                continue
+            if target in tracked:
+                raise ConflictingInput(
+                    f"{target} is already ingested with different content", source_file.path
+                )
+            new[target] = source_file.path
+        if new:
+            result.added = len(new)
+            result.commit = datasets.commit_files(
+                ds,
+                new,
+                f"windl ingest: {prefix.replace('/', ' ')}, {len(new)} files, "
+                f"{len(result.series)} series from {PurePosixPath(source.name)}",
+                move=archive_kind(source) is not None,
+            )
+    checkpoint("merged")
+    _record_upwards(site, study, f"windl ingest: {prefix.replace('/', ' ')}")
+    return result
+
+
+def _record_upwards(site: Site, study: Study, message: str) -> None:
+    """Record the new sourcedata commit in the study, and the study in the superdataset."""
+    datasets.record_subdataset_state(study.root, study.sourcedata, message)
+    datasets.record_subdataset_state(site.superdataset, study.root, message)
