@@ -182,3 +182,38 @@ def convert_cmd(
             lines.append(f"  series {s['series']:>4} {s['description'][:40]:40} -> {target}")
     _emit([asdict(r) for r in results], as_json, "\n".join(lines))
     raise_for_failures(results)
+
+
+# ----------------------------------------------------------------------------- validate
+@main.command("validate")
+@click.argument("study_name", metavar="STUDY")
+@site_option
+@json_option
+def validate_cmd(study_name: str, site_dir: Path | None, as_json: bool) -> None:
+    """Run the official BIDS validator on STUDY; exit 2 if it reports errors."""
+    from windl.errors import ValidationFailed
+    from windl.validate import validate
+
+    report = validate(_site(site_dir), study_name)
+    state = report.commit[:10] + ("" if report.clean else " + uncommitted changes (not stored)")
+    lines = [f"{report.study} @ {state}: {report.n_errors} errors, {report.n_warnings} warnings"]
+    lines += [
+        f"  error   {code} x{n} e.g. {report.examples[code]}" for code, n in report.errors.items()
+    ]
+    lines += [f"  warning {code} x{n}" for code, n in report.warnings.items()]
+    _emit({**report.__dict__}, as_json, "\n".join(lines))
+    if report.n_errors:
+        raise ValidationFailed(f"{report.n_errors} BIDS errors in study {report.study}")
+
+
+# ----------------------------------------------------------------------------- demo
+@main.command("demo")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def demo_cmd(directory: Path) -> None:
+    """Build a demo site in DIRECTORY from ../shared/data, end to end."""
+    from windl.demo import build_demo
+    from windl.errors import ValidationFailed
+
+    result = build_demo(directory, say=click.echo)
+    if result.validation.n_errors:
+        raise ValidationFailed(f"demo study has {result.validation.n_errors} BIDS errors")

@@ -44,6 +44,7 @@ def tool_env() -> dict[str, str]:
     env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
     env["DATALAD_LOCATIONS_EXTRA__PROCEDURES"] = str(PROCEDURES)
     env.setdefault("DATALAD_LOG_LEVEL", "WARNING")
+    env["NO_COLOR"] = "1"
     env.setdefault("NO_ET", "1")  # heudiconv/nipype: no version check over the network
     return env
 

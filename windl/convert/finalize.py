@@ -63,6 +63,55 @@ def tidy_scans(session_dir: Path) -> list[Path]:
     return listed
 
 
+def _suffix(path: Path) -> str:
+    return path.name.removesuffix(".nii.gz").rsplit("_", 1)[-1]
+
+
+def apply_own_guesses(session_dir: Path) -> dict[str, str]:
+    """Rename split outputs that heudiconv numbered, using each file's own BidsGuess.
+
+    heudiconv names the files of a series that dcm2niix splits (e.g. a Philips B0 map:
+    magnitude + field map in Hz) ``magnitude1``/``magnitude2`` after the series'
+    template; each file's sidecar knows better (``magnitude``, ``fieldmap``). Renames
+    only when the new names are all different. Returns old → new relative names.
+    """
+    renames: dict[str, str] = {}
+    groups: dict[str, list[Path]] = {}
+    for nifti in sorted(session_dir.glob("*/*.nii.gz")):
+        stem = nifti.name.removesuffix(".nii.gz").rsplit("_", 1)[0]
+        groups.setdefault(f"{nifti.parent.name}/{stem}", []).append(nifti)
+    for files in groups.values():
+        if len(files) < 2:
+            continue
+        proposed: dict[Path, str] = {}
+        for nifti in files:
+            sidecar = nifti.with_name(nifti.name.removesuffix(".nii.gz") + ".json")
+            guess = json.loads(sidecar.read_text()).get("BidsGuess") if sidecar.exists() else None
+            if not (isinstance(guess, list) and len(guess) == 2 and guess[0] == nifti.parent.name):
+                break
+            proposed[nifti] = str(guess[1]).rsplit("_", 1)[-1]
+        else:
+            if len(set(proposed.values())) == len(files) and any(
+                _suffix(f) != proposed[f] for f in files
+            ):
+                for nifti, suffix in proposed.items():
+                    old = nifti.name.removesuffix(".nii.gz")
+                    new = old.rsplit("_", 1)[0] + f"_{suffix}"
+                    for ext in (".nii.gz", ".json"):
+                        if (nifti.parent / (old + ext)).exists():
+                            (nifti.parent / (old + ext)).rename(nifti.parent / (new + ext))
+                    renames[f"{nifti.parent.name}/{old}.nii.gz"] = (
+                        f"{nifti.parent.name}/{new}.nii.gz"
+                    )
+    if renames:
+        for scans in session_dir.glob("*_scans.tsv"):
+            columns, rows = _read_tsv(scans)
+            for row in rows:
+                row["filename"] = renames.get(row["filename"], row["filename"])
+            _write_tsv(scans, columns, rows)
+    return renames
+
+
 def remove_stale(session_dir: Path, written: list[Path]) -> list[str]:
     """Delete files in the session that this conversion did not produce."""
     keep = {p.resolve() for p in written}
@@ -183,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     plan = json.loads(args.plan.read_text())
     prefix = f"sub-{args.subject}" + (f"/ses-{args.session}" if args.session else "")
     session_dir = dataset / prefix
+    if session_dir.is_dir():
+        apply_own_guesses(session_dir)
     written = tidy_scans(session_dir) if session_dir.is_dir() else []
     if session_dir.is_dir():
         remove_stale(session_dir, written)

@@ -1,0 +1,82 @@
+"""``windl demo DIR``: a demo site built from the real public data in ``../shared/data``.
+
+Each step calls the same library functions as the CLI; the demo only chooses the inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from windl import datasets
+from windl.config import REPO_ROOT, Site
+from windl.convert import convert, raise_for_failures
+from windl.errors import BadInput
+from windl.ingest import ingest
+from windl.site import init_site
+from windl.study import create_study, get_study
+from windl.validate import ValidationReport, validate
+
+DATA_ENV = "WINDL_SHARED_DATA"
+STUDY = "demo"
+#: (source relative to the shared data folder, subject, session, what it is)
+SESSIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("dcm_qa_nih/In/20180918GE", "01", "1", "GE DISCOVERY MR750, 4 EPI series"),
+    ("dcm_qa_nih/In/20180918Si", "02", "1", "Siemens Skyra E11, 4 EPI mosaics"),
+    ("dcm_qa_philips_magdeburg/In/Magdeburg_2014", "03", "1", "Philips Achieva, EPI"),
+    ("dcm_qa_enh_subset/In/Siemens", "04", "1", "Siemens Vida XA10 enhanced multi-frame"),
+    ("dcm_qa_enh_subset/In/Philips", "05", "1", "Philips enhanced B0 field map"),
+)
+#: the study's own mapping of SeriesDescription to task labels (what an operator writes)
+DEMO_STUDY_SETTINGS = """# Study settings for windl (demo).
+
+[convert.tasks]
+# all EPI series of the demo data are resting-state or phantom runs
+"(?i)epi|fmri|rest|bold" = "rest"
+"""
+
+
+@dataclass
+class DemoResult:
+    site: Site
+    validation: ValidationReport
+
+
+def shared_data() -> Path:
+    path = Path(os.environ.get(DATA_ENV, REPO_ROOT.parent / "shared" / "data"))
+    if not (path / "dcm_qa_nih").is_dir():
+        raise BadInput(f"shared data not found (set ${DATA_ENV})", path)
+    return path.resolve()
+
+
+def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResult:
+    """Build the demo site in ``directory``: ingest → convert → validate."""
+    data = shared_data()
+    say(f"== site {directory}")
+    site = init_site(directory, name="windl demo site")
+    say(f"== study {STUDY}")
+    study = create_study(site, STUDY)
+    (study.code / "study.toml").write_text(DEMO_STUDY_SETTINGS, encoding="utf-8")
+    datasets.save(study.root, ["code/study.toml"], "demo: task labels for the EPI series")
+    for source, subject, session, what in SESSIONS:
+        result = ingest(site, STUDY, data / source, subject, session)
+        say(
+            f"== ingest sub-{subject} ses-{session} ({what}): {result.added} files, "
+            f"{len(result.series)} series"
+        )
+    say("== convert (heudiconv + dcm2niix under datalad run)")
+    results = convert(site, STUDY)
+    for r in results:
+        converted = [s for s in r.series if s["status"] == "converted"]
+        say(f"   {r.prefix}: {r.status}, {len(converted)}/{len(r.series)} series to BIDS")
+        for s in r.series:
+            if s["status"] != "converted":
+                say(f"     not converted: series {s['series']} {s['description']}: {s['reason']}")
+    raise_for_failures(results)
+    say("== validate (bids-validator-deno)")
+    report = validate(site, STUDY)
+    say(f"   {report.n_errors} errors, {report.n_warnings} warnings")
+    say(f"== done: {get_study(site, STUDY).root}")
+    return DemoResult(site=site, validation=report)
