@@ -55,28 +55,38 @@ def create_key(
 
 # ------------------------------------------------------------------- dcm2niix's guess
 @lru_cache(maxsize=64)
-def _guesses_in(directory: str) -> dict[str, tuple[str, str]]:
-    """BidsGuess per SeriesInstanceUID for the DICOM in ``directory`` (sidecars only)."""
+def _guesses_in(directory: str) -> dict[tuple[str, int], tuple[tuple[str, str], ...]]:
+    """BidsGuesses per (SeriesInstanceUID, SeriesNumber) in ``directory`` (sidecars only).
+
+    Keyed by both, because heudiconv splits series by number and some exports reuse a
+    UID. dcm2niix numbers extra outputs of a series (e.g. a partial volume of an
+    interrupted run) SeriesNumber + 1000·k; those are collected under the series.
+    """
     with tempfile.TemporaryDirectory(prefix="windl-bidsguess-") as out:
         subprocess.run(
             ["dcm2niix", "-b", "o", "-ba", "n", "-f", "%j_%s", "-o", out, directory],
             capture_output=True,
             check=False,
         )
-        guesses: dict[str, tuple[str, str]] = {}
+        guesses: dict[tuple[str, int], list[tuple[str, str]]] = {}
         for sidecar in sorted(Path(out).glob("*.json")):
             uid = sidecar.name.split("_", 1)[0]
-            guess = json.loads(sidecar.read_text()).get("BidsGuess")
-            if isinstance(guess, list) and len(guess) == 2 and uid not in guesses:
-                guesses[uid] = (str(guess[0]), str(guess[1]))
-        return guesses
+            meta = json.loads(sidecar.read_text())
+            guess = meta.get("BidsGuess")
+            number = int(meta.get("SeriesNumber") or 0) % 1000
+            if isinstance(guess, list) and len(guess) == 2:
+                guesses.setdefault((uid, number), []).append((str(guess[0]), str(guess[1])))
+        return {key: tuple(value) for key, value in guesses.items()}
 
 
-def custom_seqinfo(wrapper: Any, series_files: list[str]) -> tuple[str, str] | None:
-    """heudiconv hook: attach dcm2niix's BidsGuess to the series' SeqInfo."""
-    uid = str(wrapper.dcm_data.get("SeriesInstanceUID", ""))
+def custom_seqinfo(wrapper: Any, series_files: list[str]) -> tuple[tuple[str, str], ...] | None:
+    """heudiconv hook: attach dcm2niix's BidsGuess(es) to the series' SeqInfo."""
+    key = (
+        str(wrapper.dcm_data.get("SeriesInstanceUID", "")),
+        int(wrapper.dcm_data.get("SeriesNumber") or 0) % 1000,
+    )
     for directory in sorted({os.path.dirname(os.path.abspath(f)) for f in series_files}):
-        guess = _guesses_in(directory).get(uid)
+        guess = _guesses_in(directory).get(key)
         if guess:
             return guess
     return None
@@ -129,7 +139,9 @@ def plan_series(s: Any) -> SeriesPlan:
         files=s.series_files,
         dims=f"{s.dim1}x{s.dim2}x{s.dim3}x{s.dim4}",
     )
-    guess = s.custom
+    guesses: tuple[tuple[str, str], ...] = s.custom or ()
+    guess = guesses[0] if guesses else None
+    partial = next((g for g in guesses if g[0] == "derived"), None)
     reproin_name = next(
         (n for n in (s.series_description, s.protocol_name) if n and _REPROIN.match(n)), None
     )
@@ -151,6 +163,13 @@ def plan_series(s: Any) -> SeriesPlan:
             return SeriesPlan(
                 **base, target=_template(datatype, spec, suffix), reason="ReproIn name"
             )
+    if partial and len(guesses) > 1:
+        return SeriesPlan(
+            **base,
+            target=None,
+            reason=f"incomplete: dcm2niix found a partial volume (BidsGuess {partial[1]}), "
+            "e.g. an interrupted run",
+        )
     if s.is_derived or s.is_motion_corrected:
         return SeriesPlan(**base, target=None, reason="derived image (ImageType DERIVED/MOCO)")
     if guess is None:
@@ -172,6 +191,9 @@ def plan_series(s: Any) -> SeriesPlan:
     if datatype == "func":
         entities["task"], source = task_for(description)
         reason += f"; task from {source}"
+        if suffix == "bold" and s.dim4 == 1:
+            suffix = "sbref"
+            reason += "; a single volume (BIDS bold must be 4D), so sbref"
     return SeriesPlan(**base, target=_template(datatype, entities, suffix), reason=reason)
 
 
@@ -182,11 +204,12 @@ def plan(seqinfo: list[Any]) -> list[SeriesPlan]:
     for s in seqinfo:
         p = plan_series(s)
         if p.target and p.target in used:
-            if "_run-" not in p.target:
-                head, suffix = p.target.rsplit("_", 1)
-                p = SeriesPlan(
-                    **{**asdict(p), "target": f"{head}_run-{_clean(p.series_number)}_{suffix}"}
-                )
+            # series number as run label: unique within a session on every scanner
+            head, suffix = p.target.rsplit("_", 1)
+            head = re.sub(r"_run-[A-Za-z0-9]+", "", head)
+            p = SeriesPlan(
+                **{**asdict(p), "target": f"{head}_run-{_clean(p.series_number)}_{suffix}"}
+            )
             if p.target in used:
                 p = SeriesPlan(
                     **{

@@ -62,21 +62,29 @@ def session_prefix(subject: str, session: str | None) -> str:
     return f"sub-{subject}/ses-{session}" if session else f"sub-{subject}"
 
 
-def _series_folders(infos: Iterable[DicomInfo]) -> dict[str, str]:
-    """Folder name per SeriesInstanceUID: ``NNN-Description``, made unique if needed."""
-    by_uid: dict[str, DicomInfo] = {}
+SeriesKey = tuple[str, int | None]
+
+
+def _series_key(info: DicomInfo) -> SeriesKey:
+    # heudiconv splits series by number too; some exports reuse one UID for several
+    return info.series_uid, info.series_number
+
+
+def _series_folders(infos: Iterable[DicomInfo]) -> dict[SeriesKey, str]:
+    """Folder name per series: ``NNN-Description``, made unique if needed."""
+    by_key: dict[SeriesKey, DicomInfo] = {}
     for info in infos:
-        by_uid.setdefault(info.series_uid, info)
-    names: dict[str, str] = {}
-    for uid, info in by_uid.items():
+        by_key.setdefault(_series_key(info), info)
+    names: dict[SeriesKey, str] = {}
+    for key, info in by_key.items():
         number = f"{info.series_number:03d}" if info.series_number is not None else "000"
-        names[uid] = f"{number}-{sanitize_label(info.series_description) or 'unnamed'}"
+        names[key] = f"{number}-{sanitize_label(info.series_description) or 'unnamed'}"
     taken: dict[str, int] = {}
     for name in names.values():
         taken[name] = taken.get(name, 0) + 1
     return {
-        uid: name if taken[name] == 1 else f"{name}-{hashlib.md5(uid.encode()).hexdigest()[:6]}"
-        for uid, name in names.items()
+        key: name if taken[name] == 1 else f"{name}-{hashlib.md5(key[0].encode()).hexdigest()[:6]}"
+        for key, name in names.items()
     }
 
 
@@ -126,7 +134,7 @@ def plan_layout(
         raise BadInput(f"no DICOM data found ({len(files)} other files)")
     folders = _series_folders(i for _, i in dicoms)
     targets: dict[str, SourceFile] = {}
-    series: dict[str, SeriesSummary] = {}
+    series: dict[SeriesKey, SeriesSummary] = {}
     others = 0
     for source_file, info in infos:
         if info is None:
@@ -135,9 +143,9 @@ def plan_layout(
         else:
             kind = "image" if info.is_image else "non-image"
             area = "dicom" if info.is_image else "dicom-nonimage"
-            folder = f"{area}/{folders[info.series_uid]}"
+            folder = f"{area}/{folders[_series_key(info)]}"
             summary = series.setdefault(
-                info.series_uid,
+                _series_key(info),
                 SeriesSummary(
                     info.series_number, info.series_description, info.modality, kind, folder
                 ),
