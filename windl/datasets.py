@@ -319,9 +319,11 @@ def commit_files(
             else:
                 shutil.copy2(source, target)
         checkpoint("staged")
+        # Only the new files: the scratch worktree has no other files checked out, and
+        # git-annex (unlike ``git add``) never stages those as deletions. Small files
+        # that annex.largefiles routes to git are git-added by git-annex itself.
         tops = sorted({Path(rel).parts[0] for rel in files})
         git(txn, "annex", "add", "--quiet", "--", *tops)
-        git(txn, "add", "--", *tops)  # text files that annex.largefiles routes to git
         checkpoint("annexed")
         git(txn, "commit", "--quiet", "--no-verify", "-m", message)
         commit = head(txn)

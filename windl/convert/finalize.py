@@ -97,19 +97,43 @@ def apply_own_guesses(session_dir: Path) -> dict[str, str]:
                 for nifti, suffix in proposed.items():
                     old = nifti.name.removesuffix(".nii.gz")
                     new = old.rsplit("_", 1)[0] + f"_{suffix}"
-                    for ext in (".nii.gz", ".json"):
-                        if (nifti.parent / (old + ext)).exists():
-                            (nifti.parent / (old + ext)).rename(nifti.parent / (new + ext))
                     renames[f"{nifti.parent.name}/{old}.nii.gz"] = (
                         f"{nifti.parent.name}/{new}.nii.gz"
                     )
+    _rename_outputs(session_dir, renames)
+    return renames
+
+
+def single_volume_bold_as_sbref(session_dir: Path) -> dict[str, str]:
+    """BIDS ``bold`` must be 4D; a single EPI volume is kept as ``sbref`` instead.
+
+    Decided on the written image, because heudiconv's dimensions before conversion
+    count files, not volumes (a GE series of 150 slices reads 64x64x150x1).
+    """
+    import nibabel as nib
+
+    renames: dict[str, str] = {}
+    for nifti in sorted(session_dir.glob("func/*_bold.nii.gz")):
+        shape = nib.load(nifti).shape
+        if len(shape) < 4 or shape[3] == 1:
+            renames[f"func/{nifti.name}"] = f"func/{nifti.name.replace('_bold.', '_sbref.')}"
+    _rename_outputs(session_dir, renames)
+    return renames
+
+
+def _rename_outputs(session_dir: Path, renames: dict[str, str]) -> None:
+    """Rename NIfTI + sidecar pairs and the rows of the session's scans.tsv."""
+    for old, new in renames.items():
+        for ext in (".nii.gz", ".json"):
+            source = session_dir / (old.removesuffix(".nii.gz") + ext)
+            if source.exists():
+                source.rename(session_dir / (new.removesuffix(".nii.gz") + ext))
     if renames:
         for scans in session_dir.glob("*_scans.tsv"):
             columns, rows = _read_tsv(scans)
             for row in rows:
                 row["filename"] = renames.get(row["filename"], row["filename"])
             _write_tsv(scans, columns, rows)
-    return renames
 
 
 def remove_stale(session_dir: Path, written: list[Path]) -> list[str]:
@@ -234,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     session_dir = dataset / prefix
     if session_dir.is_dir():
         apply_own_guesses(session_dir)
+        single_volume_bold_as_sbref(session_dir)
     written = tidy_scans(session_dir) if session_dir.is_dir() else []
     if session_dir.is_dir():
         remove_stale(session_dir, written)

@@ -191,9 +191,6 @@ def plan_series(s: Any) -> SeriesPlan:
     if datatype == "func":
         entities["task"], source = task_for(description)
         reason += f"; task from {source}"
-        if suffix == "bold" and s.dim4 == 1:
-            suffix = "sbref"
-            reason += "; a single volume (BIDS bold must be 4D), so sbref"
     return SeriesPlan(**base, target=_template(datatype, entities, suffix), reason=reason)
 
 

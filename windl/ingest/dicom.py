@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
 from windl.errors import BadInput
@@ -76,6 +79,27 @@ def _check_pixel_data(ds: pydicom.Dataset, raw: bytes, path: Path) -> None:
             )
 
 
+def _short_element(ds: pydicom.Dataset) -> str | None:
+    """The first element whose value ends before its declared length (a cut-off file).
+
+    pydicom returns whatever bytes are left for the last element of a truncated file
+    instead of raising, so the declared and the read length are compared here.
+    """
+    for tag in list(ds.keys()):  # keys, not elements: iterating would convert them
+        elem = ds.get_item(tag)
+        if not isinstance(elem, RawDataElement) or elem.length == 0xFFFFFFFF:
+            continue
+        if elem.value is not None and len(elem.value) < elem.length:
+            name = pydicom.datadict.keyword_for_tag(tag) or str(elem.tag)
+            return f"{name} has {len(elem.value)} of {elem.length} bytes"
+    return None
+
+
+def _sop_class_name(uid: str) -> str:
+    name = pydicom.uid.UID(uid).name
+    return name if name != uid else ""
+
+
 def read_dicom(path: Path) -> DicomInfo | None:
     """Return header facts of a DICOM file, ``None`` if the file is not DICOM.
 
@@ -85,6 +109,13 @@ def read_dicom(path: Path) -> DicomInfo | None:
         If the file is DICOM but unusable (truncated, missing UIDs, a transfer syntax
         dcm2niix cannot decode), or is named like DICOM but is not.
     """
+    # pydicom warns (to stderr) about values of damaged files; the error says it all
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read_dicom(path)
+
+
+def _read_dicom(path: Path) -> DicomInfo | None:
     if not has_dicom_magic(path):
         if path.suffix.lower() in DICOM_SUFFIXES:
             raise BadInput("not a DICOM file (no 'DICM' marker after the 128-byte preamble)", path)
@@ -92,8 +123,20 @@ def read_dicom(path: Path) -> DicomInfo | None:
     raw = path.read_bytes()
     try:
         ds = pydicom.dcmread(io.BytesIO(raw))
-    except (InvalidDicomError, EOFError, ValueError, OSError, KeyError, TypeError) as exc:
+    except (
+        InvalidDicomError,
+        EOFError,
+        ValueError,
+        OSError,
+        KeyError,
+        TypeError,
+        IndexError,
+        struct.error,
+    ) as exc:
+        # a header cut inside a tag, length or VR field ends here
         raise BadInput(f"unreadable DICOM ({type(exc).__name__}: {exc})", path) from None
+    if short := _short_element(ds):
+        raise BadInput(f"truncated DICOM: {short}", path)
     missing = [
         kw
         for kw in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
@@ -103,6 +146,13 @@ def read_dicom(path: Path) -> DicomInfo | None:
         raise BadInput(f"DICOM without {', '.join(missing)}", path)
     transfer_syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
     is_image = any(kw in ds for kw in _PIXEL_TAGS)
+    sop_class = _sop_class_name(str(ds.SOPClassUID))
+    if not is_image and "Image Storage" in sop_class:
+        # the file ends exactly between two elements, before the pixel data
+        raise BadInput(
+            f"truncated DICOM: {sop_class} file without pixel data (ends after {len(raw)} bytes)",
+            path,
+        )
     if is_image:
         if transfer_syntax not in CONVERTIBLE_TRANSFER_SYNTAXES:
             name = pydicom.uid.UID(transfer_syntax).name if transfer_syntax else "missing"
