@@ -1,8 +1,9 @@
 """Named points in long writes, for crash testing and progress tracing.
 
-When ``$WINDL_CHECKPOINT_FILE`` is set, each point appends its name to that file (and
-waits ``$WINDL_CHECKPOINT_DELAY`` seconds), so a test can SIGKILL windl exactly while it
-is in a given phase. Without the variable this does nothing.
+When ``$WINDL_CHECKPOINT_FILE`` is set, each point appends its name to that file; the
+point named by ``$WINDL_CHECKPOINT_PAUSE`` then waits ``$WINDL_CHECKPOINT_DELAY``
+seconds, so a test can SIGKILL windl exactly there. Without the variables this does
+nothing.
 """
 
 from __future__ import annotations
@@ -19,4 +20,5 @@ def checkpoint(name: str) -> None:
         fh.write(name + "\n")
         fh.flush()
         os.fsync(fh.fileno())
-    time.sleep(float(os.environ.get("WINDL_CHECKPOINT_DELAY", "0")))
+    if os.environ.get("WINDL_CHECKPOINT_PAUSE") == name:
+        time.sleep(float(os.environ.get("WINDL_CHECKPOINT_DELAY", "0")))

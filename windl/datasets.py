@@ -338,10 +338,16 @@ def commit_files(
 
 
 def record_subdataset_state(parent: Path, sub: Path, message: str) -> None:
-    """Save the current commit of subdataset ``sub`` in ``parent`` (no-op if unchanged)."""
+    """Commit the current commit of subdataset ``sub`` in ``parent`` (no-op if unchanged).
+
+    Plain git, not ``datalad save``: recording a gitlink is all that save does for an
+    installed subdataset, and this runs after every ingest (DataLad's import and status
+    machinery cost ~1 s per call here).
+    """
     rel = os.path.relpath(sub, parent)
-    if dirty_paths(parent, [rel]):
-        save(parent, [rel], message)
+    if git(parent, "status", "--porcelain", "--", rel).strip():
+        git(parent, "add", "--", rel)
+        git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", rel)
 
 
 # --------------------------------------------------------------------------- git notes
