@@ -117,7 +117,7 @@ def _already_present(path: Path, present: set[tuple[str, int, str]]) -> bool:
 
 
 def plan_layout(
-    files: list[SourceFile], prefix: str, progress: Progress | None = None
+    files: list[SourceFile], prefix: str, source: Path, progress: Progress | None = None
 ) -> tuple[dict[str, SourceFile], list[SeriesSummary], int]:
     """Classify every file by content and give it its place in ``sourcedata``.
 
@@ -131,7 +131,7 @@ def plan_layout(
             progress("reading", done, len(files))
     dicoms = [(f, i) for f, i in infos if i is not None]
     if not dicoms:
-        raise BadInput(f"no DICOM data found ({len(files)} other files)")
+        raise BadInput(f"no DICOM data found ({len(files)} other files)", source)
     folders = _series_folders(i for _, i in dicoms)
     targets: dict[str, SourceFile] = {}
     series: dict[SeriesKey, SeriesSummary] = {}
@@ -194,7 +194,7 @@ def ingest(
     result = IngestResult(study=study.name, subject=sub, session=ses)
     scratch = ds / datasets.WINDL_GITDIR / "extract" / uuid.uuid4().hex
     with open_source(source, scratch) as files:
-        targets, result.series, result.other_files = plan_layout(files, prefix, progress)
+        targets, result.series, result.other_files = plan_layout(files, prefix, source, progress)
         checkpoint("scanned")
         tracked = datasets.tracked_annex_keys(ds, prefix)
         present = {i for i in map(_key_identity, tracked.values()) if i is not None}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataelem import RawDataElement
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from windl.errors import BadInput
 
@@ -79,6 +79,20 @@ def _check_pixel_data(ds: pydicom.Dataset, raw: bytes, path: Path) -> None:
             )
 
 
+#: what pydicom raises on damaged bytes (it never wraps them in one type)
+_PARSE_ERRORS = (
+    InvalidDicomError,
+    BytesLengthException,
+    EOFError,
+    ValueError,
+    OSError,
+    KeyError,
+    TypeError,
+    IndexError,
+    struct.error,
+)
+
+
 def _short_element(ds: pydicom.Dataset) -> str | None:
     """The first element whose value ends before its declared length (a cut-off file).
 
@@ -109,32 +123,26 @@ def read_dicom(path: Path) -> DicomInfo | None:
         If the file is DICOM but unusable (truncated, missing UIDs, a transfer syntax
         dcm2niix cannot decode), or is named like DICOM but is not.
     """
-    # pydicom warns (to stderr) about values of damaged files; the error says it all
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _read_dicom(path)
-
-
-def _read_dicom(path: Path) -> DicomInfo | None:
     if not has_dicom_magic(path):
         if path.suffix.lower() in DICOM_SUFFIXES:
             raise BadInput("not a DICOM file (no 'DICM' marker after the 128-byte preamble)", path)
         return None
+    # pydicom warns (to stderr) about values of damaged files; the error says it all
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return _read_dicom(path)
+        except BadInput:
+            raise
+        except _PARSE_ERRORS as exc:
+            # a header cut inside a tag, length or value, or a value of the wrong size
+            reason = str(exc).splitlines()[0].split(". ")[0] if str(exc) else ""
+            raise BadInput(f"unreadable DICOM ({type(exc).__name__}: {reason})", path) from None
+
+
+def _read_dicom(path: Path) -> DicomInfo:
     raw = path.read_bytes()
-    try:
-        ds = pydicom.dcmread(io.BytesIO(raw))
-    except (
-        InvalidDicomError,
-        EOFError,
-        ValueError,
-        OSError,
-        KeyError,
-        TypeError,
-        IndexError,
-        struct.error,
-    ) as exc:
-        # a header cut inside a tag, length or VR field ends here
-        raise BadInput(f"unreadable DICOM ({type(exc).__name__}: {exc})", path) from None
+    ds = pydicom.dcmread(io.BytesIO(raw))
     if short := _short_element(ds):
         raise BadInput(f"truncated DICOM: {short}", path)
     missing = [

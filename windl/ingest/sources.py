@@ -60,6 +60,11 @@ def _link_escapes(member: PurePosixPath, target: str) -> bool:
     return False
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line (tarfile lists every method it tried, one a line)."""
+    return " ".join(str(exc).split())
+
+
 def _extract_zip(archive: Path, dest: Path) -> None:
     try:
         with zipfile.ZipFile(archive) as zf:
@@ -85,7 +90,7 @@ def _extract_zip(archive: Path, dest: Path) -> None:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         if isinstance(exc, BadInput):
             raise
-        raise BadInput(f"not a readable zip archive ({exc})", archive) from None
+        raise BadInput(f"not a readable zip archive ({_one_line(exc)})", archive) from None
 
 
 def _extract_tar(archive: Path, dest: Path) -> None:
@@ -110,7 +115,7 @@ def _extract_tar(archive: Path, dest: Path) -> None:
             # the 'data' filter re-checks everything above inside tarfile itself
             tf.extractall(dest, members=members, filter="data")
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise BadInput(f"not a readable tar archive ({exc})", archive) from None
+        raise BadInput(f"not a readable tar archive ({_one_line(exc)})", archive) from None
 
 
 def _walk(root: Path, archive: Path | None) -> list[SourceFile]:
@@ -159,6 +164,13 @@ def open_source(source: Path, scratch: Path) -> Iterator[list[SourceFile]]:
             files = _walk(scratch, source)
         if not files:
             raise BadInput("contains no files", source)
-        yield files
+        try:
+            yield files
+        except BadInput as exc:
+            # a file of an archive is known by its member name, not by the scratch copy
+            if kind is None or exc.path is None or not exc.path.is_relative_to(scratch):
+                raise
+            member = exc.path.relative_to(scratch).as_posix()
+            raise type(exc)(f"member {member!r}: {exc.message}", source) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
