@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+
 from conftest import REPO, Runner, dataset_heads, git_status, study_path
 
 GE_SERIES = "dcm_qa_nih/In/20180918GE/mr_0004"

@@ -9,9 +9,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import dataset_heads, git_head, git_status, run_windl, study_path
 
 from windl.datasets import tool_env
+
+from conftest import dataset_heads, git_head, git_status, run_windl, study_path
 
 
 def _voxels(path: Path) -> np.ndarray:

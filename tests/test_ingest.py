@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import WINDL, dataset_heads, git_status, run_windl, study_path
 
 

@@ -203,14 +203,20 @@ def conversion_record(dataset: Path, source: str, heuristic: str) -> dict[str, s
     }
 
 
-def bids_name(template: str | None, prefix: str) -> str:
-    """heudiconv template → the NIfTI path it produced, relative to the dataset."""
+def bids_name(dataset: Path, template: str | None, prefix: str) -> str:
+    """The NIfTI file(s) a heudiconv template produced, relative to the dataset.
+
+    Found on disk rather than derived from the template, because outputs may have been
+    renamed (``sbref``, split field maps) or a series split into several files.
+    """
     if not template:
         return "n/a"
     name = template.replace("{bids_subject_session_dir}", prefix).replace(
         "{bids_subject_session_prefix}", prefix.replace("/", "_")
     )
-    return name + ".nii.gz"
+    head = name.rsplit("_", 1)[0]
+    written = sorted(p.relative_to(dataset).as_posix() for p in dataset.glob(head + "_*.nii.gz"))
+    return ",".join(written) or f"{name}.nii.gz (not written)"
 
 
 def write_records(
@@ -228,7 +234,7 @@ def write_records(
             "description": s["description"],
             "files": str(s["files"]),
             "dims": s["dims"],
-            "bids_name": bids_name(s["target"], prefix),
+            "bids_name": bids_name(dataset, s["target"], prefix),
             "status": "converted" if s["target"] else "not converted",
             "reason": s["reason"],
         }
