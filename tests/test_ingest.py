@@ -214,3 +214,43 @@ def test_ingest_killed_leaves_datasets_unchanged_and_rerun_completes(
     assert len(list((_sourcedata(site) / "sub-01" / "dicom").rglob("*.dcm"))) == 600
     assert git_status(_sourcedata(site)) == "" and git_status(study_path(site)) == ""
     assert not any((_sourcedata(site) / ".git" / "windl" / "txn").glob("*"))
+
+
+def test_ingest_killed_after_its_commit_is_recorded_upwards_by_the_next_run(
+    site: Path, data: Path, tmp_path: Path
+) -> None:
+    source = data / "dcm_qa_nih" / "In" / "20180918Si"
+    _ingest_killed_at(site, source, "merged", tmp_path)
+    # the raw data is committed; only the study's record of it is behind
+    assert git_status(_sourcedata(site)) == ""
+    run_windl("ingest", "study1", source, "--subject", "01", "--site", site)
+    assert git_status(study_path(site)) == ""
+    assert git_status(site / "superdataset") == ""
+    recorded = subprocess.run(
+        ["git", "-C", str(study_path(site)), "ls-tree", "HEAD", "sourcedata"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[2]
+    assert recorded == dataset_heads(site)["sourcedata"]
+
+
+def test_ingested_content_passes_git_annex_fsck(site: Path, data: Path) -> None:
+    run_windl(
+        "ingest", "study1", data / "heudiconv_testdata" / "data", "--subject", "01", "--site", site
+    )
+    src = _sourcedata(site)
+    fsck = subprocess.run(
+        ["git", "annex", "fsck", "--json"], cwd=src, capture_output=True, text=True, check=True
+    )
+    results = [json.loads(line) for line in fsck.stdout.splitlines()]
+    assert len(results) == 13  # 9 DICOM + 4 other files, all annexed
+    assert all(r["success"] for r in results)
+    whereis = subprocess.run(
+        ["git", "annex", "whereis", "--json", "sub-01/dicom"],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert all(len(json.loads(line)["whereis"]) == 1 for line in whereis.stdout.splitlines())

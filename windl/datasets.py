@@ -319,11 +319,7 @@ def commit_files(
             else:
                 shutil.copy2(source, target)
         checkpoint("staged")
-        # Only the new files: the scratch worktree has no other files checked out, and
-        # git-annex (unlike ``git add``) never stages those as deletions. Small files
-        # that annex.largefiles routes to git are git-added by git-annex itself.
-        tops = sorted({Path(rel).parts[0] for rel in files})
-        git(txn, "annex", "add", "--quiet", "--", *tops)
+        annex_add_placed(txn, sorted(files))
         checkpoint("annexed")
         git(txn, "commit", "--quiet", "--no-verify", "-m", message)
         commit = head(txn)
@@ -335,6 +331,84 @@ def commit_files(
         shutil.rmtree(txn, ignore_errors=True)
         git(ds, "worktree", "prune", check=False)
     return commit
+
+
+def _check_attrs(worktree: Path, rels: Sequence[str], *attrs: str) -> dict[str, dict[str, str]]:
+    out = git(worktree, "check-attr", "-z", "--stdin", *attrs, input_text="\0".join(rels) + "\0")
+    fields = out.split("\0")
+    values: dict[str, dict[str, str]] = {}
+    for i in range(0, len(fields) - 2, 3):
+        values.setdefault(fields[i], {})[fields[i + 1]] = fields[i + 2]
+    return values
+
+
+def _batch(worktree: Path, args: Sequence[str], lines: Sequence[str]) -> list[str]:
+    """Run a git/git-annex ``--batch`` command once for all ``lines``; one answer each."""
+    out = git(worktree, *args, input_text="".join(f"{line}\n" for line in lines))
+    answers = out.split("\n")[: len(lines)]
+    if len(answers) != len(lines) or not all(answers):
+        raise WindlError(f"git {' '.join(args[:2])} gave no answer for some files", worktree)
+    return answers
+
+
+def annex_add_placed(worktree: Path, rels: Sequence[str]) -> None:
+    """Add files already placed in ``worktree`` to the index, annexing the large ones.
+
+    The same result as ``git annex add`` (content in ``.git/annex/objects``, a symlink
+    in git, the location log updated), done with git-annex's batch plumbing
+    (``calckey``, ``examinekey``, ``setpresentkey``): git-annex 10.20230126 starts two
+    ``git`` processes per file in ``add``, which made it most of ingest's time.
+    Files whose ``annex.largefiles`` is an expression rather than ``anything`` or
+    ``nothing`` are left to ``git annex add`` itself.
+    """
+    attrs = _check_attrs(worktree, rels, "annex.largefiles", "annex.backend")
+    default_backend = git(worktree, "config", "--default", "SHA256E", "annex.backend").strip()
+    to_annex: dict[str, list[str]] = {}
+    to_git: list[str] = []
+    to_annex_add: list[str] = []
+    for rel in rels:
+        rule = attrs.get(rel, {}).get("annex.largefiles", "unspecified")
+        backend = attrs.get(rel, {}).get("annex.backend", "unspecified")
+        backend = default_backend if backend in ("unspecified", "unset", "set") else backend
+        if "\n" in rel:
+            to_annex_add.append(rel)
+        elif rule == "anything":
+            to_annex.setdefault(backend, []).append(rel)
+        elif rule == "nothing":
+            to_git.append(rel)
+        else:
+            to_annex_add.append(rel)
+    objects = Path(git(worktree, "rev-parse", "--git-common-dir").strip())
+    objects = (worktree / objects if not objects.is_absolute() else objects) / "annex" / "objects"
+    uuid_ = git(worktree, "config", "annex.uuid").strip()
+    present: list[str] = []
+    for backend, paths in to_annex.items():
+        keys = _batch(worktree, ["annex", "calckey", "--batch", f"--backend={backend}"], paths)
+        where = _batch(
+            worktree,
+            ["annex", "examinekey", "--batch", "--format=${hashdirmixed}${key}/${key}\n"],
+            keys,
+        )
+        for rel, key, location in zip(paths, keys, where, strict=True):
+            placed = worktree / rel
+            content = objects / location
+            if content.exists():
+                placed.unlink()  # same content already annexed: keep one copy
+            else:
+                content.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(placed, content)
+                content.chmod(0o444)
+                content.parent.chmod(0o555)  # git-annex freezes the key's directory too
+            depth = len(Path(rel).parts) - 1
+            placed.symlink_to("../" * depth + ".git/annex/objects/" + location)
+            present.append(f"{key} {uuid_} 1")
+    staged = [rel for paths in to_annex.values() for rel in paths] + to_git
+    if staged:
+        git(worktree, "update-index", "--add", "-z", "--stdin", input_text="\0".join(staged) + "\0")
+    if present:
+        git(worktree, "annex", "setpresentkey", "--batch", input_text="\n".join(present) + "\n")
+    if to_annex_add:
+        git(worktree, "annex", "add", "--quiet", "--", *to_annex_add)
 
 
 def record_subdataset_state(parent: Path, sub: Path, message: str) -> None:

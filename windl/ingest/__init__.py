@@ -191,6 +191,8 @@ def ingest(
     ds = study.sourcedata
     datasets.recover(ds)
     datasets.require_clean(ds)
+    # roll forward an ingest killed between its commit and recording it upwards
+    _record_upwards(site, study, "windl ingest: record earlier ingest")
     result = IngestResult(study=study.name, subject=sub, session=ses)
     scratch = ds / datasets.WINDL_GITDIR / "extract" / uuid.uuid4().hex
     with open_source(source, scratch) as files:
