@@ -88,8 +88,6 @@ def _extract_zip(archive: Path, dest: Path) -> None:
                 raise BadInput(f"member {bad!r} is corrupt (CRC mismatch)", archive)
             zf.extractall(dest)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        if isinstance(exc, BadInput):
-            raise
         raise BadInput(f"not a readable zip archive ({_one_line(exc)})", archive) from None
 
 
