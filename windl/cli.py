@@ -143,8 +143,12 @@ def ingest_cmd(
         f"{s.kind:9}  {s.description}"
         for s in result.series
     ]
+    lines += [
+        f"{'-':>6}  {r.kind.upper():8}  {r.files:>5}  {r.format:9}  {r.name}"
+        for r in result.recordings
+    ]
     if result.other_files:
-        lines.append(f"{result.other_files} other (non-DICOM) files kept under misc/")
+        lines.append(f"{result.other_files} other files kept under misc/")
     where = f"sub-{result.subject}" + (f" ses-{result.session}" if result.session else "")
     if result.changed:
         lines.append(
@@ -161,17 +165,29 @@ def ingest_cmd(
 @click.argument("study_name", metavar="STUDY")
 @click.option("--subject", default=None, help="Only this subject.")
 @click.option("--session", default=None, help="Only this session.")
+@click.option(
+    "--task",
+    default=None,
+    help="BIDS task label for EEG/MEG recordings (default: code/study.toml, else file name).",
+)
 @site_option
 @json_option
 def convert_cmd(
-    study_name: str, subject: str | None, session: str | None, site_dir: Path | None, as_json: bool
+    study_name: str,
+    subject: str | None,
+    session: str | None,
+    task: str | None,
+    site_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Convert ingested sessions of STUDY to BIDS (heudiconv + dcm2niix, under datalad run)."""
     from dataclasses import asdict
 
     from windl.convert import convert, raise_for_failures
 
-    results = convert(_site(site_dir), study_name, subject, session, _progress_printer())
+    results = convert(
+        _site(site_dir), study_name, subject, session, task=task, progress=_progress_printer()
+    )
     lines = []
     for r in results:
         lines.append(f"{r.prefix.replace('/', ' ')}: {r.status}")
@@ -180,6 +196,10 @@ def convert_cmd(
                 s["bids_name"] if s["status"] == "converted" else f"NOT CONVERTED: {s['reason']}"
             )
             lines.append(f"  series {s['series']:>4} {s['description'][:40]:40} -> {target}")
+        for rec in r.recordings:
+            lines.append(f"  {rec['kind']:>6} {rec['name'][:40]:40} -> {rec['bids_name']}")
+        if r.error:
+            lines.append(f"  FAILED: {r.error}")
     _emit([asdict(r) for r in results], as_json, "\n".join(lines))
     raise_for_failures(results)
 

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 PARTICIPANTS_COLUMNS = ("participant_id", "age", "sex")
+#: folders heudiconv writes; EEG/MEG folders belong to windl.convert.ephys
+MRI_DATATYPES = ("anat", "func", "dwi", "fmap", "perf")
 
 
 def _read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -143,7 +145,8 @@ def remove_stale(session_dir: Path, written: list[Path]) -> list[str]:
         stem = p.name.removesuffix(".gz").removesuffix(".nii")
         keep |= {q.resolve() for q in p.parent.glob(stem + ".*")}
     stale = []
-    for path in sorted(session_dir.rglob("*")):
+    mri = [p for d in MRI_DATATYPES for p in sorted((session_dir / d).rglob("*"))]
+    for path in mri:
         if (
             (path.is_file() or path.is_symlink())
             and not path.name.endswith("_scans.tsv")

@@ -23,6 +23,7 @@ from windl.checkpoints import checkpoint
 from windl.config import Site
 from windl.errors import BadInput, ConflictingInput
 from windl.ingest.dicom import DicomInfo, read_dicom
+from windl.ingest.ephys import find_recordings
 from windl.ingest.sources import SourceFile, archive_kind, open_source
 from windl.labels import bids_label, sanitize_label
 from windl.study import Study, get_study
@@ -43,11 +44,33 @@ class SeriesSummary:
 
 
 @dataclass
+class RecordingSummary:
+    """One EEG/MEG recording found in the source."""
+
+    kind: str  # "eeg" or "meg"
+    format: str
+    name: str
+    folder: str
+    files: int
+
+
+@dataclass
+class Layout:
+    """Where every input file goes, and what was found."""
+
+    targets: dict[str, SourceFile]
+    series: list[SeriesSummary]
+    recordings: list[RecordingSummary]
+    others: int
+
+
+@dataclass
 class IngestResult:
     study: str
     subject: str
     session: str | None
     series: list[SeriesSummary] = field(default_factory=list)
+    recordings: list[RecordingSummary] = field(default_factory=list)
     other_files: int = 0
     added: int = 0
     already_present: int = 0
@@ -118,22 +141,25 @@ def _already_present(path: Path, present: set[tuple[str, int, str]]) -> bool:
 
 def plan_layout(
     files: list[SourceFile], prefix: str, source: Path, progress: Progress | None = None
-) -> tuple[dict[str, SourceFile], list[SeriesSummary], int]:
+) -> Layout:
     """Classify every file by content and give it its place in ``sourcedata``.
 
-    Returns (target path → source file, series summaries, number of other files).
     Raises :class:`BadInput` on the first unusable file, before anything is written.
     """
+    recordings, rest = find_recordings(files)
     infos: list[tuple[SourceFile, DicomInfo | None]] = []
-    for done, source_file in enumerate(files, 1):
+    for done, source_file in enumerate(rest, 1):
         infos.append((source_file, read_dicom(source_file.path)))
         if progress:
-            progress("reading", done, len(files))
+            progress("reading", done, len(rest))
     dicoms = [(f, i) for f, i in infos if i is not None]
-    if not dicoms:
-        raise BadInput(f"no DICOM data found ({len(files)} other files)", source)
+    if not dicoms and not recordings:
+        raise BadInput(f"no DICOM, EEG or MEG data found ({len(files)} other files)", source)
     folders = _series_folders(i for _, i in dicoms)
     targets: dict[str, SourceFile] = {}
+    for recording in recordings:
+        for source_file in recording.files:
+            targets[f"{prefix}/{recording.target(source_file)}"] = source_file
     series: dict[SeriesKey, SeriesSummary] = {}
     others = 0
     for source_file, info in infos:
@@ -159,7 +185,11 @@ def plan_layout(
             raise BadInput(f"two input files map to {target}", source_file.path)
         targets[target] = source_file
     ordered = sorted(series.values(), key=lambda s: (s.kind, s.number or 0, s.description))
-    return targets, ordered, others
+    summaries = [
+        RecordingSummary(r.kind, r.format, r.name, f"{r.kind}/{r.name}", len(r.files))
+        for r in recordings
+    ]
+    return Layout(targets, ordered, summaries, others)
 
 
 def ingest(
@@ -196,7 +226,10 @@ def ingest(
     result = IngestResult(study=study.name, subject=sub, session=ses)
     scratch = ds / datasets.WINDL_GITDIR / "extract" / uuid.uuid4().hex
     with open_source(source, scratch) as files:
-        targets, result.series, result.other_files = plan_layout(files, prefix, source, progress)
+        layout = plan_layout(files, prefix, source, progress)
+        targets = layout.targets
+        result.series, result.recordings = layout.series, layout.recordings
+        result.other_files = layout.others
         checkpoint("scanned")
         tracked = datasets.tracked_annex_keys(ds, prefix)
         present = {i for i in map(_key_identity, tracked.values()) if i is not None}
@@ -216,7 +249,8 @@ def ingest(
                 ds,
                 new,
                 f"windl ingest: {prefix.replace('/', ' ')}, {len(new)} files, "
-                f"{len(result.series)} series from {PurePosixPath(source.name)}",
+                f"{len(result.series)} series, {len(result.recordings)} recordings "
+                f"from {PurePosixPath(source.name)}",
                 move=archive_kind(source) is not None,
             )
     checkpoint("merged")
