@@ -28,6 +28,9 @@ SESSIONS: tuple[tuple[str, str, str, str], ...] = (
     ("dcm_qa_philips_magdeburg/In/Magdeburg_2014", "03", "1", "Philips Achieva, EPI"),
     ("dcm_qa_enh_subset/In/Siemens", "04", "1", "Siemens Vida XA10 enhanced multi-frame"),
     ("dcm_qa_enh_subset/In/Philips", "05", "1", "Philips enhanced B0 field map"),
+    ("mne_testfiles/brainvision", "06", "1", "BrainVision EEG, 32 channels"),
+    ("mne_testfiles/edf", "07", "1", "EDF EEG, 139 channels"),
+    ("mne_testfiles/fif", "08", "1", "CTF 275 MEG saved as FIF, no digitisation"),
 )
 #: the study's own mapping of SeriesDescription to task labels (what an operator writes)
 DEMO_STUDY_SETTINGS = """# Study settings for windl (demo).
@@ -35,6 +38,10 @@ DEMO_STUDY_SETTINGS = """# Study settings for windl (demo).
 [convert.tasks]
 # all EPI series of the demo data are resting-state or phantom runs
 "(?i)epi|fmri|rest|bold" = "rest"
+
+[convert.recording_tasks]
+# the EEG/MEG test recordings are all called test*
+"(?i)^test" = "rest"
 """
 
 
@@ -64,13 +71,15 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         result = ingest(site, STUDY, data / source, subject, session)
         say(
             f"== ingest sub-{subject} ses-{session} ({what}): {result.added} files, "
-            f"{len(result.series)} series"
+            f"{len(result.series)} DICOM series, {len(result.recordings)} EEG/MEG recordings"
         )
-    say("== convert (heudiconv + dcm2niix under datalad run)")
+    say("== convert (MRI: heudiconv + dcm2niix; EEG/MEG: mne-bids; each under datalad run)")
     results = convert(site, STUDY)
     for r in results:
         converted = [s for s in r.series if s["status"] == "converted"]
-        say(f"   {r.prefix}: {r.status}, {len(converted)}/{len(r.series)} series to BIDS")
+        parts = [f"{len(converted)}/{len(r.series)} series"] if r.series else []
+        parts += [f"{len(r.recordings)} EEG/MEG recordings"] if r.recordings else []
+        say(f"   {r.prefix}: {r.status}, {', '.join(parts)} to BIDS")
         for s in r.series:
             if s["status"] != "converted":
                 say(f"     not converted: series {s['series']} {s['description']}: {s['reason']}")
