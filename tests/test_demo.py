@@ -1,0 +1,20 @@
+"""The README's demo command, end to end: one study with MRI, EEG and MEG, valid BIDS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import git_status, run_windl
+
+
+def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
+    site = tmp_path / "demo"
+    proc = run_windl("demo", site)
+    assert "0 errors" in proc.stdout
+    study = site / "superdataset" / "studies" / "demo"
+    datatypes = {p.name for p in study.glob("sub-*/ses-*/*") if p.is_dir()}
+    assert {"func", "fmap", "eeg", "meg"} <= datatypes
+    report = json.loads(run_windl("validate", "demo", "--json", "--site", site).stdout)
+    assert report["errors"] == {}
+    assert git_status(study) == "" and git_status(site / "superdataset") == ""
