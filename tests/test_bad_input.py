@@ -299,7 +299,7 @@ def test_folder_with_good_series_and_one_truncated_file_is_refused_as_a_whole(
         ),
         pytest.param(
             ["convert", "study1"],
-            ["study1", "no ingested DICOM"],
+            ["study1", "no ingested raw data"],
             id="convert-before-ingest",
         ),
     ],

@@ -237,3 +237,79 @@ def demo_cmd(directory: Path) -> None:
     result = build_demo(directory, say=click.echo)
     if result.validation.n_errors:
         raise ValidationFailed(f"demo study has {result.validation.n_errors} BIDS errors")
+
+
+# ----------------------------------------------------------------------------- import / add
+@main.command("import")
+@click.argument("study_name", metavar="STUDY")
+@click.argument("bids_dir", type=click.Path(path_type=Path))
+@site_option
+@json_option
+def import_cmd(study_name: str, bids_dir: Path, site_dir: Path | None, as_json: bool) -> None:
+    """Import BIDS_DIR, a dataset that is already BIDS, into STUDY (validated first)."""
+    from dataclasses import asdict
+
+    from windl.bids_import import import_bids
+
+    result = import_bids(_site(site_dir), study_name, bids_dir)
+    lines = []
+    if result.changed:
+        written = len(result.added) + len(result.replaced) + len(result.merged)
+        commit = f" (commit {result.commit[:10]})" if result.commit else ""
+        lines.append(f"imported {written} files into {result.study}{commit}")
+    else:
+        lines.append(f"nothing new: all {result.unchanged} files already in {result.study}")
+    if result.replaced:
+        lines.append(f"  replaced the study's template {', '.join(result.replaced)}")
+    if result.merged:
+        lines.append(f"  merged into the study's {', '.join(result.merged)}")
+    if result.kept:
+        lines.append(f"  kept the study's own {', '.join(result.kept)} (the imported ones differ)")
+    if result.sourcedata:
+        lines.append(f"  {len(result.sourcedata)} files into the sourcedata subdataset, imported/")
+    if result.skipped:
+        lines.append(f"  not imported (hidden): {', '.join(result.skipped)}")
+    lines.append(f"  validator: 0 errors, {result.validator_warnings} warnings in {bids_dir}")
+    _emit({**asdict(result), "changed": result.changed}, as_json, "\n".join(lines))
+
+
+@main.command("add")
+@click.argument("study_name", metavar="STUDY")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--as",
+    "kind",
+    required=True,
+    metavar="KIND",
+    help="beh, phenotype, stimuli, code, docs or derivatives/NAME.",
+)
+@click.option("--subject", default=None, help="Subject label (--as beh).")
+@click.option("--session", default=None, help="Session label (--as beh, optional).")
+@click.option("--task", default=None, help="Task label (--as beh).")
+@site_option
+@json_option
+def add_cmd(
+    study_name: str,
+    path: Path,
+    kind: str,
+    subject: str | None,
+    session: str | None,
+    task: str | None,
+    site_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Add PATH (file or folder) to STUDY at the BIDS place for KIND."""
+    from dataclasses import asdict
+
+    from windl.add import add
+
+    result = add(_site(site_dir), study_name, path, kind, subject, session, task)
+    if result.changed:
+        lines = [f"added {len(result.added)} files to {result.study} as {result.kind}"]
+        lines[0] += f" (commit {result.commit[:10] if result.commit else ''})"
+        lines += [f"  {rel}" for rel in result.added]
+    else:
+        lines = [f"nothing new: all {len(result.unchanged)} files already in {result.study}"]
+    if result.to_describe:
+        lines.append("fill in the TODO descriptions in: " + ", ".join(result.to_describe))
+    _emit({**asdict(result), "changed": result.changed}, as_json, "\n".join(lines))
