@@ -180,3 +180,22 @@ def test_bad_ephys_input_is_refused_in_one_line_and_changes_nothing(
     assert "Traceback" not in proc.stderr
     assert dataset_heads(site) == before
     assert git_status(study_path(site)) == "" and git_status(study_path(site) / "sourcedata") == ""
+
+
+def test_split_fif_is_ingested_as_one_recording_and_converts_whole(
+    site: Path, data: Path, tmp_path: Path
+) -> None:
+    raw = mne.io.read_raw_fif(
+        data / "mne_testfiles" / "fif" / "test_ctf_comp_raw.fif", preload=True, verbose="error"
+    )
+    long = mne.concatenate_raws([raw.copy() for _ in range(40)])
+    folder = tmp_path / "split"
+    folder.mkdir()
+    long.save(folder / "rec_raw.fif", split_size="10MB", verbose="error")
+    assert (folder / "rec_raw-1.fif").exists()  # mne really split it
+    proc = run_windl("ingest", "study1", folder, "--subject", "01", "--json", "--site", site)
+    (recording,) = json.loads(proc.stdout)["recordings"]
+    assert recording["files"] == 2 and recording["kind"] == "meg"
+    run_windl("convert", "study1", "--task", "rest", "--site", site)
+    path = BIDSPath(subject="01", task="rest", datatype="meg", root=study_path(site))
+    assert read_raw_bids(path, verbose="error").n_times == long.n_times
