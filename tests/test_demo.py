@@ -1,4 +1,4 @@
-"""The README's demo command, end to end: one study with MRI, EEG and MEG, valid BIDS."""
+"""The README's demo command, end to end: MRI + EEG + MEG + phenotype in one valid study."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
     study = site / "superdataset" / "studies" / "demo"
     datatypes = {p.name for p in study.glob("sub-*/ses-*/*") if p.is_dir()}
     assert {"func", "fmap", "eeg", "meg"} <= datatypes
+    assert (study / "phenotype" / "handedness.tsv").exists()
     report = json.loads(run_windl("validate", "demo", "--json", "--site", site).stdout)
     assert report["errors"] == {}
     assert git_status(study) == "" and git_status(site / "superdataset") == ""

@@ -5,12 +5,15 @@ Each step calls the same library functions as the CLI; the demo only chooses the
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from windl import datasets
+from windl.add import add
 from windl.config import REPO_ROOT, Site
 from windl.convert import convert, raise_for_failures
 from windl.errors import BadInput
@@ -58,6 +61,32 @@ def shared_data() -> Path:
     return path.resolve()
 
 
+def _phenotype_table(data: Path, scratch: Path, subjects: list[str]) -> Path:
+    """A folder with a phenotype table for the demo subjects and its data dictionary.
+
+    The scanner test data carry no participant measures, so the demo borrows the
+    Edinburgh handedness scores of the same subject labels from the public BIDS example
+    ``bids_examples/7t_trt``, and its data dictionary says so.
+    """
+    source = data / "bids_examples" / "7t_trt" / "participants.tsv"
+    rows = [line.split("\t") for line in source.read_text(encoding="utf-8").splitlines()]
+    column = rows[0].index("handedness")
+    scores = {r[0]: r[column] for r in rows[1:]}
+    table = scratch / "handedness.tsv"
+    lines = ["participant_id\thandedness"]
+    lines += [f"sub-{s}\t{scores.get(f'sub-{s}', 'n/a')}" for s in sorted(set(subjects))]
+    table.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dictionary = {
+        "handedness": {
+            "Description": "Edinburgh handedness inventory laterality quotient. Demo values: "
+            "copied for the same subject labels from bids_examples/7t_trt/participants.tsv.",
+            "Units": "laterality quotient (-100 left to 100 right)",
+        }
+    }
+    table.with_suffix(".json").write_text(json.dumps(dictionary, indent=2) + "\n")
+    return scratch
+
+
 def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResult:
     """Build the demo site in ``directory``: ingest → convert → validate."""
     data = shared_data()
@@ -84,6 +113,10 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
             if s["status"] != "converted":
                 say(f"     not converted: series {s['series']} {s['description']}: {s['reason']}")
     raise_for_failures(results)
+    with tempfile.TemporaryDirectory(prefix="windl-demo-") as scratch:
+        folder = _phenotype_table(data, Path(scratch), [s[1] for s in SESSIONS])
+        added = add(site, STUDY, folder, "phenotype")
+    say(f"== add phenotype: {', '.join(added.added)}")
     say("== validate (bids-validator-deno)")
     report = validate(site, STUDY)
     say(f"   {report.n_errors} errors, {report.n_warnings} warnings")
