@@ -97,3 +97,49 @@ def dataset_heads(site: Path, name: str = "study1") -> dict[str, str]:
         "sourcedata": git_head(study / "sourcedata"),
         "restricted": git_head(study / "restricted"),
     }
+
+
+def run_killed_at(args: list[str | os.PathLike[str]], point: str, trace_dir: Path) -> None:
+    """Start ``windl ARGS``; SIGKILL it once it reaches checkpoint ``point`` (it waits there).
+
+    See :mod:`windl.checkpoints`: the named point pauses, so the kill lands exactly there.
+    """
+    import signal
+    import time
+
+    trace = trace_dir / f"trace-{point}"
+    env = {
+        **os.environ,
+        "WINDL_CHECKPOINT_FILE": str(trace),
+        "WINDL_CHECKPOINT_PAUSE": point,
+        "WINDL_CHECKPOINT_DELAY": "60",
+    }
+    proc = subprocess.Popen(
+        [*WINDL, *map(str, args)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if trace.exists() and point in trace.read_text().split():
+            break
+        assert proc.poll() is None, f"windl {args[0]} ended before reaching {point}"
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail(f"windl {args[0]} never reached {point}")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def rerun_onto_parent(study: Path, commit: str, branch: str) -> None:
+    """``datalad rerun`` of ``commit`` on a new branch from its parent: outputs from scratch."""
+    from windl.datasets import tool_env
+
+    subprocess.run(
+        ["datalad", "rerun", "--branch", branch, "--onto", f"{commit}^", commit],
+        cwd=study,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+    )
+    assert git_head(study) != commit

@@ -10,9 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from windl.datasets import tool_env
-
-from conftest import dataset_heads, git_head, git_status, run_windl, study_path
+from conftest import dataset_heads, git_head, git_status, rerun_onto_parent, run_windl, study_path
 
 
 def _voxels(path: Path) -> np.ndarray:
@@ -150,14 +148,6 @@ def test_datalad_rerun_reproduces_the_same_annexed_keys(nih_site: Path, tmp_path
     original = _annex_keys(study, "sub-01/func/*.nii.gz")
     assert len(original) == 4
     # rerun on a branch that starts before the conversion: outputs are written from scratch
-    subprocess.run(
-        ["datalad", "rerun", "--branch", "rerun-check", "--onto", f"{commit}^", commit],
-        cwd=study,
-        check=True,
-        capture_output=True,
-        text=True,
-        env=tool_env(),
-    )
-    assert git_head(study) != commit
+    rerun_onto_parent(study, commit, "rerun-check")
     assert _annex_keys(study, "sub-01/func/*.nii.gz") == original
     assert git_status(study) == ""

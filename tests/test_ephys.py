@@ -11,9 +11,7 @@ import mne
 import pytest
 from mne_bids import BIDSPath, read_raw_bids
 
-from windl.datasets import tool_env
-
-from conftest import dataset_heads, git_head, git_status, run_windl, study_path
+from conftest import dataset_heads, git_status, rerun_onto_parent, run_windl, study_path
 
 RECORDINGS = {
     # subject: (folder in mne_testfiles, main file, datatype)
@@ -107,15 +105,7 @@ def test_datalad_rerun_of_eeg_conversion_reproduces_keys(ephys_site: Path) -> No
 
     original = keys()
     assert any(name.endswith(".eeg") for name in original)
-    subprocess.run(
-        ["datalad", "rerun", "--branch", "rerun-eeg", "--onto", f"{commit}^", commit],
-        cwd=study,
-        check=True,
-        capture_output=True,
-        text=True,
-        env=tool_env(),
-    )
-    assert git_head(study) != commit
+    rerun_onto_parent(study, commit, "rerun-eeg")
     assert keys() == original
     assert git_status(study) == ""
 

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import WINDL, Runner, dataset_heads, git_status, study_path
+from conftest import Runner, dataset_heads, git_status, run_killed_at, study_path
 
 TINY = "mne_bids_tiny_bids/tiny_bids"
 EEG_JSON = "sub-01/ses-eeg/eeg/sub-01_ses-eeg_task-rest_eeg.json"
@@ -267,34 +264,6 @@ def test_a_bids_dir_that_is_not_a_folder_is_refused(
 
 
 # ----------------------------------------------------------------------------- crash safety
-def import_killed_at(site: Path, source: Path, point: str, tmp_path: Path) -> None:
-    """Start an import, SIGKILL it once it reaches checkpoint ``point`` (and waits there)."""
-    trace = tmp_path / f"trace-{point}"
-    env = {
-        **os.environ,
-        "WINDL_CHECKPOINT_FILE": str(trace),
-        "WINDL_CHECKPOINT_PAUSE": point,
-        "WINDL_CHECKPOINT_DELAY": "60",
-    }
-    proc = subprocess.Popen(
-        [*WINDL, "import", "study1", str(source), "--site", str(site)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if trace.exists() and point in trace.read_text().split():
-            break
-        assert proc.poll() is None, f"import ended before reaching {point}"
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail(f"import never reached {point}")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-
-
 @pytest.mark.parametrize(
     ("with_raw", "point"),
     [
@@ -312,7 +281,7 @@ def test_import_killed_leaves_datasets_consistent_and_rerun_completes(
         (source / "sourcedata" / "raw.bin").write_bytes(bytes(range(256)) * 40)
     before = dataset_heads(site)
 
-    import_killed_at(site, source, point, tmp_path)
+    run_killed_at(["import", "study1", source, "--site", site], point, tmp_path)
 
     study = study_path(site)
     after_kill = dataset_heads(site)

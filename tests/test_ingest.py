@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import WINDL, dataset_heads, git_status, run_windl, study_path
+from conftest import dataset_heads, git_status, run_killed_at, run_windl, study_path
 
 
 def _sourcedata(site: Path) -> Path:
@@ -171,41 +168,13 @@ def test_zip_and_tar_sources_are_ingested_like_folders(
 
 
 # --------------------------------------------------------------------------- crash safety
-def _ingest_killed_at(site: Path, source: Path, point: str, tmp_path: Path) -> None:
-    """Start ingest, SIGKILL it once it reaches checkpoint ``point`` (and waits there)."""
-    trace = tmp_path / f"trace-{point}"
-    env = {
-        **os.environ,
-        "WINDL_CHECKPOINT_FILE": str(trace),
-        "WINDL_CHECKPOINT_PAUSE": point,
-        "WINDL_CHECKPOINT_DELAY": "60",
-    }
-    proc = subprocess.Popen(
-        [*WINDL, "ingest", "study1", str(source), "--subject", "01", "--site", str(site)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if trace.exists() and point in trace.read_text().split():
-            break
-        assert proc.poll() is None, f"ingest ended before reaching {point}"
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail(f"ingest never reached {point}")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-
-
 @pytest.mark.parametrize("point", ["scanned", "staged", "annexed", "committed"])
 def test_ingest_killed_leaves_datasets_unchanged_and_rerun_completes(
     site: Path, data: Path, tmp_path: Path, point: str
 ) -> None:
     source = data / "dcm_qa_nih" / "In" / "20180918GE"
     before = dataset_heads(site)
-    _ingest_killed_at(site, source, point, tmp_path)
+    run_killed_at(["ingest", "study1", source, "--subject", "01", "--site", site], point, tmp_path)
     assert dataset_heads(site) == before
     assert git_status(study_path(site)) == ""
     assert git_status(_sourcedata(site)) == ""
@@ -220,7 +189,9 @@ def test_ingest_killed_after_its_commit_is_recorded_upwards_by_the_next_run(
     site: Path, data: Path, tmp_path: Path
 ) -> None:
     source = data / "dcm_qa_nih" / "In" / "20180918Si"
-    _ingest_killed_at(site, source, "merged", tmp_path)
+    run_killed_at(
+        ["ingest", "study1", source, "--subject", "01", "--site", site], "merged", tmp_path
+    )
     # the raw data is committed; only the study's record of it is behind
     assert git_status(_sourcedata(site)) == ""
     run_windl("ingest", "study1", source, "--subject", "01", "--site", site)
