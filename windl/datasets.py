@@ -7,7 +7,6 @@ Everything that changes a dataset goes through here, so the rules that keep data
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -21,8 +20,6 @@ from typing import Any
 from windl.checkpoints import checkpoint
 from windl.config import PROCEDURES
 from windl.errors import DatasetDirty, ToolMissing, WindlError
-
-log = logging.getLogger(__name__)
 
 #: where windl keeps its own scratch state inside a dataset's git dir (never tracked)
 WINDL_GITDIR = Path(".git") / "windl"
@@ -41,7 +38,9 @@ def tool_env() -> dict[str, str]:
     """
     env = dict(os.environ)
     bindir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
+    path = env.get("PATH", "")
+    if path.split(os.pathsep)[0] != bindir:
+        env["PATH"] = os.pathsep.join([bindir, path])
     env["DATALAD_LOCATIONS_EXTRA__PROCEDURES"] = str(PROCEDURES)
     env.setdefault("DATALAD_LOG_LEVEL", "WARNING")
     env["NO_COLOR"] = "1"
