@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import git_status, run_windl
+from conftest import git_head, git_status, run_windl
 
 
 def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
@@ -19,3 +19,8 @@ def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
     report = json.loads(run_windl("validate", "demo", "--json", "--site", site).stdout)
     assert report["errors"] == {}
     assert git_status(study) == "" and git_status(site / "superdataset") == ""
+    # the README's command can be repeated: the second run changes nothing
+    heads = (git_head(study), git_head(site / "superdataset"))
+    again = run_windl("demo", site)
+    assert "0 errors" in again.stdout
+    assert (git_head(study), git_head(site / "superdataset")) == heads

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from windl import datasets
 from windl.add import add
-from windl.config import REPO_ROOT, Site
+from windl.config import REPO_ROOT, SITE_FILE, Site, load_site
 from windl.convert import convert, raise_for_failures
 from windl.errors import BadInput
 from windl.ingest import ingest
@@ -88,14 +88,23 @@ def _phenotype_table(data: Path, scratch: Path, subjects: list[str]) -> Path:
 
 
 def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResult:
-    """Build the demo site in ``directory``: ingest → convert → validate."""
+    """Build the demo site in ``directory``: ingest → convert → add → validate.
+
+    Run again on the same folder, it reuses the site and changes nothing (every step is
+    idempotent), so ``make demo`` can be repeated.
+    """
     data = shared_data()
     say(f"== site {directory}")
-    site = init_site(directory, name="windl demo site")
+    if (directory / SITE_FILE).exists():
+        site = load_site(directory)
+    else:
+        site = init_site(directory, name="windl demo site")
     say(f"== study {STUDY}")
-    study = create_study(site, STUDY)
-    (study.code / "study.toml").write_text(DEMO_STUDY_SETTINGS, encoding="utf-8")
-    datasets.save(study.root, ["code/study.toml"], "demo: task labels for the EPI series")
+    study = get_study(site, STUDY) if (site.studies / STUDY).exists() else create_study(site, STUDY)
+    settings = study.code / "study.toml"
+    if settings.read_text(encoding="utf-8") != DEMO_STUDY_SETTINGS:
+        settings.write_text(DEMO_STUDY_SETTINGS, encoding="utf-8")
+        datasets.save(study.root, ["code/study.toml"], "demo: task labels for the EPI series")
     for source, subject, session, what in SESSIONS:
         result = ingest(site, STUDY, data / source, subject, session)
         say(
@@ -116,7 +125,7 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
     with tempfile.TemporaryDirectory(prefix="windl-demo-") as scratch:
         folder = _phenotype_table(data, Path(scratch), [s[1] for s in SESSIONS])
         added = add(site, STUDY, folder, "phenotype")
-    say(f"== add phenotype: {', '.join(added.added)}")
+    say(f"== add phenotype: {', '.join(added.added) or 'already there, unchanged'}")
     say("== validate (bids-validator-deno)")
     report = validate(site, STUDY)
     say(f"   {report.n_errors} errors, {report.n_warnings} warnings")
