@@ -418,7 +418,10 @@ def record_subdataset_state(parent: Path, sub: Path, message: str) -> None:
     machinery cost ~1 s per call here).
     """
     rel = os.path.relpath(sub, parent)
-    if git(parent, "status", "--porcelain", "--", rel).strip():
+    recorded = git(parent, "ls-tree", "HEAD", "--", rel).split()
+    # compare commits, not `git status`: untracked files inside the subdataset make
+    # status report it modified although there is nothing to record
+    if not recorded or recorded[2] != head(sub):
         git(parent, "add", "--", rel)
         git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", rel)
 
