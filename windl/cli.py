@@ -313,3 +313,129 @@ def add_cmd(
     if result.to_describe:
         lines.append("fill in the TODO descriptions in: " + ", ".join(result.to_describe))
     _emit({**asdict(result), "changed": result.changed}, as_json, "\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- consent
+@main.group()
+def consent() -> None:
+    """Record which sharing scopes participants consented to (kept in restricted/)."""
+
+
+def _consent_line(record: dict[str, Any]) -> str:
+    text = (
+        f"{record['participant_id']}\t{', '.join(record['scopes']) or 'no scopes'}\t"
+        f"form {record['form_version'] or 'n/a'}\t{record['date'] or 'n/a'}"
+    )
+    return text + (f"\tWITHDRAWN {record['withdrawn']}" if record["withdrawn"] else "")
+
+
+def _consent_change_lines(change: Any) -> list[str]:
+    if change.commit is None:
+        who = ", ".join(change.unchanged)
+        return [f"unchanged: the consent registry of {change.study} already says this for {who}"]
+    n = len(change.changed)
+    lines = [f"{change.action}: {n} consent record{'s' * (n != 1)} of {change.study}"]
+    lines[0] += f" (commit {change.commit[:10]})"
+    lines += [f"  {_consent_line(r.to_dict())}" for r in change.changed]
+    if change.unchanged:
+        lines.append(f"  unchanged: {', '.join(change.unchanged)}")
+    return lines
+
+
+@consent.command("set")
+@click.argument("study_name", metavar="STUDY")
+@click.argument("subject")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    metavar="SCOPE",
+    help="individuals, members or external; repeat for several.",
+)
+@click.option("--form-version", default=None, help="Version of the consent form signed.")
+@click.option(
+    "--date",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Date of consent (default: today; kept if scopes and form are unchanged).",
+)
+@site_option
+@json_option
+def consent_set(
+    study_name: str,
+    subject: str,
+    scopes: tuple[str, ...],
+    form_version: str | None,
+    date: str | None,
+    site_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Record that SUBJECT of STUDY consented to exactly the given scopes."""
+    from windl.consent import set_consent
+
+    change = set_consent(_site(site_dir), study_name, subject, scopes, form_version, date)
+    _emit(change.to_dict(), as_json, "\n".join(_consent_change_lines(change)))
+
+
+@consent.command("show")
+@click.argument("study_name", metavar="STUDY")
+@click.argument("subject", required=False)
+@site_option
+@json_option
+def consent_show(
+    study_name: str, subject: str | None, site_dir: Path | None, as_json: bool
+) -> None:
+    """Show the consent records of STUDY, or SUBJECT's record and its history."""
+    from windl.consent import show_consent
+
+    shown = show_consent(_site(site_dir), study_name, subject)
+    lines = [_consent_line(r) for r in shown["records"]]
+    if subject is not None:
+        lines = lines or [f"{shown['participant']}\tno consent recorded"]
+        lines += [
+            f"  {h['timestamp']} {h['action']}: {h['scopes']}, form {h['form_version']}, "
+            f"{h['date']}" + (f", withdrawn {h['withdrawn']}" if h["withdrawn"] != "n/a" else "")
+            for h in shown["history"]
+        ]
+    _emit(shown, as_json, "\n".join(lines) or f"no consent recorded in {study_name}")
+
+
+@consent.command("withdraw")
+@click.argument("study_name", metavar="STUDY")
+@click.argument("subject")
+@click.option("--date", default=None, metavar="YYYY-MM-DD", help="Date (default: today).")
+@site_option
+@json_option
+def consent_withdraw(
+    study_name: str, subject: str, date: str | None, site_dir: Path | None, as_json: bool
+) -> None:
+    """Record that SUBJECT withdrew consent; list published versions that contain them."""
+    from windl.consent import withdraw_consent
+
+    change = withdraw_consent(_site(site_dir), study_name, subject, date)
+    record = (change.changed or [None])[0]
+    pid = record.participant_id if record else change.unchanged[0]
+    if record is not None and change.commit:
+        lines = [f"{pid} withdrew consent on {record.withdrawn} (commit {change.commit[:10]})"]
+    else:
+        lines = [f"unchanged: {pid} has already withdrawn consent"]
+    if change.published:
+        lines.append(f"published versions that still contain {pid} (under a release label):")
+        lines += [f"  {p.scope} {p.tag}\t{p.dataset}" for p in change.published]
+    else:
+        lines.append(f"no published versions contain {pid}")
+    _emit(change.to_dict(), as_json, "\n".join(lines))
+
+
+@consent.command("import")
+@click.argument("study_name", metavar="STUDY")
+@click.argument("csv_file", metavar="CSV", type=click.Path(path_type=Path))
+@site_option
+@json_option
+def consent_import(study_name: str, csv_file: Path, site_dir: Path | None, as_json: bool) -> None:
+    """Record consent from CSV (participant_id, scopes, form_version, date) in one commit."""
+    from windl.consent import import_consent
+
+    change = import_consent(_site(site_dir), study_name, csv_file)
+    _emit(change.to_dict(), as_json, "\n".join(_consent_change_lines(change)))

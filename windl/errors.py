@@ -77,3 +77,15 @@ class ValidationFailed(WindlError):
 
 class ConfigError(WindlError):
     """windl.toml or a study settings file is malformed."""
+
+
+class UnknownParticipant(WindlError):
+    """A subject the study does not know (no ``sub-*`` folder, participants.tsv row or raw data)."""
+
+
+class InvalidConsent(BadInput):
+    """A consent record or consent table that cannot be accepted (names the row and the reason)."""
+
+
+class PseudonymMissing(WindlError):
+    """No release label exists yet for a participant in a scope, and none was to be created."""

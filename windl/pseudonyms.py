@@ -1,0 +1,270 @@
+"""Release labels: new random participant (and date-like session) labels for releases.
+
+A release names a participant only by a *release label*: :data:`LABEL_LENGTH` random
+letters and digits from :mod:`secrets`, BIDS-valid, drawn once per study, scope and
+participant and reused by every later version of that scope's release line. Labels are
+unique within the study (case-insensitively, for case-insensitive file systems), across all
+scopes, so two scopes' releases cannot be linked by label; a label never equals a study
+label of any participant and is not derived from it.
+
+Session labels that encode a date (``20180918``, ``2018-09-18``, ``180918``, any run of six
+or more digits, …; see :func:`is_date_like`) are re-keyed the same way, per participant and
+scope; other session labels (``1``, ``pre``, ``ge``) are kept.
+
+The key lives only in the study's ``restricted/`` subdataset, which is never released:
+``pseudonyms.tsv`` (scope, participant_id, release_label, created) and
+``session-pseudonyms.tsv`` (scope, participant, session, release_session). Rows are only
+ever added; the new labels of one call are one commit (see :func:`ensure_labels`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import string
+from collections.abc import Iterable
+
+from windl.consent import (
+    appended_text,
+    commit_restricted,
+    known_participants,
+    parse_scopes,
+    participant_id,
+    read_restricted_table,
+    restricted_change,
+)
+from windl.errors import InvalidLabel, PseudonymMissing
+from windl.labels import bids_label
+from windl.study import Study
+
+PSEUDONYMS_FILE = "pseudonyms.tsv"
+SESSION_PSEUDONYMS_FILE = "session-pseudonyms.tsv"
+PSEUDONYM_COLUMNS = ("scope", "participant_id", "release_label", "created")
+SESSION_COLUMNS = ("scope", "participant", "session", "release_session")
+LABEL_LENGTH = 8
+_ALPHABET = string.ascii_letters + string.digits
+
+_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
+_DATE_PATTERNS = (
+    re.compile(r"\d{6,}"),  # 20180918, 180918, 18092018, any long run of digits
+    re.compile(r"\d{1,4}[-_./]\d{1,2}[-_./]\d{1,4}"),  # 2018-09-18, 18.09.2018, 9/18/18
+    re.compile(rf"\d{{1,2}}[-_.]?{_MONTH}", re.IGNORECASE),  # 18sep2018, 18-Sept
+    re.compile(rf"{_MONTH}[-_.]?\d{{2,4}}", re.IGNORECASE),  # sep2018, Sept-18
+)
+_SESSION_TEXT = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def is_date_like(label: str) -> bool:
+    """True if a session label looks like it encodes a date (and must be re-keyed).
+
+    Examples
+    --------
+    >>> [is_date_like(s) for s in ("20180918", "2018-09-18", "180918", "1", "pre", "ge")]
+    [True, True, True, False, False, False]
+    """
+    text = label.removeprefix("ses-")
+    return any(p.search(text) for p in _DATE_PATTERNS)
+
+
+def _scope(scope: str) -> str:
+    (valid,) = parse_scopes([scope])
+    return valid
+
+
+def _pid(subject: str) -> str:
+    return f"sub-{bids_label(subject.strip(), 'sub')}"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _random_label(taken: set[str]) -> str:
+    """A new label: not in ``taken`` (casefolded), not date-like; added to ``taken``."""
+    while True:
+        label = "".join(secrets.choice(_ALPHABET) for _ in range(LABEL_LENGTH))
+        if label.casefold() not in taken and not is_date_like(label):
+            taken.add(label.casefold())
+            return label
+
+
+# --------------------------------------------------------------------------- participants
+def mapping(study: Study, scope: str) -> dict[str, str]:
+    """Committed release labels of ``scope``: participant id (``sub-01``) → release label.
+
+    Release labels are bare BIDS labels; a release names the participant ``sub-<label>``.
+    """
+    scope = _scope(scope)
+    rows = read_restricted_table(study, PSEUDONYMS_FILE, PSEUDONYM_COLUMNS)
+    return {r["participant_id"]: r["release_label"] for r in rows if r["scope"] == scope}
+
+
+def ensure_labels(study: Study, scope: str, subjects: Iterable[str]) -> dict[str, str]:
+    """Release labels of ``subjects`` in ``scope``, creating the missing ones in one commit.
+
+    Parameters
+    ----------
+    study
+        The study; its ``restricted`` subdataset holds the key.
+    scope
+        One of :data:`windl.consent.SCOPES`.
+    subjects
+        Participants the study knows (``01`` or ``sub-01``).
+
+    Returns
+    -------
+    dict[str, str]
+        Participant id (``sub-01``) → release label, for each of ``subjects``.
+
+    Raises
+    ------
+    UnknownParticipant
+        If the study does not know one of ``subjects``.
+    """
+    scope = _scope(scope)
+    pids = sorted({participant_id(study, s) for s in subjects})
+    known = mapping(study, scope)
+    if all(pid in known for pid in pids):
+        return {pid: known[pid] for pid in pids}
+    with restricted_change(study):
+        rows = read_restricted_table(study, PSEUDONYMS_FILE, PSEUDONYM_COLUMNS)
+        known = {r["participant_id"]: r["release_label"] for r in rows if r["scope"] == scope}
+        taken = {r["release_label"].casefold() for r in rows}
+        taken |= {pid.removeprefix("sub-").casefold() for pid in known_participants(study)}
+        created = _now()
+        new = []
+        for pid in pids:
+            if pid not in known:
+                known[pid] = _random_label(taken)
+                new.append([scope, pid, known[pid], created])
+        if new:
+            text = appended_text(study, PSEUDONYMS_FILE, PSEUDONYM_COLUMNS, new)
+            commit_restricted(
+                study,
+                {PSEUDONYMS_FILE: text},
+                f"windl pseudonyms: {len(new)} new release labels for scope {scope}",
+            )
+    return {pid: known[pid] for pid in pids}
+
+
+def release_label(study: Study, scope: str, subject: str, create: bool = True) -> str:
+    """The release label of ``subject`` in ``scope`` (created and committed if new).
+
+    Raises
+    ------
+    PseudonymMissing
+        If ``create`` is false and the participant has no label in ``scope`` yet.
+    """
+    if not create:
+        pid = _pid(subject)
+        label = mapping(study, scope).get(pid)
+        if label is None:
+            raise PseudonymMissing(f"{pid} has no release label in scope {scope} of {study.name}")
+        return label
+    return ensure_labels(study, scope, [subject])[participant_id(study, subject)]
+
+
+# --------------------------------------------------------------------------- sessions
+def _session(session: str) -> str:
+    """A session label as given (without ``ses-``); date-like ones may hold ``-._``."""
+    text = session.strip().removeprefix("ses-")
+    if is_date_like(text):
+        if not _SESSION_TEXT.match(text):
+            raise InvalidLabel(f"invalid session label {session!r}")
+        return text
+    return bids_label(text, "ses")
+
+
+def session_mapping(study: Study, scope: str) -> dict[tuple[str, str], str]:
+    """Committed re-keyed sessions of ``scope``: (participant id, session) → release session."""
+    scope = _scope(scope)
+    rows = read_restricted_table(study, SESSION_PSEUDONYMS_FILE, SESSION_COLUMNS)
+    return {
+        (r["participant"], r["session"]): r["release_session"] for r in rows if r["scope"] == scope
+    }
+
+
+def _study_sessions(study: Study, pid: str) -> set[str]:
+    """Session labels of ``pid`` in the study and its raw data (casefolded)."""
+    return {
+        p.name.removeprefix("ses-").casefold()
+        for base in (study.root, study.sourcedata)
+        for p in (base / pid).glob("ses-*")
+        if p.is_dir()
+    }
+
+
+def ensure_sessions(
+    study: Study, scope: str, sessions: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Release session labels for (subject, session) pairs, re-keying date-like ones.
+
+    Date-like sessions (:func:`is_date_like`) get a random label, unique among the
+    participant's sessions in ``scope``; the new ones are committed together. Other
+    sessions keep their label.
+
+    Returns
+    -------
+    dict[tuple[str, str], str]
+        (participant id ``sub-01``, session as given without ``ses-``) → release session.
+    """
+    scope = _scope(scope)
+    pairs = sorted({(participant_id(study, sub), _session(ses)) for sub, ses in sessions})
+    result = {pair: pair[1] for pair in pairs if not is_date_like(pair[1])}
+    rekey = [pair for pair in pairs if pair not in result]
+    known = session_mapping(study, scope)
+    if all(pair in known for pair in rekey):
+        return {**result, **{pair: known[pair] for pair in rekey}}
+    with restricted_change(study):
+        rows = read_restricted_table(study, SESSION_PSEUDONYMS_FILE, SESSION_COLUMNS)
+        known = {
+            (r["participant"], r["session"]): r["release_session"]
+            for r in rows
+            if r["scope"] == scope
+        }
+        new = []
+        for pid, ses in rekey:
+            if (pid, ses) in known:
+                continue
+            taken = {r["release_session"].casefold() for r in rows if r["participant"] == pid}
+            taken |= {label.casefold() for (p, _), label in known.items() if p == pid}
+            taken |= _study_sessions(study, pid) | {ses.casefold()}
+            known[(pid, ses)] = _random_label(taken)
+            new.append([scope, pid, ses, known[(pid, ses)]])
+        if new:
+            text = appended_text(study, SESSION_PSEUDONYMS_FILE, SESSION_COLUMNS, new)
+            commit_restricted(
+                study,
+                {SESSION_PSEUDONYMS_FILE: text},
+                f"windl pseudonyms: {len(new)} new release session labels for scope {scope}",
+            )
+    return {**result, **{pair: known[pair] for pair in rekey}}
+
+
+def release_session(
+    study: Study, scope: str, subject: str, session: str, create: bool = True
+) -> str:
+    """The release label of ``subject``'s ``session`` in ``scope``.
+
+    Kept unless the label looks like a date (:func:`is_date_like`); a date-like one is
+    replaced by a random label, created and committed if new.
+
+    Raises
+    ------
+    PseudonymMissing
+        If ``create`` is false and a date-like session has no release label yet.
+    """
+    ses = _session(session)
+    if not is_date_like(ses):
+        return ses
+    if not create:
+        pid = _pid(subject)
+        label = session_mapping(study, scope).get((pid, ses))
+        if label is None:
+            raise PseudonymMissing(
+                f"{pid} session {ses} has no release label in scope {scope} of {study.name}"
+            )
+        return label
+    pid = participant_id(study, subject)
+    return ensure_sessions(study, scope, [(pid, ses)])[(pid, ses)]
