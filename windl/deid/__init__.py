@@ -8,6 +8,16 @@ from windl.deid.dicom import (
     deidentify_dataset,
     deidentify_file,
 )
+from windl.deid.ephys import recording_files, scrub_raw
+from windl.deid.sidecars import (
+    forbidden_keys,
+    scrub_nifti,
+    scrub_scans_tsv,
+    scrub_sidecar,
+    scrub_sidecar_file,
+    scrub_tsv_dates,
+    unclassified_keys,
+)
 
 __all__ = [
     "BurnedInAnnotationRefused",
@@ -16,4 +26,13 @@ __all__ = [
     "check_dataset",
     "deidentify_dataset",
     "deidentify_file",
+    "forbidden_keys",
+    "recording_files",
+    "scrub_nifti",
+    "scrub_raw",
+    "scrub_scans_tsv",
+    "scrub_sidecar",
+    "scrub_sidecar_file",
+    "scrub_tsv_dates",
+    "unclassified_keys",
 ]

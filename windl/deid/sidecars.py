@@ -1,0 +1,732 @@
+"""De-identify what a BIDS study holds besides DICOM: JSON sidecars, TSV dates, NIfTI headers.
+
+The same :class:`~windl.deid.dicom.DeidPolicy` that governs the DICOM headers governs these
+files, so a release says the same thing in every file:
+
+* **JSON sidecars** (dcm2niix, heudiconv, mne-bids, hand-written): every top-level key is
+  looked up in :data:`SIDECAR_KEYS`, a classification kept here as data. It was made by
+  running the real dcm2niix (``dcm2niix -b o``, with and without ``-ba n``) over every DICOM
+  file in the project's shared test data (Siemens, GE, Philips classic and enhanced, nine
+  transfer syntaxes) and classifying every key it wrote; then every key that dcm2niix's
+  source (``console/nii_dicom_batch.cpp``) can write, every key of the sidecars mne-bids
+  writes for BrainVision, EDF and FIF, every key of the BIDS examples in the shared data,
+  and the keys heudiconv adds. A test re-runs dcm2niix on the shared data and fails on any
+  key that is not classified. Where a key carries a DICOM attribute, its category follows
+  that attribute's row of PS3.15 Table E.1-1 (a test checks it):
+
+  ``keep``
+      acquisition parameters and provenance: kept.
+  ``remove``
+      names, IDs, birth date, accession number, UIDs: removed whatever the options (DICOM
+      remaps UIDs per release; a sidecar has no use for them).
+  ``shift``
+      dates and times: with Retain Modified Dates a date (or the date part of a date-time)
+      is shifted by the participant's offset, a time of day is kept (a shift by whole
+      days leaves it unchanged); without it they are removed. A value that cannot be read
+      as a date is removed, never kept unshifted.
+  ``device``
+      station name, device serial number: kept only with Retain Device Identity.
+  ``institution``
+      institution name, address, department: kept only with Retain Institution Identity.
+  ``patient``
+      age, sex, size, weight: kept only with Retain Patient Characteristics.
+  ``descriptor``
+      series/study/protocol descriptions, image and conversion comments: removed, or with
+      Clean Descriptors kept with every identifying word of the sidecar (names, IDs,
+      institution, station, serial) and every date written in the text replaced by ``X``.
+
+  A key found in no list is kept, and :func:`unclassified_keys` names it for the audit.
+  heudiconv's dcmstack dumps (``global``, ``time``, ``slices``, ``vector`` beside
+  ``dcmmeta_*`` keys) hold whole DICOM headers and are removed.
+* **TSV files**: ``acq_time`` of ``*_scans.tsv`` (and any column whose values are all ISO
+  dates) shifted or set to ``n/a``; the ``operator`` column heudiconv writes is removed.
+* **NIfTI headers**: ``descrip`` (dcm2niix writes the acquisition time there),
+  ``aux_file``, ``db_name``, ``data_type`` and a free ``intent_name`` are blanked and every
+  header extension is dropped; the voxel bytes, the affine and every other header field
+  are kept as they are; ``.nii.gz`` is written with a fixed gzip header (mtime 0, no name).
+
+Everything here reads a source and writes a *new* file (atomically); a study is never
+changed in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gzip
+import json
+import os
+import re
+import shutil
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any, Final
+
+import numpy as np
+
+from windl.deid.dicom import DeidPolicy
+from windl.errors import BadInput
+
+#: categories of :data:`SIDECAR_KEYS` (see the module docstring)
+CATEGORIES: Final = ("keep", "remove", "shift", "device", "institution", "patient", "descriptor")
+
+_KEEP = """
+    AccelFact3D AcquisitionDuration AcquisitionMatrixPE AcquisitionNumber AcquisitionVoxelSize
+    AnatomicalLandmarkCoordinateSystem AnatomicalLandmarkCoordinateUnits
+    AnatomicalLandmarkCoordinates ArterialSpinLabelingType AssociatedEmptyRoom
+    AttenuationCorrectionMethod Authors AveragesDouble BIDSVersion BandwidthPerPixelPhaseEncode
+    BaseResolution BidsGuess BodyPart BolusDuration CapManufacturer CapManufacturersModelName
+    CodeMeaning CodeValue CodingSchemeDesignator CodingSchemeVersion CogAtlasID
+    CoilCombinationMethod CoilString Columns CompressedSensingFactor ConsistencyInfo
+    ContinuousHeadLocalization ConversionSoftware ConversionSoftwareVersion ConvolutionKernel
+    DecayCorrection DecayFactor DeepLearning DeepLearningDetails DeidentificationMethod
+    DeidentificationMethodCodeSequence DelayTime DerivedVendorReportedEchoSpacing DewarPosition
+    DiffGradientCyclingGE DiffusionScheme DigitizedHeadPoints DigitizedHeadPointsCoordinateSystem
+    DigitizedHeadPointsCoordinateSystemDescription DigitizedHeadPointsCoordinateUnits
+    DigitizedLandmarks Dosage DoseCalibrationFactor DwellTime ECGChannelCount EEGChannelCount
+    EEGCoordinateSystem EEGCoordinateSystemDescription EEGCoordinateUnits EEGGround
+    EEGPlacementScheme EEGReference EMGChannelCount EOGChannelCount EPIFactor EchoNumber
+    EchoSpacingMicroSecondsGE EchoTime EchoTime1 EchoTime2 EchoTrainDuration EchoTrainLength
+    EffectiveEchoSpacing EpochLength EstimatedEffectiveEchoSpacing EstimatedTotalReadoutTime
+    ExposureTime FlipAngle FmriExternalInfo FrameDuration FrameReferenceTime FrameTimesStart
+    FrequencyEncodingSteps HardwareFilters HeadCoilCoordinateSystem
+    HeadCoilCoordinateSystemDescription HeadCoilCoordinateUnits HeadCoilCoordinates
+    HeadCoilFrequency HeudiconvVersion ImageOrientationPatientDICOM ImageOrientationText
+    ImageType ImageTypeText ImagingFrequency InPlanePhaseEncodingDirectionDICOM
+    InitialPostLabelDelay InjectedRadioactivity InjectedRadioactivityUnits InjectedVolume
+    IntendedFor InternalPulseSequenceName Interpolation2D Interpolation3D InversionTime
+    IsotopeHalfLife LabelingDistance LabelingDuration LabelingPulseAverageGradient
+    LabelingPulseDuration LabelingPulseFlipAngle LabelingPulseMaximumGradient M0Type
+    MEGChannelCount MEGCoordinateSystem MEGCoordinateSystemDescription MEGCoordinateUnits
+    MEGREFChannelCount MRAcquisitionType MTState MagneticFieldStrength Manufacturer
+    ManufacturersModelName MatrixCoilMode MaxMovement MaximumT1Opt MeanGzx10 MiscChannelCount
+    Modality ModalityLabel MultibandAccelerationFactor Name NonlinearGradientCorrection
+    NotPhysicalNumberOfAcquiredPELinesGE NotPhysicalTotalReadOutTimeGE NumRFBlocks NumberOfArms
+    NumberOfAverages NumberOfDiffusionDirectionGE NumberOfDiffusionT2GE NumberOfExcitations
+    NumberOfKSpaceTrajectories NumberOfPointsPerArm PASLType ParallelAcquisitionTechnique
+    ParallelReductionFactorInPlane ParallelReductionFactorOutOfPlane PartialFourier
+    PartialFourierDirection PartialFourierEnabled PatientPosition PercentPhaseFOV
+    PercentSampling PhaseEncodingAxis PhaseEncodingDirection PhaseEncodingDirectionDisplayed
+    PhaseEncodingPolarityGE PhaseEncodingSteps PhaseEncodingStepsNoPartialFourier
+    PhaseEncodingStepsOutOfPlane PhaseOversampling PhaseResolution PhiAdjust
+    PhilipsRWVIntercept PhilipsRWVSlope PhilipsRescaleIntercept PhilipsRescaleSlope
+    PhilipsScaleSlope PixelBandwidth PostInversionDelay PostLabelingDelay PowerLineFrequency
+    PrescanReuseString PulseSequenceDetails PulseSequenceName PulseSequenceType Quadruped RFGap
+    RadionuclideHalfLife RadionuclidePositronFraction Radiopharmaceutical RawImage
+    ReceiveCoilActiveElements ReceiveCoilName ReconFilterSize ReconMatrixPE ReconMethodName
+    ReconMethodParameterLabels ReconMethodParameterValues ReconstructionMethod
+    RecordingDuration RecordingType RefLinesPE RepetitionTime RepetitionTimeExcitation
+    RepetitionTimeInversion RepetitionTimePreparation SAR SamplingFrequency SaturationStopTime
+    ScanOptions ScanningSequence ScatterFraction SequenceName SequenceVariant SeriesNumber
+    ShimSetting SliceEncodingDirection SliceThickness SliceTiming SoftwareFilters
+    SoftwareVersions Sources SpacingBetweenSlices SpoilingState SpoilingType StartTime T1
+    TablePosition TagDuration TagPlaneDThickness TagPlaneSNormalDTra TagPlaneSPositionDTra
+    TagPlaneUlShape TagRFDuration TagRFFlipAngle TagRFSeparation TaskDescription TaskName
+    TensorFileNumberGE TotalAcquiredPairs TotalReadoutTime TracerRadionuclide
+    TriggerChannelCount TriggerDelayTime TxRefAmp Units UsePhilipsFloatNotDisplayScaling
+    VariableFlipAngleFlag VendorReportedEchoSpacing WaterFatShift WipMemBlock XRayExposure
+    XRayTubeCurrent
+    dcmmeta_affine dcmmeta_reorient_transform dcmmeta_shape dcmmeta_slice_dim dcmmeta_version
+"""
+
+_REMOVE = """
+    AccessionNumber IssuerOfPatientID MedicalRecordLocator NameOfPhysiciansReadingStudy
+    OperatorsName OtherPatientIDs OtherPatientNames PatientAddress PatientBirthDate
+    PatientBirthName PatientBirthTime PatientID PatientMotherBirthName PatientName
+    PatientTelephoneNumbers PerformingPhysicianName PhysiciansOfRecord ReferringPhysicianName
+    RequestingPhysician SeriesInstanceUID SOPInstanceUID StudyID StudyInstanceUID
+    FrameOfReferenceUID
+"""
+
+_SHIFT = """
+    AcquisitionDate AcquisitionDateTime AcquisitionTime ContentDate ContentTime SeriesDate
+    SeriesDateTime SeriesTime StudyDate StudyDateTime StudyTime TimeZero
+"""
+
+_DEVICE = "DeviceSerialNumber StationName"
+
+_INSTITUTION = "InstitutionAddress InstitutionName InstitutionalDepartmentName"
+
+_PATIENT = "PatientAge PatientSex PatientSize PatientWeight"
+
+_DESCRIPTOR = """
+    ConversionComments ImageComments ProcedureStepDescription ProtocolName SeriesDescription
+    StudyDescription
+"""
+
+
+def _table() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for category, words in (
+        ("keep", _KEEP),
+        ("remove", _REMOVE),
+        ("shift", _SHIFT),
+        ("device", _DEVICE),
+        ("institution", _INSTITUTION),
+        ("patient", _PATIENT),
+        ("descriptor", _DESCRIPTOR),
+    ):
+        for key in words.split():
+            if key in table:
+                raise AssertionError(f"sidecar key {key} classified twice")
+            table[key] = category
+    return table
+
+
+#: top-level sidecar key -> category (one of :data:`CATEGORIES`)
+SIDECAR_KEYS: Final[Mapping[str, str]] = _table()
+
+#: numbered families dcm2niix writes (Siemens WIP parameters, ASL labels and delays): keep
+SIDECAR_KEY_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
+    (re.compile(r"sWipMemBlock(?:Ad|Al)Free\d+"), "keep"),
+    (re.compile(r"PLD\d+"), "keep"),
+    (re.compile(r"Tag\d+"), "keep"),
+)
+
+#: sidecar key -> the DICOM keyword dcm2niix reads it from, where the names differ
+DICOM_KEYWORD_OF: Final[Mapping[str, str]] = {
+    "BodyPart": "BodyPartExamined",
+    "ImageOrientationPatientDICOM": "ImageOrientationPatient",
+    "ManufacturersModelName": "ManufacturerModelName",
+    "ProcedureStepDescription": "PerformedProcedureStepDescription",
+}
+
+#: heudiconv's dcmstack dump: whole DICOM headers, removed when ``dcmmeta_*`` keys are there
+DCMMETA_DUMPS: Final = frozenset({"global", "time", "slices", "vector"})
+
+#: columns of ``*_scans.tsv`` that name a person (heudiconv's ``operator``): removed
+SCANS_TSV_REMOVE: Final = ("operator",)
+
+_WORD_SPLIT = re.compile(r"[\s^=,;/\\]+")
+_DATE_IN_TEXT = re.compile(
+    r"(?<!\d)(?:19|20)\d{2}[-./]?(?:0[1-9]|1[0-2])[-./]?(?:0[1-9]|[12]\d|3[01])(?!\d)"
+    r"|(?<!\d)(?:0?[1-9]|[12]\d|3[01])[./](?:0?[1-9]|1[0-2])[./](?:19|20)\d{2}(?!\d)"
+)
+_DATE = re.compile(r"(\d{4})(-?)(\d{2})\2(\d{2})(.*)", re.DOTALL)
+_DATE_REST = re.compile(r"(?:[T ]?\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d+)?)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+_TIME_ONLY = re.compile(
+    r"(?:[01]\d|2[0-3])(?::[0-5]\d(?::(?:[0-5]\d|60))?|[0-5]\d(?:[0-5]\d|60)?)(?:\.\d+)?"
+)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+# --- classification ----------------------------------------------------------------------
+
+
+def classify_key(key: str, data: Mapping[str, Any] | None = None) -> str | None:
+    """The category of a top-level sidecar key, or ``None`` if it is not classified.
+
+    Parameters
+    ----------
+    key : str
+        A top-level key of a JSON sidecar.
+    data : Mapping, optional
+        The whole sidecar: with ``dcmmeta_*`` keys in it, heudiconv's header dumps
+        (:data:`DCMMETA_DUMPS`) are ``remove``.
+
+    Returns
+    -------
+    str or None
+        One of :data:`CATEGORIES`, or ``None``.
+    """
+    category = SIDECAR_KEYS.get(key)
+    if category is not None:
+        return category
+    for pattern, pattern_category in SIDECAR_KEY_PATTERNS:
+        if pattern.fullmatch(key):
+            return pattern_category
+    if key in DCMMETA_DUMPS and data is not None and any(k.startswith("dcmmeta_") for k in data):
+        return "remove"
+    return None
+
+
+def unclassified_keys(data: Mapping[str, Any]) -> list[str]:
+    """Top-level keys of a sidecar that the classification does not know (kept, for review).
+
+    Parameters
+    ----------
+    data : Mapping
+        A parsed JSON sidecar.
+
+    Returns
+    -------
+    list of str
+        The keys, sorted.
+    """
+    return sorted(k for k in data if classify_key(k, data) is None)
+
+
+def _action(category: str | None, policy: DeidPolicy) -> str:
+    """What to do with a key: ``keep``, ``drop``, ``shift`` or ``clean``."""
+    if category is None or category == "keep":
+        return "keep"
+    if category == "shift":
+        return "shift" if policy.retain_modified_dates else "drop"
+    if category == "descriptor":
+        return "clean" if policy.clean_descriptors else "drop"
+    kept_by = {
+        "device": policy.retain_device_identity,
+        "institution": policy.retain_institution_identity,
+        "patient": policy.retain_patient_characteristics,
+    }
+    return "keep" if kept_by.get(category, False) else "drop"
+
+
+def forbidden_keys(policy: DeidPolicy) -> frozenset[str]:
+    """Top-level sidecar keys that must not be in a release made with ``policy``.
+
+    Parameters
+    ----------
+    policy : DeidPolicy
+        The study's options.
+
+    Returns
+    -------
+    frozenset of str
+        Every key of :data:`SIDECAR_KEYS` that :func:`scrub_sidecar` removes under
+        ``policy`` (dates are not forbidden with Retain Modified Dates: they are shifted;
+        descriptors are not with Clean Descriptors: they are cleaned).
+    """
+    return frozenset(k for k, c in SIDECAR_KEYS.items() if _action(c, policy) == "drop")
+
+
+# --- dates ----------------------------------------------------------------------------------
+
+
+def shift_date_text(value: str, days: int) -> str | None:
+    """Shift the date in a date or date-time text by ``days``; a time of day is unchanged.
+
+    Accepts ``YYYY-MM-DD`` and ``YYYYMMDD`` (DICOM DA), each optionally followed by a time
+    (``THH:MM:SS.ffffff``, ``HHMMSS.ffffff``) and a zone (``Z``, ``+HH:MM``), and a time of
+    day alone (``HH:MM:SS.ffffff``, ``HHMMSS``), which is returned as it is. The format of
+    the input is kept.
+
+    Parameters
+    ----------
+    value : str
+        The text.
+    days : int
+        Days to add (negative: earlier).
+
+    Returns
+    -------
+    str or None
+        The shifted text, or ``None`` if ``value`` is not a date or time this can shift
+        exactly (the caller must then remove it).
+    """
+    text = value.strip()
+    match = _DATE.fullmatch(text)
+    if match is not None:
+        year, sep, month, day, rest = match.groups()
+        if not _DATE_REST.fullmatch(rest):
+            return None
+        try:
+            new = dt.date(int(year), int(month), int(day)) + dt.timedelta(days=int(days))
+        except (ValueError, OverflowError):
+            return None
+        return f"{new.year:04d}{sep}{new.month:02d}{sep}{new.day:02d}{rest}"
+    if _TIME_ONLY.fullmatch(text):
+        return text
+    return None
+
+
+def _shift_value(value: Any, days: int) -> Any:
+    """A shifted copy of a sidecar value, or ``None`` if any part cannot be shifted."""
+    if isinstance(value, str):
+        return shift_date_text(value, days)
+    if isinstance(value, list):
+        shifted = [_shift_value(v, days) for v in value]
+        return None if any(v is None for v in shifted) else shifted
+    return None  # numbers, objects: no way to know what they count from
+
+
+# --- sidecars -------------------------------------------------------------------------------
+
+
+def _identity_words(data: Mapping[str, Any], extra: Iterable[str]) -> re.Pattern[str] | None:
+    words: set[str] = set()
+    for key, value in data.items():
+        if classify_key(key, data) in ("remove", "device", "institution", "patient"):
+            for text in _strings(value):
+                words.update(_WORD_SPLIT.split(text))
+    for text in extra:
+        words.update(_WORD_SPLIT.split(str(text)))
+    usable = sorted({w for w in words if len(w) >= 3}, key=len, reverse=True)
+    if not usable:
+        return None
+    alternatives = "|".join(re.escape(w) for w in usable)
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _clean_text(value: Any, words: re.Pattern[str] | None) -> Any:
+    if isinstance(value, str):
+        text = words.sub("X", value) if words is not None else value
+        return _DATE_IN_TEXT.sub("X", text)
+    if isinstance(value, list):
+        return [_clean_text(v, words) for v in value]
+    return value
+
+
+def scrub_sidecar(
+    data: Mapping[str, Any],
+    policy: DeidPolicy,
+    date_offset_days: int,
+    *,
+    identifying_words: Iterable[str] = (),
+) -> dict[str, Any]:
+    """A de-identified copy of a JSON sidecar (its top-level object).
+
+    Parameters
+    ----------
+    data : Mapping
+        The parsed sidecar; not changed.
+    policy : DeidPolicy
+        The study's options (see the module docstring for what each one keeps).
+    date_offset_days : int
+        The participant's date shift in days, the same one used for the participant's
+        DICOM; used only with ``retain_modified_dates``.
+    identifying_words : iterable of str, optional
+        More words to scrub from cleaned descriptors (e.g. the participant's original
+        label or names), besides those the sidecar itself holds.
+
+    Returns
+    -------
+    dict
+        The kept keys in their original order; values of kept keys are the same objects.
+    """
+    words = _identity_words(data, identifying_words) if policy.clean_descriptors else None
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        action = _action(classify_key(key, data), policy)
+        if action == "keep":
+            out[key] = value
+        elif action == "shift":
+            shifted = _shift_value(value, date_offset_days)
+            if shifted is not None:
+                out[key] = shifted
+        elif action == "clean":
+            out[key] = _clean_text(value, words)
+    return out
+
+
+def scrub_sidecar_file(
+    src: Path,
+    dst: Path,
+    policy: DeidPolicy,
+    date_offset_days: int,
+    *,
+    identifying_words: Iterable[str] = (),
+) -> list[str]:
+    """De-identify one JSON sidecar into ``dst`` (atomically); ``src`` is not changed.
+
+    Parameters
+    ----------
+    src, dst : Path
+        The sidecar and where to write its de-identified copy (folder created).
+    policy, date_offset_days, identifying_words
+        As for :func:`scrub_sidecar`.
+
+    Returns
+    -------
+    list of str
+        :func:`unclassified_keys` of the sidecar (kept; the audit should review them).
+
+    Raises
+    ------
+    BadInput
+        If ``src`` is not a JSON object.
+    """
+    src, dst = Path(src), Path(dst)
+    _refuse_same(src, dst)
+    try:
+        data = json.loads(src.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"unreadable JSON sidecar ({type(exc).__name__})", src) from None
+    if not isinstance(data, dict):
+        raise BadInput("JSON sidecar is not an object", src)
+    out = scrub_sidecar(data, policy, date_offset_days, identifying_words=identifying_words)
+    text = json.dumps(out, indent=2, ensure_ascii=False) + "\n"
+    _atomic_write(dst, lambda fh: fh.write(text.encode("utf-8")))
+    return unclassified_keys(data)
+
+
+# --- TSV ------------------------------------------------------------------------------------
+
+
+def scrub_tsv_dates(
+    src: Path,
+    dst: Path,
+    policy: DeidPolicy,
+    date_offset_days: int,
+    *,
+    columns: Iterable[str] = (),
+    drop_columns: Iterable[str] = (),
+) -> list[str]:
+    """Copy a TSV file with its date columns shifted or set to ``n/a``.
+
+    A column is a date column if it is named in ``columns`` or if every value that is not
+    ``n/a`` (and at least one) starts with an ISO date (``YYYY-MM-DD``). With Retain
+    Modified Dates their values are shifted by ``date_offset_days`` (a value that cannot be
+    shifted becomes ``n/a``); without it every value becomes ``n/a``. Every other byte of
+    the file is kept (line endings included).
+
+    Parameters
+    ----------
+    src, dst : Path
+        The TSV file and where to write the copy (atomically; folder created).
+    policy : DeidPolicy
+        The study's options.
+    date_offset_days : int
+        The participant's date shift in days.
+    columns : iterable of str, optional
+        Columns that are dates whatever their values look like.
+    drop_columns : iterable of str, optional
+        Columns removed from the copy.
+
+    Returns
+    -------
+    list of str
+        The columns treated as dates, in file order.
+
+    Raises
+    ------
+    BadInput
+        If ``src`` is not UTF-8 text or a row has more cells than the header.
+    """
+    src, dst = Path(src), Path(dst)
+    _refuse_same(src, dst)
+    try:
+        text = src.read_bytes().decode("utf-8")  # not read_text: keep "\r\n" as it is
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"unreadable TSV ({type(exc).__name__})", src) from None
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        _atomic_write(dst, lambda fh: None)
+        return []
+    rows = [_split_row(line) for line in lines]
+    header = rows[0][0]
+    for number, (cells, _) in enumerate(rows[1:], 2):
+        if len(cells) > len(header):
+            raise BadInput(f"line {number} has more cells than the header", src)
+    named = set(columns)
+    dates = [
+        i
+        for i, name in enumerate(header)
+        if name in named
+        or _looks_like_dates(cells[i] if i < len(cells) else "" for cells, _ in rows[1:])
+    ]
+    drop = {i for i, name in enumerate(header) if name in set(drop_columns)}
+    out: list[str] = []
+    for number, (cells, ending) in enumerate(rows):
+        if number > 0 and cells != [""]:
+            for i in dates:
+                if i < len(cells):
+                    cells[i] = _scrub_cell(cells[i], policy, date_offset_days)
+        out.append("\t".join(c for i, c in enumerate(cells) if i not in drop) + ending)
+    data = "".join(out).encode("utf-8")
+    _atomic_write(dst, lambda fh: fh.write(data))
+    return [header[i] for i in dates if i not in drop]
+
+
+def scrub_scans_tsv(src: Path, dst: Path, policy: DeidPolicy, date_offset_days: int) -> list[str]:
+    """Copy a ``*_scans.tsv``: ``acq_time`` shifted or ``n/a``, ``operator`` removed.
+
+    Parameters
+    ----------
+    src, dst : Path
+        The scans file and where to write the copy.
+    policy : DeidPolicy
+        The study's options.
+    date_offset_days : int
+        The participant's date shift in days (the one used for the participant's DICOM
+        and EEG/MEG files, so ``acq_time`` and the files' own dates agree).
+
+    Returns
+    -------
+    list of str
+        The columns treated as dates (see :func:`scrub_tsv_dates`).
+    """
+    return scrub_tsv_dates(
+        src,
+        dst,
+        policy,
+        date_offset_days,
+        columns=("acq_time",),
+        drop_columns=SCANS_TSV_REMOVE,
+    )
+
+
+def _split_row(line: str) -> tuple[list[str], str]:
+    body = line.rstrip("\r\n")
+    return body.split("\t"), line[len(body) :]
+
+
+def _looks_like_dates(values: Iterable[str]) -> bool:
+    seen = False
+    for value in values:
+        value = value.strip()
+        if value in ("", "n/a"):
+            continue
+        if not _ISO_DATE.match(value) or shift_date_text(value, 0) is None:
+            return False
+        seen = True
+    return seen
+
+
+def _scrub_cell(value: str, policy: DeidPolicy, days: int) -> str:
+    if value.strip() in ("", "n/a"):
+        return value
+    if not policy.retain_modified_dates:
+        return "n/a"
+    shifted = shift_date_text(value, days)
+    return "n/a" if shifted is None else shifted
+
+
+# --- NIfTI ----------------------------------------------------------------------------------
+
+#: text fields of the NIfTI header that are blanked (``intent_name`` only without an intent)
+NIFTI_BLANKED: Final = ("descrip", "aux_file", "db_name", "data_type")
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20
+
+
+def scrub_nifti(src: Path, dst: Path) -> Path:
+    """Copy a single-file NIfTI-1/NIfTI-2 image with its free-text header fields blanked.
+
+    ``descrip``, ``aux_file``, ``db_name`` and ``data_type`` become empty; ``intent_name``
+    too when ``intent_code`` is 0 (no intent: the name is free text); every header
+    extension is dropped (``vox_offset`` becomes 352, or 544 for NIfTI-2). The voxel bytes
+    are copied unchanged and every other header field (dimensions, data type, scaling,
+    qform/sform, units, ...) is kept, so the image, its affine and its scaling are
+    identical. A ``.gz`` output is written with mtime 0 and no file name, so the same input
+    always gives the same bytes.
+
+    Parameters
+    ----------
+    src : Path
+        A ``.nii`` or ``.nii.gz`` file (gzip is detected by content).
+    dst : Path
+        Where to write; compressed if its name ends with ``.gz``. Written atomically.
+
+    Returns
+    -------
+    Path
+        ``dst``.
+
+    Raises
+    ------
+    BadInput
+        If ``src`` is not a single-file NIfTI-1/NIfTI-2 image.
+    """
+    src, dst = Path(src), Path(dst)
+    _refuse_same(src, dst)
+    if not src.is_file():
+        raise BadInput("NIfTI not found (or its content is not present)", src)
+    try:
+        with src.open("rb") as raw, contextlib.ExitStack() as stack:
+            compressed = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            fh: IO[bytes] = raw
+            if compressed:
+                fh = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+            header, vox_offset = _read_nifti_header(fh, src)
+            _skip(fh, vox_offset - header.itemsize, src)
+
+            def write(out: IO[bytes]) -> None:
+                if dst.name.endswith(".gz"):
+                    with gzip.GzipFile(
+                        filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6
+                    ) as gz:
+                        _write_nifti(gz, header, fh)
+                else:
+                    _write_nifti(out, header, fh)
+
+            _atomic_write(dst, write)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise BadInput(f"damaged NIfTI ({type(exc).__name__}: {exc})", src) from None
+    return dst
+
+
+def _read_nifti_header(fh: IO[bytes], src: Path) -> tuple[np.ndarray, int]:
+    from nibabel import nifti1, nifti2
+
+    first = fh.read(4)
+    if len(first) < 4:
+        raise BadInput("not a NIfTI file (too short)", src)
+    for dtype, size, magic_at, magic in (
+        (nifti1.header_dtype, 348, 344, b"n+1\x00"),
+        (nifti2.header_dtype, 540, 4, b"n+2\x00\r\n\x1a\n"),
+    ):
+        for order in ("<", ">"):
+            if int.from_bytes(first, "little" if order == "<" else "big") != size:
+                continue
+            raw = first + fh.read(size - 4)
+            if len(raw) < size:
+                raise BadInput("not a NIfTI file (header cut short)", src)
+            found = raw[magic_at : magic_at + len(magic)]
+            if found != magic:
+                raise BadInput(
+                    f"not a single-file NIfTI (magic {found!r}; .hdr/.img pairs are not BIDS)",
+                    src,
+                )
+            header = np.frombuffer(raw, dtype=dtype.newbyteorder(order), count=1).copy()
+            vox_offset = int(header["vox_offset"][0])
+            if vox_offset < size:
+                vox_offset = size + 4  # 0 in old writers: right after the extension flag
+            return header, vox_offset
+    raise BadInput("not a NIfTI file (sizeof_hdr is neither 348 nor 540)", src)
+
+
+def _skip(fh: IO[bytes], count: int, src: Path) -> None:
+    while count > 0:
+        chunk = fh.read(min(count, _CHUNK))
+        if not chunk:
+            raise BadInput("NIfTI ends before its voxel data", src)
+        count -= len(chunk)
+
+
+def _write_nifti(out: IO[bytes], header: np.ndarray, data: IO[bytes]) -> None:
+    header = header.copy()
+    fields = header.dtype.names or ()
+    for name in NIFTI_BLANKED:
+        if name in fields:
+            header[name] = b""
+    if int(header["intent_code"][0]) == 0:
+        header["intent_name"] = b""
+    size = header.itemsize
+    header["vox_offset"] = 544 if size == 540 else 352
+    out.write(header.tobytes())
+    out.write(b"\x00\x00\x00\x00")  # extension flag: no extensions
+    shutil.copyfileobj(data, out, _CHUNK)
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def _refuse_same(src: Path, dst: Path) -> None:
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise ValueError(f"{dst}: de-identification writes a copy; it would overwrite {src}")
+
+
+def _atomic_write(dst: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write ``dst`` through a temporary file in its folder, replaced only when complete."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            write(fh)
+        if dst.is_symlink():
+            dst.unlink()  # never write through a link (e.g. into git-annex's store)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
