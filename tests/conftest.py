@@ -143,3 +143,28 @@ def rerun_onto_parent(study: Path, commit: str, branch: str) -> None:
         env=tool_env(),
     )
     assert git_head(study) != commit
+
+
+#: participants of :func:`participants_site_template`
+THREE_SUBJECTS = ("01", "02", "03")
+
+
+@pytest.fixture(scope="session")
+def participants_site_template(
+    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
+    """The empty site with raw data ingested for subjects 01, 02 and 03 (made once)."""
+    root = tmp_path_factory.mktemp("participants") / "site"
+    shutil.copytree(empty_site_template, root, symlinks=True)
+    source = data / "dcm_qa_nih" / "In" / "20180918Si"
+    for subject in THREE_SUBJECTS:
+        run_windl("ingest", "study1", source, "--subject", subject, "--site", root)
+    return root
+
+
+@pytest.fixture
+def site3(participants_site_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of a site whose study1 has participants sub-01, sub-02, sub-03."""
+    target = tmp_path / "site"
+    shutil.copytree(participants_site_template, target, symlinks=True)
+    return target

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,30 +12,9 @@ from windl.consent import consent_record, consented_participants
 from windl.pseudonyms import ensure_labels
 from windl.study import Study
 
-from conftest import dataset_heads, git_status, run_windl, study_path
+from conftest import THREE_SUBJECTS, dataset_heads, git_status, run_windl, study_path
 
-SUBJECTS = ("01", "02", "03")
-
-
-@pytest.fixture(scope="module")
-def participants_template(
-    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
-) -> Path:
-    """The empty site with raw data ingested for subjects 01, 02 and 03 (made once)."""
-    root = tmp_path_factory.mktemp("consent") / "site"
-    shutil.copytree(empty_site_template, root, symlinks=True)
-    source = data / "dcm_qa_nih" / "In" / "20180918Si"
-    for subject in SUBJECTS:
-        run_windl("ingest", "study1", source, "--subject", subject, "--site", root)
-    return root
-
-
-@pytest.fixture
-def site3(participants_template: Path, tmp_path: Path) -> Path:
-    """A fresh copy of a site whose study1 has participants sub-01, sub-02, sub-03."""
-    target = tmp_path / "site"
-    shutil.copytree(participants_template, target, symlinks=True)
-    return target
+SUBJECTS = THREE_SUBJECTS
 
 
 def consent(site: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

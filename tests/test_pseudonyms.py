@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,31 +20,16 @@ from windl.pseudonyms import (
 )
 from windl.study import Study
 
-from conftest import dataset_heads, git_status, run_windl, study_path
+from conftest import THREE_SUBJECTS, dataset_heads, git_status, study_path
 
-SUBJECTS = ("01", "02", "03")
+SUBJECTS = THREE_SUBJECTS
 RELEASE_LABEL = re.compile(r"^[A-Za-z0-9]{8}$")
 
 
-@pytest.fixture(scope="module")
-def participants_template(
-    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
-) -> Path:
-    """The empty site with raw data ingested for subjects 01, 02 and 03 (made once)."""
-    root = tmp_path_factory.mktemp("pseudonyms") / "site"
-    shutil.copytree(empty_site_template, root, symlinks=True)
-    source = data / "dcm_qa_nih" / "In" / "20180918Si"
-    for subject in SUBJECTS:
-        run_windl("ingest", "study1", source, "--subject", subject, "--site", root)
-    return root
-
-
 @pytest.fixture
-def study(participants_template: Path, tmp_path: Path) -> Study:
+def study(site3: Path) -> Study:
     """study1 of a fresh site copy, with participants sub-01, sub-02, sub-03."""
-    target = tmp_path / "site"
-    shutil.copytree(participants_template, target, symlinks=True)
-    return Study(name="study1", root=study_path(target))
+    return Study(name="study1", root=study_path(site3))
 
 
 def site_of(study: Study) -> Path:

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from windl.deid.dicom import DeidPolicy
+from windl.deid.sidecars import atomic_write
 from windl.errors import BadInput
 
 #: file suffixes :func:`scrub_raw` handles (the main file of a recording)
@@ -305,7 +306,7 @@ def _scrub_edf(src: Path, dst: Path, policy: DeidPolicy, days: int) -> Path:
             fh.seek(8 + len(fields))
             shutil.copyfileobj(fh, out, 1 << 20)
 
-    _atomic_write(dst, write)
+    atomic_write(dst, write)
     return dst
 
 
@@ -419,11 +420,11 @@ def _scrub_brainvision(src: Path, dst: Path, policy: DeidPolicy, days: int) -> l
         text, lambda line, section: _scrub_vhdr_line(line, section, names, policy)
     )
 
-    _atomic_write(data_dst, lambda out: _copy(data_src, out))
-    _atomic_write(
+    atomic_write(data_dst, lambda out: _copy(data_src, out))
+    atomic_write(
         marker_dst, lambda out: out.write(new_marker.encode(marker_encoding, "surrogateescape"))
     )
-    _atomic_write(dst, lambda out: out.write(new_header.encode(encoding, "surrogateescape")))
+    atomic_write(dst, lambda out: out.write(new_header.encode(encoding, "surrogateescape")))
     return [dst, marker_dst, data_dst]
 
 
@@ -490,16 +491,3 @@ def _scrub_vhdr_line(line: str, section: str, names: dict[str, str], policy: Dei
 def _copy(src: Path, out: IO[bytes]) -> None:
     with src.open("rb") as fh:
         shutil.copyfileobj(fh, out, 1 << 20)
-
-
-def _atomic_write(dst: Path, write: Callable[[IO[bytes]], object]) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            write(fh)
-        if dst.is_symlink():
-            dst.unlink()
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)

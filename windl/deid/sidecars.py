@@ -455,7 +455,7 @@ def scrub_sidecar_file(
         raise BadInput("JSON sidecar is not an object", src)
     out = scrub_sidecar(data, policy, date_offset_days, identifying_words=identifying_words)
     text = json.dumps(out, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(dst, lambda fh: fh.write(text.encode("utf-8")))
+    atomic_write(dst, lambda fh: fh.write(text.encode("utf-8")))
     return unclassified_keys(data)
 
 
@@ -510,7 +510,7 @@ def scrub_tsv_dates(
         raise BadInput(f"unreadable TSV ({type(exc).__name__})", src) from None
     lines = text.splitlines(keepends=True)
     if not lines:
-        _atomic_write(dst, lambda fh: None)
+        atomic_write(dst, lambda fh: None)
         return []
     rows = [_split_row(line) for line in lines]
     header = rows[0][0]
@@ -533,7 +533,7 @@ def scrub_tsv_dates(
                     cells[i] = _scrub_cell(cells[i], policy, date_offset_days)
         out.append("\t".join(c for i, c in enumerate(cells) if i not in drop) + ending)
     data = "".join(out).encode("utf-8")
-    _atomic_write(dst, lambda fh: fh.write(data))
+    atomic_write(dst, lambda fh: fh.write(data))
     return [header[i] for i in dates if i not in drop]
 
 
@@ -651,7 +651,7 @@ def scrub_nifti(src: Path, dst: Path) -> Path:
                 else:
                     _write_nifti(out, header, fh)
 
-            _atomic_write(dst, write)
+            atomic_write(dst, write)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise BadInput(f"damaged NIfTI ({type(exc).__name__}: {exc})", src) from None
     return dst
@@ -718,7 +718,7 @@ def _refuse_same(src: Path, dst: Path) -> None:
         raise ValueError(f"{dst}: de-identification writes a copy; it would overwrite {src}")
 
 
-def _atomic_write(dst: Path, write: Callable[[IO[bytes]], object]) -> None:
+def atomic_write(dst: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write ``dst`` through a temporary file in its folder, replaced only when complete."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
