@@ -542,8 +542,7 @@ def _clean_private(ds: Dataset, ctx: _Context) -> None:
             kept_blocks.add(block)
             elem = ds[tag]
             if elem.VR == "SQ":
-                for item in elem.value or []:
-                    _clean_dataset(item, ctx)
+                _clean_items(elem, ctx)
         else:
             del ds[tag]
     for tag in private:
@@ -551,12 +550,15 @@ def _clean_private(ds: Dataset, ctx: _Context) -> None:
             del ds[tag]
 
 
-def _apply_default(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
-    """Elements not in Table E.1-1: act by VR (PS3.15 E.1.1 note 4)."""
+def _clean_by_vr(ds: Dataset, elem: DataElement, ctx: _Context) -> bool:
+    """Clean what every kept element needs by VR; True if the VR was handled here.
+
+    Sequences are cleaned item by item; dates are shifted (Modified Dates) or removed;
+    times are removed unless dates are kept.
+    """
     vr = elem.VR
     if vr == "SQ":
-        for item in elem.value or []:
-            _clean_dataset(item, ctx)
+        _clean_items(elem, ctx)
     elif vr in _DATE_VRS:
         if ctx.policy.retain_modified_dates:
             _shift(ds, elem, ctx)
@@ -565,7 +567,19 @@ def _apply_default(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
     elif vr == "TM":
         if not ctx.policy.retain_modified_dates:
             del ds[elem.tag]
-    elif vr == "UI" and _remap_outside_table(elem):
+    else:
+        return False
+    return True
+
+
+def _clean_items(elem: DataElement, ctx: _Context) -> None:
+    for item in elem.value or []:
+        _clean_dataset(item, ctx)
+
+
+def _apply_default(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
+    """Elements not in Table E.1-1: act by VR (PS3.15 E.1.1 note 4)."""
+    if not _clean_by_vr(ds, elem, ctx) and elem.VR == "UI" and _remap_outside_table(elem):
         _remap(elem, ctx)
 
 
@@ -585,14 +599,12 @@ def _apply(ds: Dataset, elem: DataElement, action: str, ctx: _Context) -> None:
     vr = elem.VR
     if action == "K":
         if vr == "SQ":
-            for item in elem.value or []:
-                _clean_dataset(item, ctx)
+            _clean_items(elem, ctx)
     elif action == "C":
         _clean_value(ds, elem, ctx)
     elif action == "X/Z/U*":
         if vr == "SQ":
-            for item in elem.value or []:
-                _clean_dataset(item, ctx)
+            _clean_items(elem, ctx)
         else:
             del ds[elem.tag]
     elif action.startswith("X"):
@@ -609,18 +621,9 @@ def _apply(ds: Dataset, elem: DataElement, action: str, ctx: _Context) -> None:
 
 def _clean_value(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
     vr = elem.VR
-    if vr == "SQ":
-        for item in elem.value or []:
-            _clean_dataset(item, ctx)
-    elif vr in _DATE_VRS:
-        if ctx.policy.retain_modified_dates:
-            _shift(ds, elem, ctx)
-        else:
-            del ds[elem.tag]
-    elif vr == "TM":
-        if not ctx.policy.retain_modified_dates:
-            del ds[elem.tag]
-    elif vr == "UI":
+    if _clean_by_vr(ds, elem, ctx):
+        return
+    if vr == "UI":
         _remap(elem, ctx)
     elif vr in _TEXT_VRS or vr == "UR":
         if ctx.scrub is not None:
