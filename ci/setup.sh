@@ -17,7 +17,14 @@ fi
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
+    if ! "$PYTHON" -m venv .venv 2>/dev/null; then
+        # Debian's own python3 needs python3-venv for ensurepip
+        rm -rf .venv
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends python3-venv
+        "$PYTHON" -m venv .venv
+    fi
 fi
 stamp=.venv/.windl-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
