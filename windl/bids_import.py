@@ -29,7 +29,6 @@ a dataset's HEAD, reading TSV, committing into a study) are shared with :mod:`wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -418,16 +417,6 @@ def plan_writes(
     return writes, unchanged
 
 
-_ANNEX_HASHES = {
-    "MD5": "md5",
-    "SHA1": "sha1",
-    "SHA224": "sha224",
-    "SHA256": "sha256",
-    "SHA384": "sha384",
-    "SHA512": "sha512",
-}
-
-
 def _same_content(
     ds: Path, tracked: Mapping[str, tuple[str, str]], files: Mapping[str, Path]
 ) -> dict[str, bool]:
@@ -440,30 +429,19 @@ def _same_content(
         ids = datasets.git(ds, "hash-object", "--no-filters", "--stdin-paths", input_text=sources)
         for rel, obj in zip(in_git, ids.split(), strict=True):
             same[rel] = obj == tracked[rel][1]
-    if links:
-        out = datasets.git(
-            ds, "cat-file", "--batch", input_text="".join(f"{tracked[r][1]}\n" for r in links)
-        )
-        lines = iter(out.split("\n"))
-        for rel in links:
-            next(lines)  # "<id> blob <size>"
-            same[rel] = _matches_key(PurePosixPath(next(lines)).name, files[rel])
+    keys = datasets.annex_keys_of_links(ds, [tracked[rel][1] for rel in links])
+    for rel, key in zip(links, keys, strict=True):
+        same[rel] = _matches_key(key, files[rel])
     return same
 
 
 def _matches_key(key: str, path: Path) -> bool:
     """Whether ``path`` has the content named by git-annex ``key`` (hash backends only)."""
-    head, sep, rest = key.partition("--")
-    fields = head.split("-")
-    algorithm = _ANNEX_HASHES.get(fields[0].removesuffix("E"))
-    size = next((f[1:] for f in fields[1:] if f.startswith("s")), None)
-    if not sep or algorithm is None or size != str(path.stat().st_size):
+    identity = datasets.annex_key_identity(key)
+    if identity is None or identity[1] != path.stat().st_size:
         return False
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest() == rest.split(".", 1)[0]
+    algorithm, _size, digest = identity
+    return datasets.file_digest(path, algorithm) == digest
 
 
 def read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]]:

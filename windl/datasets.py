@@ -6,6 +6,7 @@ Everything that changes a dataset goes through here, so the rules that keep data
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -249,6 +250,20 @@ def tree_id(ds: Path, relpath: str, rev: str = "HEAD") -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def annex_keys_of_links(ds: Path, blobs: Sequence[str]) -> list[str]:
+    """git-annex key named by each symlink blob (one ``git cat-file --batch`` for all)."""
+    if not blobs:
+        return []
+    lines = iter(
+        git(ds, "cat-file", "--batch", input_text="".join(f"{b}\n" for b in blobs)).split("\n")
+    )
+    keys = []
+    for _blob in blobs:
+        next(lines)  # "<sha> blob <size>"
+        keys.append(Path(next(lines)).name)
+    return keys
+
+
 def tracked_annex_keys(ds: Path, relpath: str) -> dict[str, str]:
     """Map tracked file path → git-annex key for annexed files under ``relpath`` in HEAD."""
     out = git(ds, "ls-tree", "-r", "-z", "HEAD", "--", relpath)
@@ -260,16 +275,42 @@ def tracked_annex_keys(ds: Path, relpath: str) -> dict[str, str]:
         mode, _kind, blob = meta.split()
         if mode == "120000":
             symlinks.append((path, blob))
-    if not symlinks:
-        return {}
-    batch = git(ds, "cat-file", "--batch", input_text="\n".join(b for _, b in symlinks) + "\n")
-    keys: dict[str, str] = {}
-    lines = iter(batch.split("\n"))
-    for path, _blob in symlinks:
-        next(lines)  # "<sha> blob <size>"
-        target = next(lines)
-        keys[path] = Path(target).name
-    return keys
+    keys = annex_keys_of_links(ds, [blob for _, blob in symlinks])
+    return {path: key for (path, _), key in zip(symlinks, keys, strict=True)}
+
+
+#: git-annex hash backends (with or without the E suffix) → hashlib name
+ANNEX_HASHES = {
+    "MD5": "md5",
+    "SHA1": "sha1",
+    "SHA224": "sha224",
+    "SHA256": "sha256",
+    "SHA384": "sha384",
+    "SHA512": "sha512",
+}
+
+
+def annex_key_identity(key: str) -> tuple[str, int, str] | None:
+    """(hashlib algorithm, size, digest) of a key such as ``MD5E-s12--ab12.dcm``.
+
+    ``None`` for keys of non-hash backends (e.g. URL, WORM), which say nothing about content.
+    """
+    head, sep, rest = key.partition("--")
+    fields = head.split("-")
+    algorithm = ANNEX_HASHES.get(fields[0].removesuffix("E"))
+    if not sep or algorithm is None:
+        return None
+    size = next((int(f[1:]) for f in fields[1:] if f.startswith("s")), -1)
+    return algorithm, size, rest.split(".", 1)[0]
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- atomic commits

@@ -111,32 +111,10 @@ def _series_folders(infos: Iterable[DicomInfo]) -> dict[SeriesKey, str]:
     }
 
 
-_ANNEX_HASHES = {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
-
-
-def _digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _key_identity(key: str) -> tuple[str, int, str] | None:
-    """(hash algorithm, size, digest) of a git-annex key such as ``MD5E-s12--ab12.dcm``."""
-    head, sep, rest = key.partition("--")
-    fields = head.split("-")
-    algorithm = _ANNEX_HASHES.get(fields[0].removesuffix("E"))
-    if not sep or algorithm is None:
-        return None
-    size = next((int(f[1:]) for f in fields[1:] if f.startswith("s")), -1)
-    return algorithm, size, rest.split(".", 1)[0]
-
-
 def _already_present(path: Path, present: set[tuple[str, int, str]]) -> bool:
     size = path.stat().st_size
     algorithms = {algorithm for algorithm, known_size, _ in present if known_size == size}
-    return any((a, size, _digest(path, a)) in present for a in sorted(algorithms))
+    return any((a, size, datasets.file_digest(path, a)) in present for a in sorted(algorithms))
 
 
 def plan_layout(
@@ -232,7 +210,7 @@ def ingest(
         result.other_files = layout.others
         checkpoint("scanned")
         tracked = datasets.tracked_annex_keys(ds, prefix)
-        present = {i for i in map(_key_identity, tracked.values()) if i is not None}
+        present = {i for i in map(datasets.annex_key_identity, tracked.values()) if i is not None}
         new: dict[str, Path] = {}
         for target, source_file in targets.items():
             if _already_present(source_file.path, present):
