@@ -130,10 +130,18 @@ def run_killed_at(args: list[str | os.PathLike[str]], point: str, trace_dir: Pat
     proc.wait()
 
 
-def rerun_onto_parent(study: Path, commit: str, branch: str) -> None:
-    """``datalad rerun`` of ``commit`` on a new branch from its parent: outputs from scratch."""
+def rerun_onto_parent(study: Path, grep: str, branch: str) -> str:
+    """``datalad rerun`` the newest commit whose message matches ``grep``, on a new branch
+    from its parent, so the outputs are written from scratch. Returns the rerun commit."""
     from windl.datasets import tool_env
 
+    commit = subprocess.run(
+        ["git", "-C", str(study), "log", "--format=%H", "-n", "1", f"--grep={grep}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert commit, f"no commit matches {grep!r}"
     subprocess.run(
         ["datalad", "rerun", "--branch", branch, "--onto", f"{commit}^", commit],
         cwd=study,
@@ -143,6 +151,7 @@ def rerun_onto_parent(study: Path, commit: str, branch: str) -> None:
         env=tool_env(),
     )
     assert git_head(study) != commit
+    return commit
 
 
 #: participants of :func:`participants_site_template`
