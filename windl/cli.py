@@ -439,3 +439,79 @@ def consent_import(study_name: str, csv_file: Path, site_dir: Path | None, as_js
 
     change = import_consent(_site(site_dir), study_name, csv_file)
     _emit(change.to_dict(), as_json, "\n".join(_consent_change_lines(change)))
+
+
+# --------------------------------------------------------------------------- release
+@main.group()
+def release() -> None:
+    """Build de-identified release datasets."""
+
+
+@release.command("build")
+@click.argument("study_name", metavar="STUDY")
+@click.option("--scope", required=True, help="individuals, members or external.")
+@click.option("--version", "version", required=True, metavar="X.Y.Z", help="Release version.")
+@site_option
+@json_option
+def release_build(
+    study_name: str, scope: str, version: str, site_dir: Path | None, as_json: bool
+) -> None:
+    """Build version X.Y.Z of STUDY's release for SCOPE (consented participants only)."""
+    from windl.release import build_release
+
+    result = build_release(
+        _site(site_dir), study_name, scope, version, say=lambda m: click.echo(m, err=True)
+    )
+    state = f"commit {result.commit[:10]}" if result.changed else "unchanged"
+    lines = [
+        f"release {result.study} {result.scope} {result.version}: {state}",
+        f"  {result.path}",
+        f"  {result.participants} participants, {result.sessions} sessions, {result.files} files "
+        f"({result.made} made, {result.reused} reused, {result.removed} removed)",
+    ]
+    if result.participants_added:
+        lines.append(f"  participants added: {', '.join(result.participants_added)}")
+    if result.participants_removed:
+        lines.append(f"  participants removed: {', '.join(result.participants_removed)}")
+    if result.refused:
+        lines.append(f"  not shipped (burned-in annotation): {len(result.refused)} DICOM images")
+    lines.append(f"  next: windl audit {result.path}")
+    _emit(result.to_dict(), as_json, "\n".join(lines))
+
+
+@release.command("assemble", hidden=True)
+@click.argument("study_name", metavar="STUDY")
+@click.option("--scope", required=True)
+@click.option("--version", "version", required=True)
+@site_option
+def release_assemble(study_name: str, scope: str, version: str, site_dir: Path | None) -> None:
+    """The step 'release build' records with datalad run (not for direct use)."""
+    from windl.release import assemble_release
+
+    stats = assemble_release(_site(site_dir), study_name, scope, version)
+    click.echo(json.dumps(stats))
+
+
+@main.command("audit")
+@click.argument("release_dir", metavar="RELEASE", type=click.Path(path_type=Path))
+@site_option
+@json_option
+def audit_cmd(release_dir: Path, site_dir: Path | None, as_json: bool) -> None:
+    """Check every file of a release against the de-identification criteria (the gate)."""
+    from windl.release import audit_release
+
+    result = audit_release(release_dir, site=_site(site_dir) if site_dir else None)
+    lines = [
+        f"audit {result.study} {result.scope} {result.version} at {result.commit[:10]}: "
+        + ("PASSED" if result.passed else f"FAILED ({len(result.findings)} findings)")
+    ]
+    lines += [f"  {f['check']}: {f['path']}: {f['message']}" for f in result.findings[:50]]
+    if len(result.findings) > 50:
+        lines.append(f"  … {len(result.findings) - 50} more in the report")
+    lines.append(f"  report: {result.html}")
+    _emit(result.to_dict(), as_json, "\n".join(lines))
+    if not result.passed:
+        sys.exit(AUDIT_FAILED_EXIT)
+
+
+AUDIT_FAILED_EXIT = 4

@@ -174,12 +174,15 @@ def datalad_run(
     outputs: Sequence[str],
     message: str,
     log: Path,
+    explicit: bool = True,
 ) -> None:
-    """``datalad run --explicit``: only the declared outputs are saved.
+    """``datalad run``, by default ``--explicit``: only the declared outputs are saved.
 
-    The command's output goes to ``log``. On failure the outputs are reset to the last
-    commit, so a failed command never leaves half-written files behind, and the error
-    names the log and quotes its last line.
+    With ``explicit=False`` the dataset must be clean and everything the command changed is
+    saved (for commands that rewrite a whole dataset, whose outputs are not known before).
+    The command's output goes to ``log``. On failure the outputs (or, not explicit, the
+    whole dataset) are reset to the last commit, so a failed command never leaves
+    half-written files behind, and the error names the log and quotes its last line.
     """
     dl = _datalad()
     try:
@@ -192,10 +195,10 @@ def datalad_run(
                 inputs=list(inputs),
                 outputs=list(outputs),
                 message=message,
-                explicit=True,
+                explicit=explicit,
             )
     except WindlError as exc:
-        discard_changes(ds, outputs)
+        discard_changes(ds, outputs if explicit else ["."])
         lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         detail = lines[-1].strip() if lines else str(exc)
         raise WindlError(f"{detail} (full log: {log})") from None

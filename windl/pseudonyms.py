@@ -20,6 +20,8 @@ ever added; the new labels of one call are one commit (see :func:`ensure_labels`
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 import secrets
 import string
@@ -268,3 +270,48 @@ def release_session(
         return label
     pid = participant_id(study, subject)
     return ensure_sessions(study, scope, [(pid, ses)])[(pid, ses)]
+
+
+# --------------------------------------------------------------------------- release keys
+RELEASE_KEYS_FILE = "release-keys.tsv"
+RELEASE_KEY_COLUMNS = ("scope", "secret", "created")
+#: date shifts are drawn from this range of days (never 0: a shift must change the date)
+DATE_OFFSET_RANGE = (-1095, -366)
+
+
+def release_secret(study: Study, scope: str) -> str:
+    """The secret of ``scope``'s release line (created and committed on first use).
+
+    It keys the release's UID remapping (:class:`windl.deid.UIDMap`) and the participants'
+    date shifts (:func:`date_offset`), so both stay the same across versions of the line,
+    and a release never reveals how to map back. It lives only in ``restricted/``.
+    """
+    scope = _scope(scope)
+    rows = read_restricted_table(study, RELEASE_KEYS_FILE, RELEASE_KEY_COLUMNS)
+    known = {r["scope"]: r["secret"] for r in rows}
+    if scope in known:
+        return known[scope]
+    with restricted_change(study):
+        rows = read_restricted_table(study, RELEASE_KEYS_FILE, RELEASE_KEY_COLUMNS)
+        known = {r["scope"]: r["secret"] for r in rows}
+        if scope not in known:
+            known[scope] = secrets.token_hex(32)
+            text = appended_text(
+                study, RELEASE_KEYS_FILE, RELEASE_KEY_COLUMNS, [[scope, known[scope], _now()]]
+            )
+            commit_restricted(
+                study, {RELEASE_KEYS_FILE: text}, f"windl pseudonyms: release key for {scope}"
+            )
+    return known[scope]
+
+
+def date_offset(secret: str, participant: str) -> int:
+    """The participant's date shift in days, within :data:`DATE_OFFSET_RANGE`.
+
+    Derived with HMAC-SHA256 from the release line's secret, so it is the same in every
+    version and for every file of the participant (DICOM, sidecars, scans.tsv, EEG/MEG),
+    and differs between participants and between scopes.
+    """
+    digest = hmac.new(secret.encode(), f"date-offset:{participant}".encode(), hashlib.sha256)
+    low, high = DATE_OFFSET_RANGE
+    return low + int.from_bytes(digest.digest()[:8], "big") % (high - low + 1)

@@ -1,0 +1,551 @@
+"""``windl audit RELEASE``: the criteria gate every release must pass before it is shared.
+
+Every file of the release is checked at its current commit; each check lists findings as
+(file, what is wrong). Findings never quote an identifier: they say which kind of
+identifier a file holds, so the report itself can be read by anyone at the site.
+
+Checks (names as in the report):
+
+``clean-worktree``
+    The release has no uncommitted changes and all annexed content is present.
+``layout``
+    Nothing from ``restricted/``, heudiconv's ``.heudiconv/`` or ``code/conversion/``; raw
+    DICOM (``sourcedata/``) only when the study opts in for the scope; the ``sub-*`` folders
+    and ``participants.tsv`` list the same participants; the release was built with the
+    study's current de-identification settings.
+``consent``
+    Every participant is a release label of this scope and the participant behind it has
+    standing consent for the scope.
+``dicom-profile``
+    Every DICOM file passes :func:`windl.deid.dicom.check_dataset` (no attribute of the
+    profile's remove/empty/replace lists still holding a value, no unsafe private tags,
+    remapped UIDs, PatientID = release label, no burned-in annotation).
+``sidecar-keys``
+    No JSON file has a key on the forbidden list of the study's policy.
+``identifiers``
+    No original participant ID, name, birth date, accession number, scanner-side ID or
+    acquisition date (:mod:`windl.release.identifiers`) in any file name, text file or
+    header (NIfTI header and extensions, DICOM elements, EDF header, FIF measurement info),
+    nor, for the longer ones, anywhere in the bytes of any file.
+``deface``
+    Every image that shows a face (:func:`windl.deid.deface.needs_defacing`) has a deface
+    record whose output hash is the file's, and at least :data:`FACE_ZERO_FRACTION` of the
+    face mask mapped with the recorded transform is zero (:func:`face_check`).
+``bids-validation``
+    The official BIDS validator reports no error.
+
+The result is stored as a git note (``refs/notes/windl/audit``) on the audited commit --
+publishing looks it up there, so an audit can never vouch for a later commit -- and written
+as JSON and HTML under ``<site>/reports/audit/<study>/<scope>/``. The HTML shows each
+defaced image before and after, so it holds faces: the reports folder stays at the site.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import gzip
+import json
+import re
+import struct
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from windl import datasets
+from windl.config import Site, find_site
+from windl.consent import consented_participants
+from windl.deid.deface import face_check, needs_defacing
+from windl.deid.sidecars import forbidden_keys
+from windl.errors import BadInput
+from windl.pseudonyms import mapping, session_mapping
+from windl.release.build import (
+    DEFACE_RECORDS,
+    RELEASE_RECORD,
+    ReleaseSettings,
+    built_record,
+    windl_version,
+)
+from windl.release.identifiers import MIN_LENGTH_BINARY, IdentifierMatcher, study_identifiers
+from windl.release.plan import rename
+from windl.release.report import write_audit_report
+from windl.study import Study, get_study
+
+NOTES_REF = "windl/audit"
+FACE_ZERO_FRACTION = 0.95
+CHECKS = {
+    "clean-worktree": "The release is committed and its content is present",
+    "layout": "Only releasable parts, one participant list, current settings",
+    "consent": "Every participant consented to this scope",
+    "dicom-profile": "DICOM headers pass the PS3.15 Annex E profile check",
+    "sidecar-keys": "No forbidden key in any JSON sidecar",
+    "identifiers": "No original identifier in any file name, text or header",
+    "deface": "Every face-showing image is defaced and recorded",
+    "bids-validation": "The BIDS validator reports no error",
+}
+_FORBIDDEN_PARTS = {
+    "restricted": "the study's restricted data (consent, pseudonym key)",
+    ".heudiconv": "heudiconv's DICOM dumps",
+}
+_TEXT_SNIFF = 8192
+
+
+@dataclass
+class AuditResult:
+    """The outcome of an audit; ``findings`` are dicts with check, path and message."""
+
+    release: str
+    study: str
+    scope: str
+    version: str
+    commit: str
+    passed: bool
+    findings: list[dict[str, str]] = field(default_factory=list)
+    html: str = ""
+    json: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class _Audit:
+    def __init__(self, release: Path, site: Site, study: Study, record: dict[str, Any]) -> None:
+        self.release = release
+        self.site = site
+        self.study = study
+        self.record = record
+        self.scope = str(record["scope"])
+        self.settings = ReleaseSettings.of(study)
+        self.policy = self.settings.policy
+        self.checks: dict[str, dict[str, Any]] = {
+            name: {"name": name, "title": title, "passed": True, "checked": 0, "findings": []}
+            for name, title in CHECKS.items()
+        }
+        self.deface: list[dict[str, Any]] = []
+
+    def finding(self, check: str, path: str, message: str) -> None:
+        self.checks[check]["passed"] = False
+        self.checks[check]["findings"].append({"path": path, "message": message})
+
+    def count(self, check: str, n: int = 1) -> None:
+        self.checks[check]["checked"] += n
+
+
+def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = True) -> AuditResult:
+    """Audit a release dataset; store the result on its commit and write the reports.
+
+    Parameters
+    ----------
+    release_dir
+        The release dataset (``<site>/superdataset/releases/<study>/<scope>``).
+    site
+        The site; by default the one the release lies in.
+    mosaics
+        Draw the before/after picture of each defaced image for the HTML report.
+
+    Returns
+    -------
+    AuditResult
+        ``passed`` is true only when every check passed.
+
+    Raises
+    ------
+    BadInput
+        If ``release_dir`` is not a windl release dataset.
+    """
+    release = Path(release_dir).resolve()
+    record = built_record(release) if (release / ".git").exists() else {}
+    if not record.get("study") or not record.get("scope"):
+        raise BadInput(f"not a windl release dataset (no {RELEASE_RECORD} committed)", release)
+    site = site or find_site(cwd=release)
+    study = get_study(site, str(record["study"]))
+    audit = _Audit(release, site, study, record)
+    commit = datasets.head(release)
+    files = _files(audit)
+    _check_layout(audit, files)
+    labels = _check_consent(audit, files)
+    matcher = study_identifiers(study, audit.policy)
+    full, bulk = matcher.matcher(), matcher.matcher(MIN_LENGTH_BINARY)
+    reports = site.root / "reports" / "audit" / study.name / audit.scope
+    mosaic_dir = reports / "mosaics" / commit[:12]
+    for rel in files:
+        path = release / rel
+        audit.count("identifiers")
+        for kind in sorted(full.kinds_in_text(rel)):
+            audit.finding("identifiers", rel, f"file name holds an original {kind}")
+        if not path.is_file():
+            continue  # reported by clean-worktree
+        kinds = _identifier_kinds(audit, rel, path, full, bulk)
+        for kind in sorted(kinds):
+            audit.finding("identifiers", rel, f"holds an original {kind} from the raw data")
+        if needs_defacing(rel):
+            _check_deface(audit, rel, labels, mosaic_dir if mosaics else None)
+    _check_validator(audit)
+    passed = all(c["passed"] for c in audit.checks.values())
+    result = _report(audit, commit, files, passed, reports)
+    if not datasets.dirty_paths(release):
+        datasets.write_note(
+            release,
+            NOTES_REF,
+            commit,
+            {
+                "passed": passed,
+                "findings": len(result.findings),
+                "audited_at": _now(),
+                "windl_version": windl_version(),
+                "policy": list(audit.policy.options),
+                "report": result.json,
+            },
+        )
+    return result
+
+
+def stored_audit(release_dir: Path, commit: str = "HEAD") -> dict[str, Any] | None:
+    """The audit stored for ``commit`` of a release (``None``: never audited at that commit)."""
+    return datasets.read_note(Path(release_dir), NOTES_REF, commit)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------- checks
+def _files(audit: _Audit) -> list[str]:
+    """Tracked files (dotfiles aside); dirty or absent content is a finding."""
+    release = audit.release
+    for rel in datasets.dirty_paths(release):
+        audit.finding("clean-worktree", rel, "uncommitted change: commit or discard it, then audit")
+    names = [n for n in datasets.git(release, "ls-files", "-z").split("\0") if n]
+    files = [n for n in names if not n.startswith(".")]
+    audit.count("clean-worktree", len(files))
+    for rel in files:
+        if not (release / rel).exists():
+            audit.finding("clean-worktree", rel, "content not present here (datalad get it)")
+    return sorted(files)
+
+
+def _check_layout(audit: _Audit, files: list[str]) -> None:
+    built = audit.record.get("policy", {}).get("options", [])
+    if sorted(built) != sorted(audit.policy.options):
+        audit.finding(
+            "layout",
+            RELEASE_RECORD,
+            f"built with options {built or 'none'}, the study now asks for "
+            f"{list(audit.policy.options) or 'none'}: rebuild",
+        )
+    include_dicom = audit.scope in audit.settings.include_dicom
+    for rel in files:
+        audit.count("layout")
+        parts = rel.split("/")
+        for part, what in _FORBIDDEN_PARTS.items():
+            if part in parts:
+                audit.finding("layout", rel, f"{what} must never be released")
+        if rel.startswith("code/conversion/"):
+            audit.finding("layout", rel, "conversion records name the raw series; not released")
+        if parts[0] == "sourcedata" and not (include_dicom and rel.endswith(".dcm")):
+            audit.finding(
+                "layout", rel, f"raw data; the study does not release it to {audit.scope}"
+            )
+    folders = {rel.split("/", 1)[0] for rel in files if rel.startswith("sub-") and "/" in rel}
+    listed = set(_participants_listed(audit.release))
+    for pid in sorted(folders - listed):
+        audit.finding("layout", pid, "participant folder not listed in participants.tsv")
+    for pid in sorted(listed - folders):
+        audit.finding("layout", "participants.tsv", f"{pid} is listed but has no data")
+
+
+def _participants_listed(release: Path) -> list[str]:
+    path = release / "participants.tsv"
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line.split("\t", 1)[0] for line in lines[1:] if line.strip()]
+
+
+def _check_consent(audit: _Audit, files: list[str]) -> dict[str, str]:
+    """Check consent; return release pid → study pid."""
+    by_label = {f"sub-{label}": pid for pid, label in mapping(audit.study, audit.scope).items()}
+    consented = consented_participants(audit.study, audit.scope)
+    present = {rel.split("/", 1)[0] for rel in files if rel.startswith("sub-") and "/" in rel}
+    present |= set(_participants_listed(audit.release))
+    for label in sorted(present):
+        audit.count("consent")
+        pid = by_label.get(label)
+        if pid is None:
+            audit.finding(
+                "consent", label, f"not a release label of scope {audit.scope}: participant unknown"
+            )
+        elif pid not in consented:
+            audit.finding(
+                "consent", label, f"the participant has no standing consent for {audit.scope}"
+            )
+    return {label: pid for label, pid in by_label.items() if label in present}
+
+
+def _identifier_kinds(
+    audit: _Audit, rel: str, path: Path, full: IdentifierMatcher, bulk: IdentifierMatcher
+) -> set[str]:
+    """Identifier kinds in a file's text or headers (all) and bytes (long ones)."""
+    lower = rel.lower()
+    raw = path.read_bytes()
+    if lower.endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError):
+            audit.finding("identifiers", rel, "not readable gzip: cannot be checked")
+            return set()
+    kinds = bulk.kinds_in_bytes(raw)
+    if _is_text(raw):
+        text = raw.decode("utf-8", errors="replace")
+        kinds |= full.kinds_in_text(text)
+        if lower.endswith(".json"):
+            _check_keys(audit, rel, text)
+        return kinds
+    if lower.endswith((".nii", ".nii.gz")):
+        kinds |= full.kinds_in_bytes(raw[: _nifti_header_size(raw)])
+    elif raw[128:132] == b"DICM":
+        kinds |= _dicom_kinds(audit, rel, path, full)
+    elif lower.endswith((".edf", ".bdf")):
+        kinds |= full.kinds_in_bytes(raw[: 256 + 256 * _edf_signals(raw)])
+    elif lower.endswith(".fif"):
+        kinds |= _fif_kinds(audit, rel, path, full)
+    return kinds
+
+
+def _is_text(raw: bytes) -> bool:
+    head = raw[:_TEXT_SNIFF]
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > len(head) - 4  # a character cut at the sniff boundary
+    return True
+
+
+def _nifti_header_size(raw: bytes) -> int:
+    """Header plus extensions of a NIfTI-1/2 image (everything before the voxels)."""
+    for order in ("<", ">"):
+        sizeof = struct.unpack(order + "i", raw[:4])[0] if len(raw) >= 4 else 0
+        if sizeof == 348 and len(raw) >= 112:
+            return min(len(raw), int(struct.unpack(order + "f", raw[108:112])[0]))
+        if sizeof == 540 and len(raw) >= 176:
+            return min(len(raw), int(struct.unpack(order + "q", raw[168:176])[0]))
+    return min(len(raw), 1024)
+
+
+def _edf_signals(raw: bytes) -> int:
+    try:
+        return max(0, int(raw[252:256].decode("ascii").strip()))
+    except (UnicodeDecodeError, ValueError):
+        return 0
+
+
+def _check_keys(audit: _Audit, rel: str, text: str) -> None:
+    if rel.startswith(("code/windl/", DEFACE_RECORDS + "/")) or (
+        "/" not in rel
+        and rel
+        in (
+            "dataset_description.json",
+            "participants.json",
+        )
+    ):
+        return
+    audit.count("sidecar-keys")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        audit.finding("sidecar-keys", rel, "not valid JSON")
+        return
+    if not isinstance(data, dict):
+        return
+    bad = sorted(set(data) & forbidden_keys(audit.policy))
+    if bad:
+        audit.finding("sidecar-keys", rel, f"forbidden key(s): {', '.join(bad)}")
+
+
+def _dicom_kinds(audit: _Audit, rel: str, path: Path, full: IdentifierMatcher) -> set[str]:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from windl.deid.dicom import check_dataset
+
+    audit.count("dicom-profile")
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, ValueError) as exc:
+        audit.finding("dicom-profile", rel, f"unreadable DICOM ({type(exc).__name__})")
+        return set()
+    label = rel.split("/")[1] if rel.startswith("sourcedata/sub-") else None
+    for problem in check_dataset(ds, audit.policy, new_patient_id=label):
+        audit.finding("dicom-profile", rel, problem)
+    kinds: set[str] = set()
+    for element in _walk(ds):
+        if element.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN", "SQ"):
+            continue
+        kinds |= full.kinds_in_text(str(element.value))
+    return kinds
+
+
+def _walk(ds: Any) -> Iterator[Any]:
+    for element in ds:
+        yield element
+        if element.VR == "SQ":
+            for item in element.value:
+                yield from _walk(item)
+
+
+def _fif_kinds(audit: _Audit, rel: str, path: Path, full: IdentifierMatcher) -> set[str]:
+    import mne
+
+    if re.search(r"_split-0*[2-9]", rel):
+        return set()
+    try:
+        info = mne.io.read_info(path, verbose="error")
+    except Exception:
+        audit.finding("identifiers", rel, "FIF measurement info unreadable: cannot be checked")
+        return set()
+    text = " ".join(
+        str(info.get(key) or "")
+        for key in ("subject_info", "experimenter", "description", "proj_name", "device_info")
+    )
+    kinds = full.kinds_in_text(text)
+    if info.get("meas_date") is not None:
+        kinds |= full.kinds_in_text(info["meas_date"].strftime("%Y%m%d"))
+    return kinds
+
+
+def _check_deface(audit: _Audit, rel: str, labels: dict[str, str], mosaic_dir: Path | None) -> None:
+    audit.count("deface")
+    image = audit.release / rel
+    record_path = audit.release / f"{DEFACE_RECORDS}/{re.sub(r'.nii(.gz)?$', '', rel)}.json"
+    entry: dict[str, Any] = {
+        "path": rel,
+        "face_zero_fraction": None,
+        "passed": False,
+        "mosaic_png": None,
+    }
+    audit.deface.append(entry)
+    if not record_path.is_file():
+        audit.finding("deface", rel, "no deface record: the image was not defaced by windl")
+        record: dict[str, Any] | None = None
+    else:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        sha = datasets.file_digest(image, "sha256")
+        if record.get("output_sha256") != sha:
+            audit.finding("deface", rel, "the image is not the one its deface record describes")
+    if record is not None and record.get("transform"):
+        fraction = face_check(image, record)
+        entry["face_zero_fraction"] = round(fraction, 4)
+        if fraction < FACE_ZERO_FRACTION:
+            audit.finding(
+                "deface",
+                rel,
+                f"only {fraction:.1%} of the face region is zero (needs {FACE_ZERO_FRACTION:.0%})",
+            )
+    entry["passed"] = not any(f["path"] == rel for f in audit.checks["deface"]["findings"])
+    if mosaic_dir is not None and record is not None:
+        original = _study_file(audit, rel, labels)
+        if original is not None:
+            from windl.deid.deface import deface_mosaic
+
+            png = mosaic_dir / (rel.replace("/", "__") + ".png")
+            try:
+                deface_mosaic(original, image, png)
+                entry["mosaic_png"] = str(png)
+            except (BadInput, ValueError, OSError):
+                entry["mosaic_png"] = None
+
+
+def _study_file(audit: _Audit, rel: str, labels: dict[str, str]) -> Path | None:
+    """The study image a release image was made from (for the before/after picture)."""
+    label = rel.split("/", 1)[0]
+    pid = labels.get(label)
+    if pid is None:
+        return None
+    sessions = {
+        (label, new): old
+        for (owner, old), new in session_mapping(audit.study, audit.scope).items()
+        if owner == pid
+    }
+    candidate = audit.study.root / rename(rel, {label: pid}, sessions)
+    return candidate if candidate.is_file() else None
+
+
+def _check_validator(audit: _Audit) -> None:
+    from windl.validate import run_validator, summarize
+
+    audit.count("bids-validation")
+    errors, _, examples = summarize(
+        run_validator(audit.release, audit.site.setting("validate", "extra_args", []))
+    )
+    for code, n in errors.items():
+        audit.finding("bids-validation", examples.get(code) or ".", f"{code} ({n}x)")
+
+
+# --------------------------------------------------------------------------- report
+def _report(
+    audit: _Audit, commit: str, files: list[str], passed: bool, reports: Path
+) -> AuditResult:
+    kinds: Counter[str] = Counter()
+    size = 0
+    for rel in files:
+        path = audit.release / rel
+        size += path.stat().st_size if path.exists() else 0
+        kinds[_file_kind(rel)] += 1
+    data = {
+        "release": str(audit.release),
+        "study": audit.study.name,
+        "scope": audit.scope,
+        "version": str(audit.record.get("version", "")),
+        "commit": commit,
+        "audited_at": _now(),
+        "windl_version": windl_version(),
+        "policy": {"options": list(audit.policy.options)},
+        "passed": passed,
+        "thresholds": {"face_zero_fraction": FACE_ZERO_FRACTION},
+        "checks": list(audit.checks.values()),
+        "deface": audit.deface,
+        "participants": {
+            "count": len(_participants_listed(audit.release)),
+            "sessions": int(audit.record.get("sessions", 0)),
+        },
+        "files": {"count": len(files), "bytes": size, "by_kind": dict(kinds.most_common())},
+    }
+    stem = f"{data['version']}-{commit[:12]}"
+    reports.mkdir(parents=True, exist_ok=True)
+    json_path = reports / f"{stem}.json"
+    text = json.dumps(data, indent=2) + "\n"
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(json_path)
+    html_path = write_audit_report(data, reports / f"{stem}.html")
+    findings = [{"check": c["name"], **f} for c in audit.checks.values() for f in c["findings"]]
+    return AuditResult(
+        release=str(audit.release),
+        study=audit.study.name,
+        scope=audit.scope,
+        version=str(data["version"]),
+        commit=commit,
+        passed=passed,
+        findings=findings,
+        html=str(html_path),
+        json=str(json_path),
+    )
+
+
+def _file_kind(rel: str) -> str:
+    lower = rel.lower()
+    if lower.endswith((".nii", ".nii.gz")):
+        return "nifti"
+    if lower.endswith(".dcm"):
+        return "dicom"
+    if lower.endswith(".json"):
+        return "sidecar"
+    if lower.endswith(".tsv"):
+        return "tsv"
+    if lower.endswith((".vhdr", ".vmrk", ".eeg", ".edf", ".bdf", ".fif")):
+        return "ephys"
+    return "other"

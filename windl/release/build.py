@@ -1,0 +1,856 @@
+"""``windl release build``: a fresh, de-identified release dataset of a study for one scope.
+
+The release of study ``S`` for scope ``X`` is the DataLad dataset
+``<site>/superdataset/releases/S/X``. It is created empty (it never shares a commit with the
+study, whose history holds identifiers) and every version is one ``datalad run`` commit
+of ``windl release assemble``, so ``datalad rerun`` of it rebuilds the same files and the
+run record names the command, not a participant.
+
+The build has two halves:
+
+- :func:`build_release` (the maintainer's command) checks the request, selects the
+  consented participants, creates their release labels, the scope's secret and the
+  release dataset when missing, and runs the assembler under ``datalad run``;
+- :func:`assemble_release` (the recorded command) plans the release from the study's
+  committed tree (:mod:`windl.release.plan`), makes every file that changed and reuses
+  every other one, and writes the description files.
+
+Reuse: the de-identified output of each study file is remembered in the release's git
+directory (``.git/windl/release-cache.json``: a hash of the source blob, the file's
+parameters and windl's version → the outputs' sha256). When the release already holds
+exactly those outputs, the file is not made again. The cache never leaves the site; without
+it, every file is made again and, as every step is deterministic, to the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+from windl import datasets
+from windl.config import TEMPLATES, Site
+from windl.consent import SCOPES, consented_participants, parse_scopes
+from windl.deid.deface import deface
+from windl.deid.dicom import BurnedInAnnotationRefused, DeidPolicy, UIDMap, deidentify_file
+from windl.deid.ephys import scrub_raw
+from windl.deid.sidecars import (
+    atomic_write,
+    scrub_nifti,
+    scrub_scans_tsv,
+    scrub_sidecar_file,
+    scrub_tsv_dates,
+)
+from windl.errors import ConfigError, WindlError
+from windl.pseudonyms import (
+    date_offset,
+    ensure_labels,
+    ensure_sessions,
+    mapping,
+    release_secret,
+    session_mapping,
+)
+from windl.release.identifiers import study_identifiers
+from windl.release.plan import (
+    PlannedFile,
+    ReleasePlan,
+    participant_sessions,
+    plan_release,
+    study_tree,
+)
+from windl.study import Study, get_study
+
+RELEASE_RECORD = "code/windl/release.json"
+DEFACE_RECORDS = "code/deface"
+CACHE_FILE = datasets.WINDL_GITDIR / "release-cache.json"
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+#: participant-table columns that are patient characteristics (kept only with that option)
+CHARACTERISTICS = frozenset({"age", "sex", "gender", "weight", "height", "bmi", "ethnicity"})
+#: participant-table columns never released whatever the policy (names say what they hold)
+_IDENTIFYING_COLUMN = re.compile(
+    r"name|birth|dob|initials|mrn|accession|address|phone|e-?mail|patient|scanner_id|his_id",
+    re.IGNORECASE,
+)
+LICENSE_URLS = {
+    "CC0": "https://creativecommons.org/publicdomain/zero/1.0/",
+    "CC0-1.0": "https://creativecommons.org/publicdomain/zero/1.0/",
+    "CC-BY-4.0": "https://creativecommons.org/licenses/by/4.0/",
+    "CC-BY-SA-4.0": "https://creativecommons.org/licenses/by-sa/4.0/",
+    "CC-BY-NC-4.0": "https://creativecommons.org/licenses/by-nc/4.0/",
+    "PDDL": "https://opendatacommons.org/licenses/pddl/1-0/",
+    "PDDL-1.0": "https://opendatacommons.org/licenses/pddl/1-0/",
+    "ODbL-1.0": "https://opendatacommons.org/licenses/odbl/1-0/",
+}
+
+
+class ReleaseRefused(WindlError):
+    """A release that cannot be built as asked (no consented participant, bad version, ...)."""
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """A study's release settings: ``[deid]`` and ``[release]`` of ``code/study.toml``."""
+
+    policy: DeidPolicy
+    include_dicom: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, study: Study) -> ReleaseSettings:
+        settings = study.settings()
+        table = settings.get("release", {}) or {}
+        unknown = sorted(set(table) - {"include_dicom"})
+        if unknown:
+            raise ConfigError(f"[release]: unknown key(s) {', '.join(unknown)}", study.code)
+        scopes = table.get("include_dicom", [])
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise ConfigError("[release] include_dicom must be a list of scopes", study.code)
+        return cls(
+            policy=DeidPolicy.from_dict(settings.get("deid")),
+            include_dicom=parse_scopes(scopes) if scopes else (),
+        )
+
+
+@dataclass
+class ReleaseResult:
+    """What a build did."""
+
+    study: str
+    scope: str
+    version: str
+    path: str
+    commit: str
+    changed: bool
+    participants: int
+    sessions: int
+    files: int = 0
+    made: int = 0
+    reused: int = 0
+    removed: int = 0
+    refused: list[str] = field(default_factory=list)
+    participants_added: list[str] = field(default_factory=list)
+    participants_removed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def windl_version() -> str:
+    try:
+        return package_version("windl")
+    except PackageNotFoundError:
+        return "0"
+
+
+def release_path(site: Site, study: str, scope: str) -> Path:
+    """Where the release dataset of ``study`` for ``scope`` lives."""
+    return site.releases / study / scope
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """``X.Y.Z`` (a leading ``v`` is accepted) as numbers; :class:`ReleaseRefused` otherwise."""
+    match = _VERSION.match(text.strip().removeprefix("v"))
+    if match is None:
+        raise ReleaseRefused(f"invalid version {text!r}: use X.Y.Z, e.g. 1.0.0")
+    major, minor, patch = (int(n) for n in match.groups())
+    return major, minor, patch
+
+
+def published_versions(ds: Path) -> list[tuple[int, int, int]]:
+    """Versions tagged ``vX.Y.Z`` in a release dataset, sorted."""
+    if not (ds / ".git").exists():
+        return []
+    found = []
+    for tag in datasets.git(ds, "tag", "--list", "v*").split():
+        match = _VERSION.match(tag[1:])
+        if match:
+            found.append(tuple(int(n) for n in match.groups()))
+    return sorted(found)  # type: ignore[arg-type]
+
+
+def built_record(ds: Path, rev: str = "HEAD") -> dict[str, Any]:
+    """The ``code/windl/release.json`` of a release at ``rev`` (``{}`` before the first build)."""
+    if not (ds / ".git").exists():
+        return {}
+    text = datasets.git(ds, "cat-file", "blob", f"{rev}:{RELEASE_RECORD}", check=False)
+    return json.loads(text) if text.strip() else {}
+
+
+def released_participants(study: Study, scope: str) -> list[str]:
+    """Participants with data in the study's HEAD and standing consent for ``scope``."""
+    present = {p.split("/", 1)[0] for p in study_tree(study) if p.startswith("sub-")}
+    present = {p for p in present if "/" not in p and p.startswith("sub-")}
+    return sorted(present & consented_participants(study, scope))
+
+
+# --------------------------------------------------------------------------- build
+def build_release(
+    site: Site,
+    study_name: str,
+    scope: str,
+    version: str,
+    say: Callable[[str], None] = lambda _: None,
+) -> ReleaseResult:
+    """Build version ``version`` of the ``scope`` release of a study.
+
+    Parameters
+    ----------
+    site, study_name
+        The site and study.
+    scope
+        ``individuals``, ``members`` or ``external``.
+    version
+        ``X.Y.Z``: not older than the version the release holds, not already published
+        (tagged ``vX.Y.Z``). Building the version the release already holds again makes
+        it current (and changes nothing when nothing changed).
+    say
+        Progress messages.
+
+    Raises
+    ------
+    ReleaseRefused
+        On a bad or old version, or when no participant consented to the scope.
+    DatasetDirty
+        If the study has uncommitted changes (a release describes one commit).
+    """
+    study = get_study(site, study_name)
+    (scope,) = parse_scopes([scope])
+    wanted = parse_version(version)
+    version = ".".join(map(str, wanted))
+    ReleaseSettings.of(study)  # a settings error stops the build before anything is written
+    datasets.require_clean(study.root)
+    ds = release_path(site, study.name, scope)
+    if wanted in published_versions(ds):
+        raise ReleaseRefused(f"version {version} of this release is published; use a newer one", ds)
+    current = built_record(ds).get("version")
+    if current and parse_version(current) > wanted:
+        raise ReleaseRefused(f"the release already holds version {current}; use a newer one", ds)
+    participants = released_participants(study, scope)
+    if not participants:
+        raise ReleaseRefused(
+            f"no participant of study {study.name} with data has consent for scope {scope} "
+            "(windl consent set ...)"
+        )
+    say(f"== release {study.name} {scope} {version}: {len(participants)} consented participants")
+    ensure_labels(study, scope, participants)
+    ensure_sessions(study, scope, participant_sessions(study_tree(study), set(participants)))
+    release_secret(study, scope)
+    _ensure_dataset(site, ds, study.name, scope)
+    datasets.recover(ds)
+    datasets.discard_changes(ds, ["."])  # leftovers of a killed build; the build redoes them
+    before = datasets.head(ds)
+    command = " ".join(
+        shlex.quote(str(a))
+        for a in (
+            sys.executable,
+            "-m",
+            "windl",
+            "release",
+            "assemble",
+            study.name,
+            "--scope",
+            scope,
+            "--version",
+            version,
+            "--site",
+            site.root,
+        )
+    )
+    say("   de-identifying and assembling (datalad run) ...")
+    datasets.datalad_run(
+        ds,
+        command,
+        inputs=[],
+        outputs=[],
+        message=f"windl release {version} of {study.name} ({scope})",
+        log=ds / datasets.WINDL_GITDIR / "logs" / "assemble.log",
+        explicit=False,
+    )
+    after = datasets.head(ds)
+    if after != before:
+        datasets.record_subdataset_state(
+            site.superdataset, ds, f"windl: release {version} of {study.name} ({scope})"
+        )
+    stats = json.loads((ds / datasets.WINDL_GITDIR / "last-assemble.json").read_text())
+    return ReleaseResult(
+        study=study.name,
+        scope=scope,
+        version=version,
+        path=str(ds),
+        commit=after,
+        changed=after != before,
+        **stats,
+    )
+
+
+def _ensure_dataset(site: Site, ds: Path, study: str, scope: str) -> None:
+    """Create the (empty) release dataset, registered in the site's superdataset."""
+    if (ds / ".datalad").is_dir():
+        return
+    if ds.exists() and any(ds.iterdir()):
+        raise ReleaseRefused("folder exists but is not a release dataset; move it away", ds)
+    datasets.create_dataset(ds, parent=site.superdataset, description=f"{study} {scope} release")
+    attributes = (TEMPLATES / "study" / ".gitattributes").read_text(encoding="utf-8")
+    attributes += "*.dcm annex.largefiles=anything\n"
+    (ds / ".gitattributes").write_text(attributes, encoding="utf-8")
+    datasets.save(ds, [".gitattributes"], f"windl: release dataset of {study} ({scope})")
+    datasets.record_subdataset_state(
+        site.superdataset, ds, f"windl: release dataset of {study} ({scope})"
+    )
+
+
+# --------------------------------------------------------------------------- assemble
+@dataclass
+class _Context:
+    study: Study
+    scope: str
+    version: str
+    ds: Path
+    settings: ReleaseSettings
+    labels: dict[str, str]  # study pid -> release pid
+    sessions: dict[tuple[str, str], str]
+    secret: str
+    words: tuple[str, ...]
+    stage: Path
+    uid_map: UIDMap
+
+    @property
+    def policy(self) -> DeidPolicy:
+        return self.settings.policy
+
+    def offset(self, pid: str | None) -> int:
+        return date_offset(self.secret, pid) if pid else 0
+
+
+def assemble_release(site: Site, study_name: str, scope: str, version: str) -> dict[str, Any]:
+    """Write the release's files into its working tree (the command ``datalad run`` records).
+
+    Only the build calls it: labels, sessions and the secret must exist already, so this
+    step never writes to ``restricted/``. Returns the statistics of the build.
+    """
+    study = get_study(site, study_name)
+    (scope,) = parse_scopes([scope])
+    version = ".".join(map(str, parse_version(version)))
+    ds = release_path(site, study.name, scope)
+    settings = ReleaseSettings.of(study)
+    participants = released_participants(study, scope)
+    known = mapping(study, scope)
+    labels = {pid: f"sub-{known[pid]}" for pid in participants if pid in known}
+    if len(labels) != len(participants):
+        raise ReleaseRefused("release labels missing: run 'windl release build', not assemble")
+    tree = study_tree(study)
+    pairs = participant_sessions(tree, set(participants))
+    keyed = session_mapping(study, scope)
+    sessions = {pair: keyed.get(pair, pair[1]) for pair in pairs}
+    secret = release_secret(study, scope)
+    identifiers = study_identifiers(study, settings.policy)
+    stage = ds / datasets.WINDL_GITDIR / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    ctx = _Context(
+        study=study,
+        scope=scope,
+        version=version,
+        ds=ds,
+        settings=settings,
+        labels=labels,
+        sessions=sessions,
+        secret=secret,
+        words=tuple(sorted(identifiers.kinds)),
+        stage=stage,
+        uid_map=UIDMap(f"{secret}:uids"),
+    )
+    plan = plan_release(study, tree, labels, sessions, scope in settings.include_dicom)
+    previous = built_record(ds)
+    earlier = _released_labels(ds)
+    tracked = _tracked(ds)
+    cache = _load_cache(ds)
+    new_cache: dict[str, Any] = {}
+    outputs: dict[str, str] = {}
+    stats: dict[str, Any] = {"made": 0, "reused": 0, "refused": []}
+    for number, planned in enumerate(plan.files, start=1):
+        key = _cache_key(ctx, planned)
+        entry = cache.get(key)
+        if entry is not None and all(
+            _current_sha256(ds, rel) == sha for rel, sha in entry["outputs"].items()
+        ):
+            stats["reused"] += 1
+        else:
+            try:
+                entry = {"outputs": _make(ctx, planned)}
+            except BurnedInAnnotationRefused:
+                stats["refused"].append(planned.dst)
+                continue
+            stats["made"] += 1
+        new_cache[key] = entry
+        outputs.update(entry["outputs"])
+        if number % 50 == 0:
+            print(f"{number}/{len(plan.files)} files", file=sys.stderr, flush=True)
+    removed = 0
+    for rel in sorted(tracked - set(outputs) - _generated_names()):
+        (ds / rel).unlink(missing_ok=True)
+        removed += 1
+    _prune_empty_dirs(ds)
+    data_changed = bool(datasets.dirty_paths(ds))
+    outputs.update(_write_generated(ctx, plan, previous, tracked, outputs, data_changed))
+    for rel in sorted(tracked - set(outputs)):
+        (ds / rel).unlink(missing_ok=True)
+    _save_cache(ds, new_cache)
+    shutil.rmtree(stage, ignore_errors=True)
+    result = {
+        "participants": len(labels),
+        "sessions": len(sessions),
+        "files": len(outputs),
+        "made": stats["made"],
+        "reused": stats["reused"],
+        "removed": removed,
+        "refused": stats["refused"],
+        "participants_added": sorted(set(labels.values()) - earlier) if earlier else [],
+        "participants_removed": sorted(earlier - set(labels.values())),
+    }
+    atomic_write(
+        ds / datasets.WINDL_GITDIR / "last-assemble.json",
+        lambda fh: fh.write(json.dumps(result).encode()),
+    )
+    return result
+
+
+def _generated_names() -> set[str]:
+    from windl.release.plan import GENERATED
+
+    return {*GENERATED, RELEASE_RECORD}
+
+
+def _tracked(ds: Path) -> set[str]:
+    """Files of the release that windl manages (all tracked files but dotfiles)."""
+    names = datasets.git(ds, "ls-files", "-z").split("\0")
+    return {n for n in names if n and not any(p.startswith(".") for p in n.split("/"))}
+
+
+def _prune_empty_dirs(ds: Path) -> None:
+    for folder in sorted((p for p in ds.rglob("*") if p.is_dir()), reverse=True):
+        if ".git" in folder.relative_to(ds).parts or ".datalad" in folder.relative_to(ds).parts:
+            continue
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _cache_key(ctx: _Context, planned: PlannedFile) -> str:
+    payload = {
+        "windl": windl_version(),
+        "kind": planned.kind,
+        "blob": planned.blob,
+        "companions": planned.companions,
+        "dst": planned.dst,
+        "policy": dataclasses.asdict(ctx.policy),
+        "offset": ctx.offset(planned.participant),
+        "labels": {k: v for k, v in ctx.labels.items() if k == planned.participant},
+        "sessions": sorted(
+            (k[1], v) for k, v in ctx.sessions.items() if k[0] == planned.participant
+        ),
+        "words": hashlib.sha256("\n".join(ctx.words).encode()).hexdigest()
+        if planned.kind == "sidecar"
+        else "",
+        "uids": hashlib.sha256(ctx.secret.encode()).hexdigest() if planned.kind == "dicom" else "",
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _load_cache(ds: Path) -> dict[str, Any]:
+    path = ds / CACHE_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_cache(ds: Path, cache: Mapping[str, Any]) -> None:
+    text = json.dumps(cache, sort_keys=True).encode()
+    atomic_write(ds / CACHE_FILE, lambda fh: fh.write(text))
+
+
+def _current_sha256(ds: Path, rel: str) -> str | None:
+    """sha256 of the release's file ``rel`` (from its annex key when it has one)."""
+    path = ds / rel
+    if path.is_symlink():
+        identity = datasets.annex_key_identity(Path(os.readlink(path)).name)
+        if identity is not None and identity[0] == "sha256":
+            return identity[2]
+    if not path.is_file():
+        return None
+    return datasets.file_digest(path, "sha256")
+
+
+def _place(ctx: _Context, staged: Path, rel: str) -> str:
+    """Move a made file into the release's working tree; return its sha256."""
+    target = ctx.ds / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sha = datasets.file_digest(staged, "sha256")
+    if target.is_symlink() or target.exists():
+        target.unlink()
+    os.replace(staged, target)
+    return sha
+
+
+def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
+    """Make the release file(s) of ``planned``; return release path → sha256."""
+    assert planned.src is not None
+    src = (ctx.study.root / planned.src).resolve()
+    scratch = Path(tempfile.mkdtemp(dir=ctx.stage))
+    staged = scratch / Path(planned.dst).name
+    offset = ctx.offset(planned.participant)
+    policy = ctx.policy
+    made: dict[str, str] = {}
+    if planned.kind == "deface":
+        headerless = scratch / ("clean-" + staged.name)
+        scrub_nifti(src, headerless)
+        record = deface(headerless, staged)
+        made[_record_path(planned.dst)] = _place_text(
+            ctx, _record_path(planned.dst), _release_record(record.to_dict(), planned.dst)
+        )
+    elif planned.kind == "nifti":
+        scrub_nifti(src, staged)
+    elif planned.kind == "sidecar":
+        scrub_sidecar_file(src, staged, policy, offset, identifying_words=ctx.words)
+    elif planned.kind == "scans":
+        scrub_scans_tsv(src, scratch / "scans.tsv", policy, offset)
+        _rekey_columns(scratch / "scans.tsv", staged, ctx, planned.participant, ("filename",))
+    elif planned.kind == "sessions":
+        scrub_tsv_dates(src, scratch / "sessions.tsv", policy, offset)
+        _rekey_columns(scratch / "sessions.tsv", staged, ctx, planned.participant, ("session_id",))
+    elif planned.kind == "tsv":
+        scrub_tsv_dates(src, staged, policy, offset)
+    elif planned.kind == "table":
+        _participant_table(ctx, src, staged)
+    elif planned.kind == "ephys":
+        written = scrub_raw(src, staged, policy, offset)
+        folder = Path(planned.dst).parent
+        for path in written[1:]:
+            made[(folder / path.name).as_posix()] = _place(
+                ctx, path, (folder / path.name).as_posix()
+            )
+    elif planned.kind == "dicom":
+        pid = planned.participant or ""
+        deidentify_file(src, staged, policy, ctx.uid_map, offset, ctx.labels[pid])
+    else:
+        shutil.copyfile(src, staged)
+    made[planned.dst] = _place(ctx, staged, planned.dst)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return made
+
+
+def _record_path(dst: str) -> str:
+    stem = re.sub(r"\.nii(\.gz)?$", "", dst)
+    return f"{DEFACE_RECORDS}/{stem}.json"
+
+
+def _release_record(record: dict[str, Any], dst: str) -> str:
+    """The deface record as shipped: no input hash (it names the study's file), no timings."""
+    shipped = {k: v for k, v in record.items() if k not in ("input_sha256", "timings")}
+    shipped["image"] = dst
+    return json.dumps(shipped, indent=2, sort_keys=True) + "\n"
+
+
+def _place_text(ctx: _Context, rel: str, text: str) -> str:
+    staged = Path(tempfile.mkstemp(dir=ctx.stage)[1])
+    staged.write_text(text, encoding="utf-8")
+    return _place(ctx, staged, rel)
+
+
+def _rekey_text(value: str, ctx: _Context, pid: str | None) -> str:
+    """Re-key ``sub-``/``ses-`` entities of one participant inside a cell."""
+    if pid is None:
+        return value
+    from windl.release.plan import rename
+
+    labels = {pid: ctx.labels[pid]}
+    sessions = {k: v for k, v in ctx.sessions.items() if k[0] == pid}
+    if value.startswith("ses-") and (pid, value[4:]) in sessions:
+        return "ses-" + sessions[(pid, value[4:])]
+    return rename(f"{pid}/{value}", labels, sessions).split("/", 1)[1]
+
+
+def _rekey_columns(
+    src: Path, dst: Path, ctx: _Context, pid: str | None, columns: Iterable[str]
+) -> None:
+    lines = src.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        shutil.copyfile(src, dst)
+        return
+    header = lines[0].split("\t")
+    index = [i for i, name in enumerate(header) if name in set(columns)]
+    out = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split("\t")
+        for i in index:
+            if i < len(cells):
+                cells[i] = _rekey_text(cells[i], ctx, pid)
+        out.append("\t".join(cells))
+    dst.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def _participant_table(ctx: _Context, src: Path, dst: Path) -> list[str]:
+    """A participant-level table: consented rows, re-keyed ids, identifying columns dropped.
+
+    Date columns become ``n/a``: rows belong to different participants, whose dates are
+    shifted by different amounts, so no single shift would keep them consistent.
+    """
+    lines = src.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        dst.write_text("", encoding="utf-8")
+        return []
+    header = lines[0].split("\t")
+    if "participant_id" not in header:
+        raise ReleaseRefused("participant table without a participant_id column", src)
+    id_col = header.index("participant_id")
+    keep = [
+        i
+        for i, name in enumerate(header)
+        if i == id_col
+        or not (
+            _IDENTIFYING_COLUMN.search(name)
+            or (name.lower() in CHARACTERISTICS and not ctx.policy.retain_patient_characteristics)
+        )
+    ]
+    rows = []
+    for line in lines[1:]:
+        cells = line.split("\t")
+        pid = cells[id_col] if id_col < len(cells) else ""
+        if pid in ctx.labels:
+            cells[id_col] = ctx.labels[pid]
+            rows.append([cells[i] if i < len(cells) else "n/a" for i in keep])
+    rows.sort(key=lambda r: r[0])
+    text = "\t".join(header[i] for i in keep) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
+    tmp = dst.with_name(dst.name + ".rows")
+    tmp.write_text(text, encoding="utf-8")
+    no_dates = dataclasses.replace(ctx.policy, retain_modified_dates=False)
+    scrub_tsv_dates(tmp, dst, no_dates, 0)
+    tmp.unlink()
+    return [header[i] for i in keep]
+
+
+# --------------------------------------------------------------------------- description
+def _study_text(study: Study, name: str) -> str:
+    return datasets.git(study.root, "cat-file", "blob", f"HEAD:{name}", check=False)
+
+
+def _write_generated(
+    ctx: _Context,
+    plan: ReleasePlan,
+    previous: Mapping[str, Any],
+    tracked: set[str],
+    outputs: Mapping[str, str],
+    data_changed: bool,
+) -> dict[str, str]:
+    """Write the description files; return release path → sha256."""
+    made: dict[str, str] = {}
+    study = ctx.study
+    scratch = Path(tempfile.mkdtemp(dir=ctx.stage))
+    participants_src = scratch / "participants.tsv"
+    participants_src.write_text(_study_text(study, "participants.tsv") or "participant_id\n")
+    kept = _participant_table(ctx, participants_src, scratch / "participants.out.tsv")
+    made["participants.tsv"] = _place(ctx, scratch / "participants.out.tsv", "participants.tsv")
+    sidecar = json.loads(_study_text(study, "participants.json") or "{}")
+    sidecar = {k: v for k, v in sidecar.items() if k in kept}
+    sidecar["participant_id"] = {
+        "Description": "Release label: random, stable across versions of this release line, "
+        "unrelated to the label used at the scanner or in the study"
+    }
+    made["participants.json"] = _place_text(
+        ctx, "participants.json", json.dumps(sidecar, indent=2) + "\n"
+    )
+
+    description = json.loads(_study_text(study, "dataset_description.json") or "{}")
+    description.pop("DatasetDOI", None)
+    description["DatasetType"] = "raw"
+    description["GeneratedBy"] = [
+        {
+            "Name": "windl",
+            "Version": windl_version(),
+            "Description": f"de-identified release {ctx.version} (scope {ctx.scope})",
+        }
+    ]
+    made["dataset_description.json"] = _place_text(
+        ctx, "dataset_description.json", json.dumps(description, indent=2) + "\n"
+    )
+    license_id = str(description.get("License") or "").strip()
+    if ctx.scope == "external" and not license_id:
+        raise ReleaseRefused(
+            "dataset_description.json has no License; an external release needs one",
+            study.root / "dataset_description.json",
+        )
+    url = LICENSE_URLS.get(license_id, "")
+    made["LICENSE"] = _place_text(
+        ctx,
+        "LICENSE",
+        f"This dataset is made available under the license {license_id or 'not stated'}."
+        + (f"\nFull text: {url}\n" if url else "\n")
+        + (
+            "Access and use are also bound by the Data Usage Agreement in DUA.md.\n"
+            if ctx.scope == "external"
+            else ""
+        ),
+    )
+    dua_version = None
+    if ctx.scope == "external":
+        dua_version, dua_text = current_dua()
+        made["DUA.md"] = _place_text(ctx, "DUA.md", dua_text)
+
+    same_version = previous.get("version") == ctx.version
+    policy_options = list(ctx.policy.options)
+    record = {
+        "study": study.name,
+        "scope": ctx.scope,
+        "version": ctx.version,
+        "windl_version": windl_version(),
+        "policy": {
+            "profile": "PS3.15 Annex E Basic Application Level Confidentiality Profile",
+            "options": policy_options,
+        },
+        "include_dicom": ctx.scope in ctx.settings.include_dicom,
+        "dua_version": dua_version,
+        "participants": len(ctx.labels),
+        "sessions": len(ctx.sessions),
+        "date": dt.date.today().isoformat(),
+    }
+    unchanged = (
+        not data_changed
+        and same_version
+        and {k: v for k, v in previous.items() if k != "date"}
+        == {k: v for k, v in record.items() if k != "date"}
+    )
+    if unchanged:
+        record["date"] = previous["date"]
+    made[RELEASE_RECORD] = _place_text(ctx, RELEASE_RECORD, json.dumps(record, indent=2) + "\n")
+    date = record["date"]
+
+    readme = (TEMPLATES / "release" / "README.md").read_text(encoding="utf-8")
+    dates = (
+        "shifted per participant by a secret number of days (intervals kept)"
+        if ctx.policy.retain_modified_dates
+        else "removed"
+    )
+    made["README.md"] = _place_text(
+        ctx,
+        "README.md",
+        readme.format(
+            name=description.get("Name", study.name),
+            version=ctx.version,
+            scope=ctx.scope,
+            study=study.name,
+            windl_version=windl_version(),
+            n_participants=len(ctx.labels),
+            n_sessions=len(ctx.sessions),
+            options=", ".join(policy_options) or "none (the Basic Profile alone)",
+            dates=dates,
+            license=license_id or "not stated",
+            dua=(
+                f"\n- **Data Usage Agreement:** version {dua_version} (`DUA.md`); accept it "
+                "before you clone or get the data."
+                if dua_version
+                else ""
+            ),
+            study_readme=_study_readme(study),
+        ),
+    )
+    made["CHANGES"] = _place_text(
+        ctx,
+        "CHANGES",
+        _changes(ctx, previous, tracked, outputs, same_version, date),
+    )
+    shutil.rmtree(scratch, ignore_errors=True)
+    return made
+
+
+def _study_readme(study: Study) -> str:
+    text = _study_text(study, "README") or _study_text(study, "README.md")
+    lines = text.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join(lines).strip() or "(no description)"
+
+
+def _changes(
+    ctx: _Context,
+    previous: Mapping[str, Any],
+    tracked: set[str],
+    outputs: Mapping[str, str],
+    same_version: bool,
+    date: str,
+) -> str:
+    """CHANGES with this version's entry on top (replacing it when rebuilt unpublished)."""
+    old = datasets.git(ctx.ds, "cat-file", "blob", "HEAD:CHANGES", check=False)
+    entries = re.split(r"\n(?=\d+\.\d+\.\d+ )", old.strip()) if old.strip() else []
+    if same_version and entries and entries[0].startswith(ctx.version + " "):
+        entries = entries[1:]
+    data = set(outputs) - _generated_names()
+    before = {n for n in tracked if n not in _generated_names()}
+    labels = set(ctx.labels.values())
+    earlier = _released_labels(ctx.ds) if entries else set()
+    lines = [f"{ctx.version} {date}"]
+    if not entries:
+        lines.append(
+            f"  - First release: {len(labels)} participants, {len(ctx.sessions)} sessions."
+        )
+    else:
+        added = sorted(labels - earlier)
+        gone = sorted(earlier - labels)
+        if added:
+            lines.append(f"  - Participants added: {', '.join(added)}.")
+        if gone:
+            lines.append(
+                "  - Participants removed (consent withdrawn or no longer given): "
+                f"{', '.join(gone)}."
+            )
+        new_files = len(data - before)
+        dropped = len(before - data)
+        if new_files or dropped:
+            lines.append(f"  - Files added: {new_files}; removed: {dropped}.")
+        if len(lines) == 1:
+            lines.append("  - Description files updated; data unchanged.")
+    return "\n".join(["\n".join(lines), *entries]) + "\n"
+
+
+def _released_labels(ds: Path) -> set[str]:
+    text = datasets.git(ds, "cat-file", "blob", "HEAD:participants.tsv", check=False)
+    rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
+    return {r[0] for r in rows if r and r[0].startswith("sub-")}
+
+
+def current_dua() -> tuple[str, str]:
+    """(version, text) of the newest Data Usage Agreement in ``templates/dua/``."""
+    versions = []
+    for path in (TEMPLATES / "dua").glob("*.md"):
+        try:
+            versions.append((parse_version(path.stem + ".0" * (2 - path.stem.count("."))), path))
+        except ReleaseRefused:
+            continue
+    if not versions:
+        raise ConfigError("no Data Usage Agreement in templates/dua/", TEMPLATES / "dua")
+    _, path = max(versions)
+    return path.stem, path.read_text(encoding="utf-8")
+
+
+__all__ = [
+    "SCOPES",
+    "ReleaseRefused",
+    "ReleaseResult",
+    "ReleaseSettings",
+    "assemble_release",
+    "build_release",
+    "current_dua",
+    "release_path",
+]
