@@ -114,8 +114,14 @@ def run_killed_at(args: list[str | os.PathLike[str]], point: str, trace_dir: Pat
         "WINDL_CHECKPOINT_PAUSE": point,
         "WINDL_CHECKPOINT_DELAY": "60",
     }
+    # a session of its own: the kill takes windl's children (git, datalad run's command) too,
+    # as a crash of the machine would
     proc = subprocess.Popen(
-        [*WINDL, *map(str, args)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*WINDL, *map(str, args)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -126,7 +132,7 @@ def run_killed_at(args: list[str | os.PathLike[str]], point: str, trace_dir: Pat
     else:
         proc.kill()
         pytest.fail(f"windl {args[0]} never reached {point}")
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,10 +15,13 @@ from pathlib import Path
 
 from windl import datasets
 from windl.add import add
+from windl.bids_import import import_bids
 from windl.config import REPO_ROOT, SITE_FILE, Site, load_site
+from windl.consent import import_consent
 from windl.convert import convert, raise_for_failures
 from windl.errors import BadInput
 from windl.ingest import ingest
+from windl.release import AuditResult, ReleaseRefused, ReleaseResult, audit_release, build_release
 from windl.site import init_site
 from windl.study import create_study, get_study
 from windl.validate import ValidationReport, validate
@@ -45,13 +49,47 @@ DEMO_STUDY_SETTINGS = """# Study settings for windl (demo).
 [convert.recording_tasks]
 # the EEG/MEG test recordings are all called test*
 "(?i)^test" = "rest"
+
+[deid]
+# PS3.15 Annex E options on top of the Basic Profile
+retain_modified_dates = true
+retain_patient_characteristics = true
+clean_descriptors = true
+
+[release]
+# members get the de-identified raw DICOM too
+include_dicom = ["members"]
 """
+#: the study's own description (an operator writes these when the study starts)
+DEMO_DESCRIPTION = {
+    "Name": "windl demo study: MRI from three vendors, EEG and MEG",
+    "BIDSVersion": "1.10.0",
+    "DatasetType": "raw",
+    "License": "CC0",
+    "Authors": ["windl demo site"],
+    "Acknowledgements": "Scanner and recording data from the public dcm_qa_nih, "
+    "dcm_qa_philips_magdeburg, dcm_qa_enh, MNE testing data and pydeface collections.",
+    "ReferencesAndLinks": ["https://github.com/neurolabusc/dcm_qa_nih"],
+}
+DEMO_README = """# windl demo study
+
+Scans from public scanner quality-assurance collections (GE, Siemens, Philips,
+enhanced DICOM), EEG (BrainVision, EDF), MEG (CTF saved as FIF) and one anatomical head
+image, brought through windl from ingest to release.
+"""
+#: the T1w head with a face (pydeface's test image), imported as BIDS for the defacing step
+T1W_SUBJECT = "09"
+#: participants who consented to external sharing; everyone consented to members
+EXTERNAL_CONSENT = ("02", "05", "06", "08", T1W_SUBJECT)
+RELEASE_VERSION = "1.0.0"
 
 
 @dataclass
 class DemoResult:
     site: Site
     validation: ValidationReport
+    releases: list[ReleaseResult]
+    audits: list[AuditResult]
 
 
 def shared_data() -> Path:
@@ -87,8 +125,41 @@ def _phenotype_table(data: Path, scratch: Path, subjects: list[str]) -> Path:
     return scratch
 
 
+def _t1w_dataset(data: Path, scratch: Path) -> Path:
+    """A one-image BIDS dataset holding pydeface's T1w test head (face intact)."""
+    source = data / "pydeface_t1w_face"
+    root = scratch / "t1w"
+    anat = root / f"sub-{T1W_SUBJECT}" / "ses-1" / "anat"
+    anat.mkdir(parents=True)
+    stem = f"sub-{T1W_SUBJECT}_ses-1_T1w"
+    shutil.copyfile(source / "ds000031_sub-01_ses-006_run-001_T1w.nii.gz", anat / f"{stem}.nii.gz")
+    shutil.copyfile(source / "ds000031_sub-01_ses-006_run-001_T1w.json", anat / f"{stem}.json")
+    description = {
+        "Name": "T1w head from pydeface (OpenNeuro ds000031)",
+        "BIDSVersion": "1.10.0",
+        "License": "CC0",
+    }
+    (root / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n")
+    (root / "README").write_text("One T1w head with the face intact, for the defacing step.\n")
+    (root / "participants.tsv").write_text(
+        f"participant_id\tage\tsex\nsub-{T1W_SUBJECT}\tn/a\tn/a\n"
+    )
+    return root
+
+
+def _consent_table(scratch: Path, subjects: list[str]) -> Path:
+    """The demo's consent forms: everyone to members, some also to external."""
+    table = scratch / "consent.csv"
+    lines = ["participant_id,scopes,form_version,date"]
+    for subject in sorted(set(subjects)):
+        scopes = "members;external" if subject in EXTERNAL_CONSENT else "members"
+        lines.append(f"sub-{subject},{scopes},demo-1,2026-11-01")
+    table.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return table
+
+
 def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResult:
-    """Build the demo site in ``directory``: ingest → convert → add → validate.
+    """Build the demo site in ``directory``: ingest → convert → add → validate → release → audit.
 
     Run again on the same folder, it reuses the site and changes nothing (every step is
     idempotent), so ``make demo`` can be repeated.
@@ -101,10 +172,18 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         site = init_site(directory, name="windl demo site")
     say(f"== study {STUDY}")
     study = get_study(site, STUDY) if (site.studies / STUDY).exists() else create_study(site, STUDY)
-    settings = study.code / "study.toml"
-    if settings.read_text(encoding="utf-8") != DEMO_STUDY_SETTINGS:
-        settings.write_text(DEMO_STUDY_SETTINGS, encoding="utf-8")
-        datasets.save(study.root, ["code/study.toml"], "demo: task labels for the EPI series")
+    wanted = {
+        "code/study.toml": DEMO_STUDY_SETTINGS,
+        "dataset_description.json": json.dumps(DEMO_DESCRIPTION, indent=2) + "\n",
+        "README": DEMO_README,
+    }
+    changed = []
+    for rel, text in wanted.items():
+        if (study.root / rel).read_text(encoding="utf-8") != text:
+            (study.root / rel).write_text(text, encoding="utf-8")
+            changed.append(rel)
+    if changed:
+        datasets.save(study.root, changed, "demo: study description, task labels, release settings")
     for source, subject, session, what in SESSIONS:
         result = ingest(site, STUDY, data / source, subject, session)
         say(
@@ -122,12 +201,40 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
             if s["status"] != "converted":
                 say(f"     not converted: series {s['series']} {s['description']}: {s['reason']}")
     raise_for_failures(results)
+    subjects = [s[1] for s in SESSIONS] + [T1W_SUBJECT]
     with tempfile.TemporaryDirectory(prefix="windl-demo-") as scratch:
-        folder = _phenotype_table(data, Path(scratch), [s[1] for s in SESSIONS])
+        folder = _phenotype_table(data, Path(scratch), subjects)
         added = add(site, STUDY, folder, "phenotype")
-    say(f"== add phenotype: {', '.join(added.added) or 'already there, unchanged'}")
-    say("== validate (bids-validator-deno)")
-    report = validate(site, STUDY)
-    say(f"   {report.n_errors} errors, {report.n_warnings} warnings")
+        say(f"== add phenotype: {', '.join(added.added) or 'already there, unchanged'}")
+        imported = import_bids(site, STUDY, _t1w_dataset(data, Path(scratch)))
+        say(
+            f"== import sub-{T1W_SUBJECT} T1w (a head with a face): "
+            + (f"{len(imported.added)} files" if imported.added else "already there, unchanged")
+        )
+        say("== validate (bids-validator-deno)")
+        report = validate(site, STUDY)
+        say(f"   {report.n_errors} errors, {report.n_warnings} warnings")
+        change = import_consent(site, STUDY, _consent_table(Path(scratch), subjects))
+    say(
+        f"== consent: {len(change.changed)} records imported"
+        if change.changed
+        else "== consent: registry unchanged"
+    )
+    releases, audits = [], []
+    for scope in ("members", "external"):
+        built = build_release(site, STUDY, scope, RELEASE_VERSION, say=say)
+        releases.append(built)
+        say(
+            f"   {built.path}: {built.participants} participants, {built.files} files "
+            f"({built.made} made, {built.reused} reused)" + ("" if built.changed else ", unchanged")
+        )
+        say(f"== audit {scope} {RELEASE_VERSION}")
+        audit = audit_release(Path(built.path), site=site)
+        audits.append(audit)
+        say(f"   {'PASSED' if audit.passed else 'FAILED'}: {audit.html}")
+        for finding in audit.findings[:10]:
+            say(f"     {finding['check']}: {finding['path']}: {finding['message']}")
+        if not audit.passed:
+            raise ReleaseRefused(f"the demo's {scope} release failed the audit: {audit.html}")
     say(f"== done: {get_study(site, STUDY).root}")
-    return DemoResult(site=site, validation=report)
+    return DemoResult(site=site, validation=report, releases=releases, audits=audits)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from windl import datasets
+from windl.checkpoints import checkpoint
 from windl.config import TEMPLATES, Site
 from windl.consent import SCOPES, consented_participants, parse_scopes
 from windl.deid.deface import deface
@@ -251,11 +252,11 @@ def build_release(
     datasets.recover(ds)
     datasets.discard_changes(ds, ["."])  # leftovers of a killed build; the build redoes them
     before = datasets.head(ds)
+    # no site path and no interpreter path in the record: datalad runs it in the release,
+    # which lies inside its site, so a copy or move of the site reruns against itself
     command = " ".join(
-        shlex.quote(str(a))
+        shlex.quote(a)
         for a in (
-            sys.executable,
-            "-m",
             "windl",
             "release",
             "assemble",
@@ -264,8 +265,6 @@ def build_release(
             scope,
             "--version",
             version,
-            "--site",
-            site.root,
         )
     )
     say("   de-identifying and assembling (datalad run) ...")
@@ -396,6 +395,8 @@ def assemble_release(site: Site, study_name: str, scope: str, version: str) -> d
             stats["made"] += 1
         new_cache[key] = entry
         outputs.update(entry["outputs"])
+        if number == len(plan.files) // 2:
+            checkpoint("release-half-written")
         if number % 50 == 0:
             print(f"{number}/{len(plan.files)} files", file=sys.stderr, flush=True)
     removed = 0
@@ -704,6 +705,8 @@ def _write_generated(
             else ""
         ),
     )
+    # the DUA is not a BIDS file; the validator must not count it against the dataset
+    made[".bidsignore"] = _place_text(ctx, ".bidsignore", "DUA.md\n")
     dua_version = None
     if ctx.scope == "external":
         dua_version, dua_text = current_dua()

@@ -1,0 +1,577 @@
+"""Release build and audit: consent, re-keying, de-identification, defacing, the gate.
+
+One site is made once (real ingest, convert, import, consent and both releases through the
+real CLI) and copied for each test that changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from windl.config import load_site
+from windl.deid.dicom import DeidPolicy, check_dataset
+from windl.pseudonyms import mapping
+from windl.release.identifiers import study_identifiers
+from windl.study import get_study
+
+from conftest import (
+    git_head,
+    git_status,
+    rerun_onto_parent,
+    run_killed_at,
+    run_windl,
+    study_path,
+)
+
+SETTINGS = """
+[convert.tasks]
+"(?i)epi" = "rest"
+
+[convert.recording_tasks]
+"(?i)^test" = "rest"
+
+[deid]
+retain_modified_dates = true
+clean_descriptors = true
+
+[release]
+include_dicom = ["members"]
+"""
+#: sub-01: Siemens DICOM (session 20180918, a date), members only;
+#: sub-02: BrainVision EEG; sub-03: a T1w head with a face; both members and external
+CONSENT = "participant_id,scopes,form_version,date\n" + "\n".join(
+    [
+        "sub-01,members,v1,2026-11-01",
+        "sub-02,members;external,v1,2026-11-01",
+        "sub-03,members;external,v1,2026-11-01",
+    ]
+)
+DATE_SESSION = "20180918"
+
+
+def _release(site: Path, scope: str) -> Path:
+    return site / "superdataset" / "releases" / "study1" / scope
+
+
+def _t1w_bids(data: Path, root: Path) -> Path:
+    anat = root / "sub-03" / "anat"
+    anat.mkdir(parents=True)
+    source = data / "pydeface_t1w_face"
+    shutil.copyfile(
+        source / "ds000031_sub-01_ses-006_run-001_T1w.nii.gz", anat / "sub-03_T1w.nii.gz"
+    )
+    shutil.copyfile(source / "ds000031_sub-01_ses-006_run-001_T1w.json", anat / "sub-03_T1w.json")
+    (root / "dataset_description.json").write_text(
+        json.dumps({"Name": "head", "BIDSVersion": "1.10.0", "License": "CC0"})
+    )
+    (root / "participants.tsv").write_text("participant_id\nsub-03\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def release_site_template(
+    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
+    """A site whose study1 has DICOM, EEG and a T1w, consent, and both releases 1.0.0."""
+    from windl.datasets import save
+
+    base = tmp_path_factory.mktemp("release")
+    root = base / "site"
+    shutil.copytree(empty_site_template, root, symlinks=True)
+    study = study_path(root)
+    (study / "code" / "study.toml").write_text(SETTINGS, encoding="utf-8")
+    save(study, ["code/study.toml"], "test: settings")
+    site = ("--site", root)
+    run_windl(
+        "ingest",
+        "study1",
+        data / "dcm_qa_nih/In/20180918Si",
+        "--subject",
+        "01",
+        "--session",
+        DATE_SESSION,
+        *site,
+    )
+    run_windl("ingest", "study1", data / "mne_testfiles/brainvision", "--subject", "02", *site)
+    run_windl("convert", "study1", *site)
+    run_windl("import", "study1", _t1w_bids(data, base / "t1w"), *site)
+    (base / "consent.csv").write_text(CONSENT + "\n")
+    run_windl("consent", "import", "study1", base / "consent.csv", *site)
+    for scope in ("members", "external"):
+        run_windl("release", "build", "study1", "--scope", scope, "--version", "1.0.0", *site)
+    return root
+
+
+@pytest.fixture
+def release_site(release_site_template: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "site"
+    shutil.copytree(release_site_template, target, symlinks=True)
+    return target
+
+
+def _labels(site: Path, scope: str) -> dict[str, str]:
+    study = get_study(load_site(site), "study1")
+    return {pid: f"sub-{label}" for pid, label in mapping(study, scope).items()}
+
+
+def _text_files(ds: Path) -> dict[str, str]:
+    out = {}
+    for path in ds.rglob("*"):
+        rel = path.relative_to(ds).as_posix()
+        if rel.startswith((".git/", ".datalad/")) or not path.is_file():
+            continue
+        if path.suffix in (".json", ".tsv", ".md", ".vhdr", ".vmrk") or path.name in (
+            "CHANGES",
+            "LICENSE",
+        ):
+            out[rel] = path.read_text(encoding="utf-8", errors="replace")
+    return out
+
+
+def _audit(release: Path, check: bool = True) -> tuple[int, dict]:
+    proc = run_windl("audit", release, "--json", check=False)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+# ----------------------------------------------------------------------------- consent
+def test_external_release_holds_only_participants_consented_to_external(
+    release_site_template: Path,
+) -> None:
+    external = _release(release_site_template, "external")
+    labels = _labels(release_site_template, "external")
+    assert set(labels) == {"sub-02", "sub-03"}  # sub-01 never even got an external label
+    folders = {p.name for p in external.glob("sub-*")}
+    assert folders == set(labels.values())
+    rows = (external / "participants.tsv").read_text().splitlines()[1:]
+    assert sorted(r.split("\t")[0] for r in rows) == sorted(labels.values())
+    members_label_of_01 = _labels(release_site_template, "members")["sub-01"]
+    for rel, text in _text_files(external).items():
+        for needle in ("sub-01", members_label_of_01, "Regression", DATE_SESSION):
+            assert needle not in text, f"{rel} mentions {needle}"
+    names = [p.relative_to(external).as_posix() for p in external.rglob("*")]
+    assert not [n for n in names if "sub-01" in n or members_label_of_01 in n]
+    assert not (external / "sourcedata").exists()  # raw DICOM only for members
+
+
+def test_withdrawal_removes_participant_from_next_version(release_site: Path) -> None:
+    external = _release(release_site, "external")
+    gone = _labels(release_site, "external")["sub-02"]
+    subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)  # as publish does
+    out = run_windl("consent", "withdraw", "study1", "02", "--site", release_site).stdout
+    assert "external v1.0.0" in out  # the maintainer learns which published version has them
+    out = run_windl(
+        "release",
+        "build",
+        "study1",
+        "--scope",
+        "external",
+        "--version",
+        "1.1.0",
+        "--site",
+        release_site,
+    ).stdout
+    assert f"participants removed: {gone}" in out
+    assert not (external / gone).exists()
+    for rel, text in _text_files(external).items():
+        if rel != "CHANGES":
+            assert gone not in text, f"{rel} still names the withdrawn participant"
+    assert gone in (external / "CHANGES").read_text().split("1.0.0")[0]
+    tree = subprocess.run(
+        ["git", "-C", str(external), "ls-tree", "-r", "--name-only", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert gone not in tree
+    _audit(external)
+
+
+# ----------------------------------------------------------------------------- the gate
+def test_both_releases_pass_the_audit_with_defacing_and_dicom_checked(
+    release_site: Path,
+) -> None:
+    for scope in ("members", "external"):
+        _, result = _audit(_release(release_site, scope))
+        assert result["passed"]
+        report = json.loads(Path(result["json"]).read_text())
+        checks = {c["name"]: c for c in report["checks"]}
+        assert checks["deface"]["checked"] == 1
+        assert checks["identifiers"]["checked"] == report["files"]["count"]
+        (face,) = report["deface"]
+        assert face["face_zero_fraction"] >= 0.95
+        html = Path(result["html"]).read_text()
+        assert "PASSED" in html and html.count("data:image/png;base64,") >= 2
+        if scope == "members":
+            assert checks["dicom-profile"]["checked"] == 8
+
+
+def test_audit_result_is_stored_on_the_audited_commit_only(release_site: Path) -> None:
+    from windl.release import stored_audit
+
+    external = _release(release_site, "external")
+    _audit(external)
+    assert stored_audit(external)["passed"] is True
+    run_windl(
+        "consent",
+        "set",
+        "study1",
+        "01",
+        "--scope",
+        "members",
+        "--scope",
+        "external",
+        "--site",
+        release_site,
+    )
+    run_windl(
+        "release",
+        "build",
+        "study1",
+        "--scope",
+        "external",
+        "--version",
+        "1.1.0",
+        "--site",
+        release_site,
+    )
+    assert stored_audit(external) is None  # the new HEAD was never audited
+
+
+def _plant_sidecar_name(release: Path) -> str:
+    sidecar = next(release.glob("sub-*/ses-*/func/*_bold.json"))
+    data = json.loads(sidecar.read_text())
+    data["AcquisitionNotes"] = "volunteer Test^Regression"
+    sidecar.write_text(json.dumps(data))
+    return sidecar.relative_to(release).as_posix()
+
+
+def _plant_birth_date(release: Path) -> str:
+    events = next(release.glob("sub-*/*/*_scans.tsv"))
+    lines = events.read_text().splitlines()
+    lines = [lines[0] + "\tnote"] + [line + "\tborn 1970-01-01" for line in lines[1:]]
+    events.write_text("\n".join(lines) + "\n")
+    return events.relative_to(release).as_posix()
+
+
+def _plant_face(release: Path) -> str:
+    image = next(release.glob("sub-*/anat/*_T1w.nii.gz"))
+    image.unlink()
+    source = Path(__file__).resolve().parents[2] / "shared" / "data" / "pydeface_t1w_face"
+    shutil.copyfile(source / "ds000031_sub-01_ses-006_run-001_T1w.nii.gz", image)
+    return image.relative_to(release).as_posix()
+
+
+def _plant_scanner_id_in_name(release: Path) -> str:
+    sidecar = next(release.glob("sub-*/ses-*/func/*_bold.json"))
+    planted = sidecar.with_name(sidecar.name.replace("_bold.json", "_desc-DEV_notes.txt"))
+    planted.write_text("notes\n")
+    return planted.relative_to(release).as_posix()
+
+
+@pytest.mark.parametrize(
+    ("plant", "check"),
+    [
+        (_plant_sidecar_name, "identifiers"),
+        (_plant_birth_date, "identifiers"),
+        (_plant_face, "deface"),
+        (_plant_scanner_id_in_name, "identifiers"),
+    ],
+    ids=["patient-name-in-sidecar", "birth-date-in-tsv", "undefaced-t1w", "scanner-id-in-name"],
+)
+def test_planted_leak_fails_the_audit_naming_the_file(
+    release_site: Path, plant, check: str
+) -> None:
+    from windl.datasets import save
+
+    release = _release(release_site, "members")
+    rel = plant(release)
+    save(release, [rel], "a careless edit")
+    code, result = _audit(release, check=False)
+    assert code == 4 and not result["passed"]
+    assert any(f["check"] == check and f["path"] == rel for f in result["findings"]), result[
+        "findings"
+    ]
+    out = run_windl("audit", release, check=False).stdout
+    assert f"{check}: {rel}:" in out
+    assert "Regression" not in out and "1970" not in out  # findings never quote identifiers
+
+
+def test_uncommitted_change_fails_the_audit(release_site: Path) -> None:
+    release = _release(release_site, "external")
+    (release / "README.md").write_text("edited\n")
+    code, result = _audit(release, check=False)
+    assert code == 4
+    assert {"check": "clean-worktree", "path": "README.md"}.items() <= result["findings"][0].items()
+
+
+# ----------------------------------------------------------------------------- history
+def test_release_history_holds_no_original_identifier(release_site_template: Path) -> None:
+    study = get_study(load_site(release_site_template), "study1")
+    matcher = study_identifiers(study, DeidPolicy()).matcher()
+    for scope in ("members", "external"):
+        log = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(_release(release_site_template, scope)),
+                "log",
+                "--all",
+                "-p",
+                "--format=fuller",
+                "--name-status",
+                "--notes=*",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        # git's own diff headers say /dev/null for added files; that is not content
+        content = "\n".join(
+            line for line in log.splitlines() if line not in ("--- /dev/null", "+++ /dev/null")
+        )
+        assert matcher.kinds_in_text(content) == set()
+        for needle in ("sub-01", "sub-02", "sub-03", DATE_SESSION, "2018-09-18", "Regression"):
+            assert needle not in content, f"{scope} history holds {needle}"
+
+
+def test_release_never_shares_a_commit_with_the_study(release_site_template: Path) -> None:
+    def commits(ds: Path) -> set[str]:
+        out = subprocess.run(
+            ["git", "-C", str(ds), "rev-list", "--all"], capture_output=True, text=True, check=True
+        ).stdout
+        return set(out.split())
+
+    study = commits(study_path(release_site_template))
+    for scope in ("members", "external"):
+        assert not commits(_release(release_site_template, scope)) & study
+
+
+# ----------------------------------------------------------------------------- content
+def test_dicom_in_members_release_is_deidentified_and_rekeyed(release_site_template: Path) -> None:
+    members = _release(release_site_template, "members")
+    label = _labels(release_site_template, "members")["sub-01"]
+    files = sorted((members / "sourcedata").rglob("*.dcm"))
+    assert len(files) == 8
+    assert all(DATE_SESSION not in p.as_posix() for p in files)
+    originals = sorted(
+        p
+        for p in (study_path(release_site_template) / "sourcedata" / "sub-01").rglob("*")
+        if p.is_file() and "dicom" in p.parts
+    )
+    policy = DeidPolicy(retain_modified_dates=True, clean_descriptors=True)
+    series_uids: dict[Path, set[str]] = defaultdict(set)
+    pixels = []
+    for path in files:
+        ds = pydicom.dcmread(path)
+        assert check_dataset(ds, policy, new_patient_id=label) == []
+        assert str(ds.PatientID) == label
+        series_uids[path.parent].add(str(ds.SeriesInstanceUID))
+        pixels.append(hashlib.sha256(ds.PixelData).hexdigest())
+    assert all(len(uids) == 1 for uids in series_uids.values())
+    original_pixels = [hashlib.sha256(pydicom.dcmread(p).PixelData).hexdigest() for p in originals]
+    assert sorted(pixels) == sorted(original_pixels)
+
+
+def test_date_sessions_are_rekeyed_and_dates_shifted(release_site_template: Path) -> None:
+    members = _release(release_site_template, "members")
+    label = _labels(release_site_template, "members")["sub-01"]
+    (session,) = (members / label).glob("ses-*")
+    assert session.name != f"ses-{DATE_SESSION}"
+    scans = next(session.glob("*_scans.tsv")).read_text().splitlines()
+    header = scans[0].split("\t")
+    times = [row.split("\t")[header.index("acq_time")] for row in scans[1:]]
+    assert times and all(t != "n/a" and not t.startswith("2018-09-18") for t in times)
+    assert all(session.name in row.split("\t")[0] for row in scans[1:])
+
+
+def test_participants_table_is_rekeyed_and_policy_filtered(release_site_template: Path) -> None:
+    members = _release(release_site_template, "members")
+    header, *rows = (members / "participants.tsv").read_text().splitlines()
+    assert "age" not in header.split("\t")  # Retain Patient Characteristics is off
+    assert sorted(r.split("\t")[0] for r in rows) == sorted(
+        _labels(release_site_template, "members").values()
+    )
+    assert json.loads((members / "participants.json").read_text())["participant_id"]
+
+
+def test_external_release_ships_license_and_dua(release_site_template: Path) -> None:
+    external = _release(release_site_template, "external")
+    assert "Data Usage Agreement" in (external / "DUA.md").read_text()
+    assert "CC0" in (external / "LICENSE").read_text()
+    record = json.loads((external / "code/windl/release.json").read_text())
+    assert record["dua_version"] == "1.0" and record["version"] == "1.0.0"
+    assert not (_release(release_site_template, "members") / "DUA.md").exists()
+
+
+# ----------------------------------------------------------------------------- versions
+def test_rebuilding_an_unchanged_release_changes_nothing(release_site: Path) -> None:
+    members = _release(release_site, "members")
+    before = git_head(members), git_head(release_site / "superdataset")
+    out = run_windl(
+        "release",
+        "build",
+        "study1",
+        "--scope",
+        "members",
+        "--version",
+        "1.0.0",
+        "--site",
+        release_site,
+    ).stdout
+    assert "unchanged" in out
+    assert (git_head(members), git_head(release_site / "superdataset")) == before
+    assert git_status(members) == ""
+
+
+def test_new_version_reuses_unchanged_files(release_site: Path) -> None:
+    external = _release(release_site, "external")
+    keys_before = {p.name: p.resolve().name for p in external.rglob("*.nii.gz")}
+    run_windl(
+        "consent",
+        "set",
+        "study1",
+        "01",
+        "--scope",
+        "members",
+        "--scope",
+        "external",
+        "--site",
+        release_site,
+    )
+    result = json.loads(
+        run_windl(
+            "release",
+            "build",
+            "study1",
+            "--scope",
+            "external",
+            "--version",
+            "1.1.0",
+            "--site",
+            release_site,
+            "--json",
+        ).stdout
+    )
+    new = _labels(release_site, "external")["sub-01"]
+    assert result["participants_added"] == [new]
+    assert result["reused"] >= 8 and result["made"] < result["files"]
+    keys_after = {p.name: p.resolve().name for p in external.rglob("*.nii.gz")}
+    assert {k: v for k, v in keys_after.items() if k in keys_before} == keys_before
+    assert f"Participants added: {new}" in (external / "CHANGES").read_text()
+    _audit(external)
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [("0.9.0", "already holds version 1.0.0"), ("1.0", "invalid version"), ("1.0.0", "published")],
+)
+def test_old_bad_or_published_versions_are_refused(
+    release_site: Path, version: str, message: str
+) -> None:
+    external = _release(release_site, "external")
+    subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)
+    head = git_head(external)
+    proc = run_windl(
+        "release",
+        "build",
+        "study1",
+        "--scope",
+        "external",
+        "--version",
+        version,
+        "--site",
+        release_site,
+        check=False,
+    )
+    assert proc.returncode == 1 and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert git_head(external) == head
+
+
+def test_scope_without_consent_is_refused(release_site: Path) -> None:
+    proc = run_windl(
+        "release",
+        "build",
+        "study1",
+        "--scope",
+        "individuals",
+        "--version",
+        "1.0.0",
+        "--site",
+        release_site,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "no participant of study study1 with data has consent for scope individuals" in (
+        proc.stderr
+    )
+    assert not _release(release_site, "individuals").exists()
+
+
+def test_audit_of_a_folder_that_is_not_a_release_is_one_line(tmp_path: Path) -> None:
+    proc = run_windl("audit", tmp_path, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"windl: error: {tmp_path}: not a windl release dataset "
+        "(no code/windl/release.json committed)"
+    )
+
+
+# ----------------------------------------------------------------------------- safety
+def test_killed_build_leaves_last_version_and_rerun_completes(
+    release_site: Path, tmp_path: Path
+) -> None:
+    external = _release(release_site, "external")
+    head = git_head(external)
+    run_windl(
+        "consent",
+        "set",
+        "study1",
+        "01",
+        "--scope",
+        "members",
+        "--scope",
+        "external",
+        "--site",
+        release_site,
+    )
+    args = [
+        "release",
+        "build",
+        "study1",
+        "--scope",
+        "external",
+        "--version",
+        "1.1.0",
+        "--site",
+        release_site,
+    ]
+    run_killed_at(args, "release-half-written", tmp_path)
+    assert git_head(external) == head
+    assert json.loads((external / "code/windl/release.json").read_text())["version"] == "1.0.0"
+    run_windl(*args)
+    assert git_status(external) == ""
+    assert json.loads((external / "code/windl/release.json").read_text())["version"] == "1.1.0"
+    _audit(external)
+
+
+def test_rerun_of_the_release_record_rebuilds_identical_files(release_site: Path) -> None:
+    external = _release(release_site, "external")
+    original = rerun_onto_parent(external, "windl release 1.0.0", "rerun")
+    diff = subprocess.run(
+        ["git", "-C", str(external), "diff", "--stat", original, "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert diff == ""
