@@ -1,4 +1,4 @@
-"""The README's demo command, end to end: MRI + EEG + MEG + phenotype in one valid study."""
+"""The README's demo command, end to end: ingest → convert → validate → release → audit."""
 
 from __future__ import annotations
 
@@ -14,13 +14,20 @@ def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
     assert "0 errors" in proc.stdout
     study = site / "superdataset" / "studies" / "demo"
     datatypes = {p.name for p in study.glob("sub-*/ses-*/*") if p.is_dir()}
-    assert {"func", "fmap", "eeg", "meg"} <= datatypes
+    assert {"func", "fmap", "eeg", "meg", "anat"} <= datatypes
     assert (study / "phenotype" / "handedness.tsv").exists()
     report = json.loads(run_windl("validate", "demo", "--json", "--site", site).stdout)
     assert report["errors"] == {}
     assert git_status(study) == "" and git_status(site / "superdataset") == ""
+    releases = site / "superdataset" / "releases" / "demo"
+    for scope in ("members", "external"):
+        assert f"audit {scope} 1.0.0\n   PASSED" in proc.stdout
+        audit = json.loads(run_windl("audit", releases / scope, "--json").stdout)
+        assert audit["passed"] and audit["version"] == "1.0.0"
+    assert len(list((releases / "external").glob("sub-*"))) == 5  # external consent only
+    assert list((releases / "members").glob("sub-*/ses-*/anat/*_T1w.nii.gz"))  # defaced
     # the README's command can be repeated: the second run changes nothing
-    heads = (git_head(study), git_head(site / "superdataset"))
+    heads = [git_head(ds) for ds in (study, site / "superdataset", *releases.iterdir())]
     again = run_windl("demo", site)
     assert "0 errors" in again.stdout
-    assert (git_head(study), git_head(site / "superdataset")) == heads
+    assert [git_head(ds) for ds in (study, site / "superdataset", *releases.iterdir())] == heads
