@@ -136,6 +136,37 @@ def _text_files(ds: Path) -> dict[str, str]:
     return out
 
 
+def _consent_external(site: Path, subject: str) -> None:
+    run_windl(
+        "consent",
+        "set",
+        "study1",
+        subject,
+        "--scope",
+        "members",
+        "--scope",
+        "external",
+        "--site",
+        site,
+    )
+
+
+def _build(site: Path, scope: str, version: str, *extra: str, check: bool = True):
+    return run_windl(
+        "release",
+        "build",
+        "study1",
+        "--scope",
+        scope,
+        "--version",
+        version,
+        "--site",
+        site,
+        *extra,
+        check=check,
+    )
+
+
 def _audit(release: Path, check: bool = True) -> tuple[int, dict]:
     proc = run_windl("audit", release, "--json", check=False)
     if check:
@@ -169,17 +200,7 @@ def test_withdrawal_removes_participant_from_next_version(release_site: Path) ->
     subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)  # as publish does
     out = run_windl("consent", "withdraw", "study1", "02", "--site", release_site).stdout
     assert "external v1.0.0" in out  # the maintainer learns which published version has them
-    out = run_windl(
-        "release",
-        "build",
-        "study1",
-        "--scope",
-        "external",
-        "--version",
-        "1.1.0",
-        "--site",
-        release_site,
-    ).stdout
+    out = _build(release_site, "external", "1.1.0").stdout
     assert f"participants removed: {gone}" in out
     assert not (external / gone).exists()
     for rel, text in _text_files(external).items():
@@ -221,29 +242,8 @@ def test_audit_result_is_stored_on_the_audited_commit_only(release_site: Path) -
     external = _release(release_site, "external")
     _audit(external)
     assert stored_audit(external)["passed"] is True
-    run_windl(
-        "consent",
-        "set",
-        "study1",
-        "01",
-        "--scope",
-        "members",
-        "--scope",
-        "external",
-        "--site",
-        release_site,
-    )
-    run_windl(
-        "release",
-        "build",
-        "study1",
-        "--scope",
-        "external",
-        "--version",
-        "1.1.0",
-        "--site",
-        release_site,
-    )
+    _consent_external(release_site, "01")
+    _build(release_site, "external", "1.1.0")
     assert stored_audit(external) is None  # the new HEAD was never audited
 
 
@@ -417,17 +417,7 @@ def test_external_release_ships_license_and_dua(release_site_template: Path) -> 
 def test_rebuilding_an_unchanged_release_changes_nothing(release_site: Path) -> None:
     members = _release(release_site, "members")
     before = git_head(members), git_head(release_site / "superdataset")
-    out = run_windl(
-        "release",
-        "build",
-        "study1",
-        "--scope",
-        "members",
-        "--version",
-        "1.0.0",
-        "--site",
-        release_site,
-    ).stdout
+    out = _build(release_site, "members", "1.0.0").stdout
     assert "unchanged" in out
     assert (git_head(members), git_head(release_site / "superdataset")) == before
     assert git_status(members) == ""
@@ -436,32 +426,8 @@ def test_rebuilding_an_unchanged_release_changes_nothing(release_site: Path) -> 
 def test_new_version_reuses_unchanged_files(release_site: Path) -> None:
     external = _release(release_site, "external")
     keys_before = {p.name: p.resolve().name for p in external.rglob("*.nii.gz")}
-    run_windl(
-        "consent",
-        "set",
-        "study1",
-        "01",
-        "--scope",
-        "members",
-        "--scope",
-        "external",
-        "--site",
-        release_site,
-    )
-    result = json.loads(
-        run_windl(
-            "release",
-            "build",
-            "study1",
-            "--scope",
-            "external",
-            "--version",
-            "1.1.0",
-            "--site",
-            release_site,
-            "--json",
-        ).stdout
-    )
+    _consent_external(release_site, "01")
+    result = json.loads(_build(release_site, "external", "1.1.0", "--json").stdout)
     new = _labels(release_site, "external")["sub-01"]
     assert result["participants_added"] == [new]
     assert result["reused"] >= 8 and result["made"] < result["files"]
@@ -481,36 +447,14 @@ def test_old_bad_or_published_versions_are_refused(
     external = _release(release_site, "external")
     subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)
     head = git_head(external)
-    proc = run_windl(
-        "release",
-        "build",
-        "study1",
-        "--scope",
-        "external",
-        "--version",
-        version,
-        "--site",
-        release_site,
-        check=False,
-    )
+    proc = _build(release_site, "external", version, check=False)
     assert proc.returncode == 1 and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert git_head(external) == head
 
 
 def test_scope_without_consent_is_refused(release_site: Path) -> None:
-    proc = run_windl(
-        "release",
-        "build",
-        "study1",
-        "--scope",
-        "individuals",
-        "--version",
-        "1.0.0",
-        "--site",
-        release_site,
-        check=False,
-    )
+    proc = _build(release_site, "individuals", "1.0.0", check=False)
     assert proc.returncode == 1
     assert "no participant of study study1 with data has consent for scope individuals" in (
         proc.stderr
@@ -533,18 +477,7 @@ def test_killed_build_leaves_last_version_and_rerun_completes(
 ) -> None:
     external = _release(release_site, "external")
     head = git_head(external)
-    run_windl(
-        "consent",
-        "set",
-        "study1",
-        "01",
-        "--scope",
-        "members",
-        "--scope",
-        "external",
-        "--site",
-        release_site,
-    )
+    _consent_external(release_site, "01")
     args = [
         "release",
         "build",

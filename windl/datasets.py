@@ -267,17 +267,25 @@ def annex_keys_of_links(ds: Path, blobs: Sequence[str]) -> list[str]:
     return keys
 
 
+def ls_tree(
+    ds: Path, rev: str = "HEAD", relpath: str | None = None
+) -> list[tuple[str, str, str, str]]:
+    """Entries (mode, type, object id, path) of ``rev``'s tree, recursively."""
+    out = git(ds, "ls-tree", "-r", "-z", rev, *(["--", relpath] if relpath else []))
+    entries = []
+    for entry in out.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            mode, kind, blob = meta.split()
+            entries.append((mode, kind, blob, path))
+    return entries
+
+
 def tracked_annex_keys(ds: Path, relpath: str) -> dict[str, str]:
     """Map tracked file path → git-annex key for annexed files under ``relpath`` in HEAD."""
-    out = git(ds, "ls-tree", "-r", "-z", "HEAD", "--", relpath)
-    symlinks = []
-    for entry in out.split("\0"):
-        if not entry:
-            continue
-        meta, path = entry.split("\t", 1)
-        mode, _kind, blob = meta.split()
-        if mode == "120000":
-            symlinks.append((path, blob))
+    symlinks = [
+        (path, blob) for mode, _, blob, path in ls_tree(ds, "HEAD", relpath) if mode == "120000"
+    ]
     keys = annex_keys_of_links(ds, [blob for _, blob in symlinks])
     return {path: key for (path, _), key in zip(symlinks, keys, strict=True)}
 

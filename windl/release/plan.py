@@ -77,16 +77,7 @@ class ReleasePlan:
 
 def study_tree(study: Study) -> dict[str, str]:
     """Committed files of the study (not its subdatasets): path → blob id."""
-    out = datasets.git(study.root, "ls-tree", "-r", "-z", "HEAD")
-    tree = {}
-    for entry in out.split("\0"):
-        if not entry:
-            continue
-        meta, path = entry.split("\t", 1)
-        _mode, kind, blob = meta.split()
-        if kind == "blob":
-            tree[path] = blob
-    return tree
+    return {path: blob for _, kind, blob, path in datasets.ls_tree(study.root) if kind == "blob"}
 
 
 def participant_sessions(tree: Mapping[str, str], pids: set[str]) -> set[tuple[str, str]]:
