@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -182,4 +183,92 @@ def site3(participants_site_template: Path, tmp_path: Path) -> Path:
     """A fresh copy of a site whose study1 has participants sub-01, sub-02, sub-03."""
     target = tmp_path / "site"
     shutil.copytree(participants_site_template, target, symlinks=True)
+    return target
+
+
+# ----------------------------------------------------------------------------- releases
+SETTINGS = """
+[convert.tasks]
+"(?i)epi" = "rest"
+
+[convert.recording_tasks]
+"(?i)^test" = "rest"
+
+[deid]
+retain_modified_dates = true
+clean_descriptors = true
+
+[release]
+include_dicom = ["members"]
+"""
+#: sub-01: Siemens DICOM (session 20180918, a date), members only;
+#: sub-02: BrainVision EEG; sub-03: a T1w head with a face; both members and external
+CONSENT = "participant_id,scopes,form_version,date\n" + "\n".join(
+    [
+        "sub-01,members,v1,2026-11-01",
+        "sub-02,members;external,v1,2026-11-01",
+        "sub-03,members;external,v1,2026-11-01",
+    ]
+)
+DATE_SESSION = "20180918"
+
+
+def release_dir(site: Path, scope: str) -> Path:
+    """The release dataset of study1 for ``scope``."""
+    return site / "superdataset" / "releases" / "study1" / scope
+
+
+def _t1w_bids(data: Path, root: Path) -> Path:
+    anat = root / "sub-03" / "anat"
+    anat.mkdir(parents=True)
+    source = data / "pydeface_t1w_face"
+    shutil.copyfile(
+        source / "ds000031_sub-01_ses-006_run-001_T1w.nii.gz", anat / "sub-03_T1w.nii.gz"
+    )
+    shutil.copyfile(source / "ds000031_sub-01_ses-006_run-001_T1w.json", anat / "sub-03_T1w.json")
+    (root / "dataset_description.json").write_text(
+        json.dumps({"Name": "head", "BIDSVersion": "1.10.0", "License": "CC0"})
+    )
+    (root / "participants.tsv").write_text("participant_id\nsub-03\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def release_site_template(
+    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
+    """A site whose study1 has DICOM, EEG and a T1w, consent, and both releases 1.0.0."""
+    from windl.datasets import save
+
+    base = tmp_path_factory.mktemp("release")
+    root = base / "site"
+    shutil.copytree(empty_site_template, root, symlinks=True)
+    study = study_path(root)
+    (study / "code" / "study.toml").write_text(SETTINGS, encoding="utf-8")
+    save(study, ["code/study.toml"], "test: settings")
+    site = ("--site", root)
+    run_windl(
+        "ingest",
+        "study1",
+        data / "dcm_qa_nih/In/20180918Si",
+        "--subject",
+        "01",
+        "--session",
+        DATE_SESSION,
+        *site,
+    )
+    run_windl("ingest", "study1", data / "mne_testfiles/brainvision", "--subject", "02", *site)
+    run_windl("convert", "study1", *site)
+    run_windl("import", "study1", _t1w_bids(data, base / "t1w"), *site)
+    (base / "consent.csv").write_text(CONSENT + "\n")
+    run_windl("consent", "import", "study1", base / "consent.csv", *site)
+    for scope in ("members", "external"):
+        run_windl("release", "build", "study1", "--scope", scope, "--version", "1.0.0", *site)
+    return root
+
+
+@pytest.fixture
+def release_site(release_site_template: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "site"
+    shutil.copytree(release_site_template, target, symlinks=True)
     return target

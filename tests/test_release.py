@@ -23,98 +23,15 @@ from windl.release.identifiers import study_identifiers
 from windl.study import get_study
 
 from conftest import (
+    DATE_SESSION,
     git_head,
     git_status,
+    release_dir,
     rerun_onto_parent,
     run_killed_at,
     run_windl,
     study_path,
 )
-
-SETTINGS = """
-[convert.tasks]
-"(?i)epi" = "rest"
-
-[convert.recording_tasks]
-"(?i)^test" = "rest"
-
-[deid]
-retain_modified_dates = true
-clean_descriptors = true
-
-[release]
-include_dicom = ["members"]
-"""
-#: sub-01: Siemens DICOM (session 20180918, a date), members only;
-#: sub-02: BrainVision EEG; sub-03: a T1w head with a face; both members and external
-CONSENT = "participant_id,scopes,form_version,date\n" + "\n".join(
-    [
-        "sub-01,members,v1,2026-11-01",
-        "sub-02,members;external,v1,2026-11-01",
-        "sub-03,members;external,v1,2026-11-01",
-    ]
-)
-DATE_SESSION = "20180918"
-
-
-def _release(site: Path, scope: str) -> Path:
-    return site / "superdataset" / "releases" / "study1" / scope
-
-
-def _t1w_bids(data: Path, root: Path) -> Path:
-    anat = root / "sub-03" / "anat"
-    anat.mkdir(parents=True)
-    source = data / "pydeface_t1w_face"
-    shutil.copyfile(
-        source / "ds000031_sub-01_ses-006_run-001_T1w.nii.gz", anat / "sub-03_T1w.nii.gz"
-    )
-    shutil.copyfile(source / "ds000031_sub-01_ses-006_run-001_T1w.json", anat / "sub-03_T1w.json")
-    (root / "dataset_description.json").write_text(
-        json.dumps({"Name": "head", "BIDSVersion": "1.10.0", "License": "CC0"})
-    )
-    (root / "participants.tsv").write_text("participant_id\nsub-03\n")
-    return root
-
-
-@pytest.fixture(scope="session")
-def release_site_template(
-    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
-) -> Path:
-    """A site whose study1 has DICOM, EEG and a T1w, consent, and both releases 1.0.0."""
-    from windl.datasets import save
-
-    base = tmp_path_factory.mktemp("release")
-    root = base / "site"
-    shutil.copytree(empty_site_template, root, symlinks=True)
-    study = study_path(root)
-    (study / "code" / "study.toml").write_text(SETTINGS, encoding="utf-8")
-    save(study, ["code/study.toml"], "test: settings")
-    site = ("--site", root)
-    run_windl(
-        "ingest",
-        "study1",
-        data / "dcm_qa_nih/In/20180918Si",
-        "--subject",
-        "01",
-        "--session",
-        DATE_SESSION,
-        *site,
-    )
-    run_windl("ingest", "study1", data / "mne_testfiles/brainvision", "--subject", "02", *site)
-    run_windl("convert", "study1", *site)
-    run_windl("import", "study1", _t1w_bids(data, base / "t1w"), *site)
-    (base / "consent.csv").write_text(CONSENT + "\n")
-    run_windl("consent", "import", "study1", base / "consent.csv", *site)
-    for scope in ("members", "external"):
-        run_windl("release", "build", "study1", "--scope", scope, "--version", "1.0.0", *site)
-    return root
-
-
-@pytest.fixture
-def release_site(release_site_template: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "site"
-    shutil.copytree(release_site_template, target, symlinks=True)
-    return target
 
 
 def _labels(site: Path, scope: str) -> dict[str, str]:
@@ -178,7 +95,7 @@ def _audit(release: Path, check: bool = True) -> tuple[int, dict]:
 def test_external_release_holds_only_participants_consented_to_external(
     release_site_template: Path,
 ) -> None:
-    external = _release(release_site_template, "external")
+    external = release_dir(release_site_template, "external")
     labels = _labels(release_site_template, "external")
     assert set(labels) == {"sub-02", "sub-03"}  # sub-01 never even got an external label
     folders = {p.name for p in external.glob("sub-*")}
@@ -195,7 +112,7 @@ def test_external_release_holds_only_participants_consented_to_external(
 
 
 def test_withdrawal_removes_participant_from_next_version(release_site: Path) -> None:
-    external = _release(release_site, "external")
+    external = release_dir(release_site, "external")
     gone = _labels(release_site, "external")["sub-02"]
     subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)  # as publish does
     out = run_windl("consent", "withdraw", "study1", "02", "--site", release_site).stdout
@@ -222,7 +139,7 @@ def test_both_releases_pass_the_audit_with_defacing_and_dicom_checked(
     release_site: Path,
 ) -> None:
     for scope in ("members", "external"):
-        _, result = _audit(_release(release_site, scope))
+        _, result = _audit(release_dir(release_site, scope))
         assert result["passed"]
         report = json.loads(Path(result["json"]).read_text())
         checks = {c["name"]: c for c in report["checks"]}
@@ -239,7 +156,7 @@ def test_both_releases_pass_the_audit_with_defacing_and_dicom_checked(
 def test_audit_result_is_stored_on_the_audited_commit_only(release_site: Path) -> None:
     from windl.release import stored_audit
 
-    external = _release(release_site, "external")
+    external = release_dir(release_site, "external")
     _audit(external)
     assert stored_audit(external)["passed"] is True
     _consent_external(release_site, "01")
@@ -293,7 +210,7 @@ def test_planted_leak_fails_the_audit_naming_the_file(
 ) -> None:
     from windl.datasets import save
 
-    release = _release(release_site, "members")
+    release = release_dir(release_site, "members")
     rel = plant(release)
     save(release, [rel], "a careless edit")
     code, result = _audit(release, check=False)
@@ -307,7 +224,7 @@ def test_planted_leak_fails_the_audit_naming_the_file(
 
 
 def test_uncommitted_change_fails_the_audit(release_site: Path) -> None:
-    release = _release(release_site, "external")
+    release = release_dir(release_site, "external")
     (release / "README.md").write_text("edited\n")
     code, result = _audit(release, check=False)
     assert code == 4
@@ -323,7 +240,7 @@ def test_release_history_holds_no_original_identifier(release_site_template: Pat
             [
                 "git",
                 "-C",
-                str(_release(release_site_template, scope)),
+                str(release_dir(release_site_template, scope)),
                 "log",
                 "--all",
                 "-p",
@@ -353,12 +270,12 @@ def test_release_never_shares_a_commit_with_the_study(release_site_template: Pat
 
     study = commits(study_path(release_site_template))
     for scope in ("members", "external"):
-        assert not commits(_release(release_site_template, scope)) & study
+        assert not commits(release_dir(release_site_template, scope)) & study
 
 
 # ----------------------------------------------------------------------------- content
 def test_dicom_in_members_release_is_deidentified_and_rekeyed(release_site_template: Path) -> None:
-    members = _release(release_site_template, "members")
+    members = release_dir(release_site_template, "members")
     label = _labels(release_site_template, "members")["sub-01"]
     files = sorted((members / "sourcedata").rglob("*.dcm"))
     assert len(files) == 8
@@ -383,7 +300,7 @@ def test_dicom_in_members_release_is_deidentified_and_rekeyed(release_site_templ
 
 
 def test_date_sessions_are_rekeyed_and_dates_shifted(release_site_template: Path) -> None:
-    members = _release(release_site_template, "members")
+    members = release_dir(release_site_template, "members")
     label = _labels(release_site_template, "members")["sub-01"]
     (session,) = (members / label).glob("ses-*")
     assert session.name != f"ses-{DATE_SESSION}"
@@ -395,7 +312,7 @@ def test_date_sessions_are_rekeyed_and_dates_shifted(release_site_template: Path
 
 
 def test_participants_table_is_rekeyed_and_policy_filtered(release_site_template: Path) -> None:
-    members = _release(release_site_template, "members")
+    members = release_dir(release_site_template, "members")
     header, *rows = (members / "participants.tsv").read_text().splitlines()
     assert "age" not in header.split("\t")  # Retain Patient Characteristics is off
     assert sorted(r.split("\t")[0] for r in rows) == sorted(
@@ -405,17 +322,17 @@ def test_participants_table_is_rekeyed_and_policy_filtered(release_site_template
 
 
 def test_external_release_ships_license_and_dua(release_site_template: Path) -> None:
-    external = _release(release_site_template, "external")
+    external = release_dir(release_site_template, "external")
     assert "Data Usage Agreement" in (external / "DUA.md").read_text()
     assert "CC0" in (external / "LICENSE").read_text()
     record = json.loads((external / "code/windl/release.json").read_text())
     assert record["dua_version"] == "1.0" and record["version"] == "1.0.0"
-    assert not (_release(release_site_template, "members") / "DUA.md").exists()
+    assert not (release_dir(release_site_template, "members") / "DUA.md").exists()
 
 
 # ----------------------------------------------------------------------------- versions
 def test_rebuilding_an_unchanged_release_changes_nothing(release_site: Path) -> None:
-    members = _release(release_site, "members")
+    members = release_dir(release_site, "members")
     before = git_head(members), git_head(release_site / "superdataset")
     out = _build(release_site, "members", "1.0.0").stdout
     assert "unchanged" in out
@@ -424,7 +341,7 @@ def test_rebuilding_an_unchanged_release_changes_nothing(release_site: Path) -> 
 
 
 def test_new_version_reuses_unchanged_files(release_site: Path) -> None:
-    external = _release(release_site, "external")
+    external = release_dir(release_site, "external")
     keys_before = {p.name: p.resolve().name for p in external.rglob("*.nii.gz")}
     _consent_external(release_site, "01")
     result = json.loads(_build(release_site, "external", "1.1.0", "--json").stdout)
@@ -444,7 +361,7 @@ def test_new_version_reuses_unchanged_files(release_site: Path) -> None:
 def test_old_bad_or_published_versions_are_refused(
     release_site: Path, version: str, message: str
 ) -> None:
-    external = _release(release_site, "external")
+    external = release_dir(release_site, "external")
     subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)
     head = git_head(external)
     proc = _build(release_site, "external", version, check=False)
@@ -459,7 +376,7 @@ def test_scope_without_consent_is_refused(release_site: Path) -> None:
     assert "no participant of study study1 with data has consent for scope individuals" in (
         proc.stderr
     )
-    assert not _release(release_site, "individuals").exists()
+    assert not release_dir(release_site, "individuals").exists()
 
 
 def test_audit_of_a_folder_that_is_not_a_release_is_one_line(tmp_path: Path) -> None:
@@ -475,7 +392,7 @@ def test_audit_of_a_folder_that_is_not_a_release_is_one_line(tmp_path: Path) -> 
 def test_killed_build_leaves_last_version_and_rerun_completes(
     release_site: Path, tmp_path: Path
 ) -> None:
-    external = _release(release_site, "external")
+    external = release_dir(release_site, "external")
     head = git_head(external)
     _consent_external(release_site, "01")
     args = [
@@ -499,7 +416,7 @@ def test_killed_build_leaves_last_version_and_rerun_completes(
 
 
 def test_rerun_of_the_release_record_rebuilds_identical_files(release_site: Path) -> None:
-    external = _release(release_site, "external")
+    external = release_dir(release_site, "external")
     original = rerun_onto_parent(external, "windl release 1.0.0", "rerun")
     diff = subprocess.run(
         ["git", "-C", str(external), "diff", "--stat", original, "HEAD"],
