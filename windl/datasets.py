@@ -67,13 +67,14 @@ def run_tool(
     cwd: Path | None = None,
     check: bool = True,
     input_text: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run an external program with :func:`tool_env`, capturing text output."""
+    """Run an external program with :func:`tool_env` (plus ``env``), capturing text output."""
     require_tool(str(args[0]))
     proc = subprocess.run(
         [str(a) for a in args],
         cwd=cwd,
-        env=tool_env(),
+        env={**tool_env(), **(env or {})},
         capture_output=True,
         text=True,
         input=input_text,
@@ -87,9 +88,17 @@ def run_tool(
     return proc
 
 
-def git(ds: Path, *args: str, check: bool = True, input_text: str | None = None) -> str:
+def git(
+    ds: Path,
+    *args: str,
+    check: bool = True,
+    input_text: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """Run ``git -C ds ARGS`` and return stdout."""
-    return run_tool(["git", "-C", str(ds), *args], check=check, input_text=input_text).stdout
+    return run_tool(
+        ["git", "-C", str(ds), *args], check=check, input_text=input_text, env=env
+    ).stdout
 
 
 # --------------------------------------------------------------------------- DataLad API
@@ -139,6 +148,41 @@ def save(ds: Path, paths: Iterable[str | Path], message: str) -> None:
     dl = _datalad()
     # absolute paths: DataLad resolves relative ones against the cwd, not the dataset
     _call(dl.save, dataset=str(ds), path=[str(ds / p) for p in paths], message=message)
+
+
+def remotes(ds: Path) -> list[str]:
+    """Names of the dataset's git remotes."""
+    return git(ds, "remote").split()
+
+
+def create_sibling_ria(ds: Path, name: str, url: str, alias: str) -> None:
+    """A RIA sibling ``name`` (git repo + ``name-storage`` annex remote) in the store at ``url``."""
+    dl = _datalad()
+    with _output_to(ds / WINDL_GITDIR / "logs" / "create-sibling-ria.log"):  # it prints
+        _call(
+            dl.create_sibling_ria,
+            url=url,
+            name=name,
+            dataset=str(ds),
+            alias=alias,
+            new_store_ok=True,
+            existing="skip",
+        )
+
+
+def push(ds: Path, to: str, env: Mapping[str, str] | None = None) -> None:
+    """``datalad push --to to``: the branch, the git-annex branch and all annexed content."""
+    dl = _datalad()
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        _call(dl.push, dataset=str(ds), to=to, data="anything")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def run_procedure(ds: Path, name: str) -> None:

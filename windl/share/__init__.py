@@ -1,0 +1,1 @@
+"""Sharing: publishing releases to the stores of their scope, DOIs, access for named people."""
