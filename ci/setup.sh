@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v git-annex >/dev/null || need_apt+=(git-annex)
 command -v git >/dev/null || need_apt+=(git)
+command -v gpg >/dev/null || need_apt+=(gnupg)   # encrypted stores of the individuals scope
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
