@@ -515,3 +515,115 @@ def audit_cmd(release_dir: Path, site_dir: Path | None, as_json: bool) -> None:
 
 
 AUDIT_FAILED_EXIT = 4
+
+
+# --------------------------------------------------------------------------- publish / share
+@main.command("publish")
+@click.argument("study_name", metavar="STUDY")
+@click.option("--scope", required=True, help="individuals, members or external.")
+@click.option("--version", "version", required=True, metavar="X.Y.Z", help="Built version.")
+@site_option
+@json_option
+def publish_cmd(
+    study_name: str, scope: str, version: str, site_dir: Path | None, as_json: bool
+) -> None:
+    """Tag an audited release version and push it to its scope's store."""
+    from windl.share.publish import publish
+
+    result = publish(
+        _site(site_dir), study_name, scope, version, say=lambda m: click.echo(m, err=True)
+    )
+    lines = [
+        f"published {result.study} {result.scope} {result.tag} ({result.commit[:10]})"
+        + ("" if result.tagged else ", already tagged: pushed again"),
+        f"  {result.annexed_files} annexed files in the store ({result.sibling})",
+        f"  datalad clone '{result.clone_url}'",
+    ]
+    if result.then:
+        lines.append(f"  then, with a granted GPG key: {result.then}")
+    _emit(result.to_dict(), as_json, "\n".join(lines))
+
+
+@main.group()
+def share() -> None:
+    """Access to the individuals scope for named people (GPG keys)."""
+
+
+@share.command("grant")
+@click.argument("study_name", metavar="STUDY")
+@click.argument("person")
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The person's OpenPGP public key (armored or binary).",
+)
+@site_option
+@json_option
+def share_grant(
+    study_name: str, person: str, key_file: Path, site_dir: Path | None, as_json: bool
+) -> None:
+    """Let PERSON read the individuals release of STUDY."""
+    from windl.share.individuals import grant
+
+    result = grant(_site(site_dir), study_name, person, key_file)
+    state = "granted" if result.changed else "unchanged"
+    text = f"{state}: {result.person} ({result.fingerprint})\n  {result.note}"
+    _emit(result.to_dict(), as_json, text)
+
+
+@share.command("revoke")
+@click.argument("study_name", metavar="STUDY")
+@click.argument("person")
+@site_option
+@json_option
+def share_revoke(study_name: str, person: str, site_dir: Path | None, as_json: bool) -> None:
+    """Take PERSON's access away (re-encrypts the store); says what it cannot undo."""
+    from windl.share.individuals import revoke
+
+    result = revoke(_site(site_dir), study_name, person)
+    text = f"revoked: {result.person} ({result.fingerprint})\n  {result.note}"
+    _emit(result.to_dict(), as_json, text)
+
+
+# --------------------------------------------------------------------------- doi
+@main.group()
+def doi() -> None:
+    """DataCite DOIs for release versions."""
+
+
+@doi.command("mint")
+@click.argument("study_name", metavar="STUDY")
+@click.option("--scope", default="external", show_default=True, help="Release scope.")
+@click.option("--version", "version", required=True, metavar="X.Y.Z", help="Built version.")
+@site_option
+@json_option
+def doi_mint(
+    study_name: str, scope: str, version: str, site_dir: Path | None, as_json: bool
+) -> None:
+    """Validate DataCite metadata of a release version and register its DOI (before publish)."""
+    from windl.share.doi import mint_doi
+
+    result = mint_doi(
+        _site(site_dir), study_name, scope, version, say=lambda m: click.echo(m, err=True)
+    )
+    if not result.registered:
+        lines = [
+            f"validated draft written to {result.metadata_path}; not registered: {result.reason}",
+            f"  draft DOI {result.doi}; the release is unchanged",
+        ]
+    else:
+        lines = [
+            f"DOI {result.doi} {result.action} at DataCite -> {result.landing_url}",
+            f"  metadata: {result.metadata_path}",
+        ]
+        if result.changed:
+            lines += [
+                f"  release changed: {', '.join(result.files)} "
+                f"(commit {(result.commit or '')[:10]})",
+                f"  audit it again before publishing: windl audit {result.path}",
+            ]
+        else:
+            lines.append("  release unchanged: it already holds this DOI")
+    _emit(result.to_dict(), as_json, "\n".join(lines))

@@ -22,6 +22,7 @@ from windl.convert import convert, raise_for_failures
 from windl.errors import BadInput
 from windl.ingest import ingest
 from windl.release import AuditResult, ReleaseRefused, ReleaseResult, audit_release, build_release
+from windl.share.publish import PublishResult, publish
 from windl.site import init_site
 from windl.study import create_study, get_study
 from windl.validate import ValidationReport, validate
@@ -90,6 +91,7 @@ class DemoResult:
     validation: ValidationReport
     releases: list[ReleaseResult]
     audits: list[AuditResult]
+    published: list[PublishResult]
 
 
 def shared_data() -> Path:
@@ -220,7 +222,7 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         if change.changed
         else "== consent: registry unchanged"
     )
-    releases, audits = [], []
+    releases, audits, published_results = [], [], []
     for scope in ("members", "external"):
         built = build_release(site, STUDY, scope, RELEASE_VERSION, say=say)
         releases.append(built)
@@ -236,5 +238,15 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
             say(f"     {finding['check']}: {finding['path']}: {finding['message']}")
         if not audit.passed:
             raise ReleaseRefused(f"the demo's {scope} release failed the audit: {audit.html}")
+        published = publish(site, STUDY, scope, RELEASE_VERSION, say=say)
+        published_results.append(published)
+        say(f"   {published.annexed_files} annexed files in the store")
+        say(f"   datalad clone '{published.clone_url}'")
     say(f"== done: {get_study(site, STUDY).root}")
-    return DemoResult(site=site, validation=report, releases=releases, audits=audits)
+    return DemoResult(
+        site=site,
+        validation=report,
+        releases=releases,
+        audits=audits,
+        published=published_results,
+    )

@@ -89,3 +89,7 @@ class InvalidConsent(BadInput):
 
 class PseudonymMissing(WindlError):
     """No release label exists yet for a participant in a scope, and none was to be created."""
+
+
+class InvalidMetadata(BadInput):
+    """Metadata that its schema refuses (e.g. a DOI's DataCite record); names the first problem."""

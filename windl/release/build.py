@@ -674,8 +674,12 @@ def _write_generated(
         ctx, "participants.json", json.dumps(sidecar, indent=2) + "\n"
     )
 
+    same_version = previous.get("version") == ctx.version
+    kept_doi = _minted_doi(ctx.ds) if same_version else None
     description = json.loads(_study_text(study, "dataset_description.json") or "{}")
     description.pop("DatasetDOI", None)
+    if kept_doi:  # a rebuild of a version whose DOI is minted keeps it (DataCite has it)
+        description["DatasetDOI"] = f"doi:{kept_doi}"
     description["DatasetType"] = "raw"
     description["GeneratedBy"] = [
         {
@@ -706,13 +710,15 @@ def _write_generated(
         ),
     )
     # the DUA is not a BIDS file; the validator must not count it against the dataset
-    made[".bidsignore"] = _place_text(ctx, ".bidsignore", "DUA.md\n")
+    # (and CITATION.cff, which BIDS 1.10 does not allow next to Authors)
+    made[".bidsignore"] = _place_text(
+        ctx, ".bidsignore", "DUA.md\n" + ("CITATION.cff\n" if kept_doi else "")
+    )
     dua_version = None
     if ctx.scope == "external":
         dua_version, dua_text = current_dua()
         made["DUA.md"] = _place_text(ctx, "DUA.md", dua_text)
 
-    same_version = previous.get("version") == ctx.version
     policy_options = list(ctx.policy.options)
     record = {
         "study": study.name,
@@ -746,29 +752,33 @@ def _write_generated(
         if ctx.policy.retain_modified_dates
         else "removed"
     )
-    made["README.md"] = _place_text(
-        ctx,
-        "README.md",
-        readme.format(
-            name=description.get("Name", study.name),
-            version=ctx.version,
-            scope=ctx.scope,
-            study=study.name,
-            windl_version=windl_version(),
-            n_participants=len(ctx.labels),
-            n_sessions=len(ctx.sessions),
-            options=", ".join(policy_options) or "none (the Basic Profile alone)",
-            dates=dates,
-            license=license_id or "not stated",
-            dua=(
-                f"\n- **Data Usage Agreement:** version {dua_version} (`DUA.md`); accept it "
-                "before you clone or get the data."
-                if dua_version
-                else ""
-            ),
-            study_readme=_study_readme(study),
+    readme_text = readme.format(
+        name=description.get("Name", study.name),
+        version=ctx.version,
+        scope=ctx.scope,
+        study=study.name,
+        windl_version=windl_version(),
+        n_participants=len(ctx.labels),
+        n_sessions=len(ctx.sessions),
+        options=", ".join(policy_options) or "none (the Basic Profile alone)",
+        dates=dates,
+        license=license_id or "not stated",
+        dua=(
+            f"\n- **Data Usage Agreement:** version {dua_version} (`DUA.md`); accept it "
+            "before you clone or get the data."
+            if dua_version
+            else ""
         ),
+        study_readme=_study_readme(study),
     )
+    if kept_doi:
+        from windl.share.doi import citation_cff, readme_with_doi
+
+        readme_text = readme_with_doi(readme_text, kept_doi)
+        made["CITATION.cff"] = _place_text(
+            ctx, "CITATION.cff", citation_cff(kept_doi, description, record, ctx.ds)
+        )
+    made["README.md"] = _place_text(ctx, "README.md", readme_text)
     made["CHANGES"] = _place_text(
         ctx,
         "CHANGES",
@@ -776,6 +786,14 @@ def _write_generated(
     )
     shutil.rmtree(scratch, ignore_errors=True)
     return made
+
+
+def _minted_doi(ds: Path) -> str | None:
+    """The DOI written into the release at HEAD by ``windl doi mint``, if any."""
+    from windl.share.doi import doi_of
+
+    text = datasets.git(ds, "cat-file", "blob", "HEAD:dataset_description.json", check=False)
+    return doi_of(json.loads(text)) if text.strip() else None
 
 
 def _study_readme(study: Study) -> str:

@@ -45,6 +45,8 @@ GENERATED = (
     "DUA.md",
     "participants.tsv",
     "participants.json",
+    "CITATION.cff",
+    "methods.md",
 )
 _EPHYS_MAIN = (".vhdr", ".edf", ".bdf", ".fif")
 #: made together with their main file (BrainVision) or not a recording of their own

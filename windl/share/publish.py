@@ -63,6 +63,7 @@ class PublishResult:
     clone_url: str
     tagged: bool
     annexed_files: int
+    then: str = ""  # what a reader does after cloning, besides datalad get
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -89,7 +90,7 @@ def clone_url(site: Site, study: str, scope: str, version: str | None = None) ->
         return f"ria+file://{store_path(site, scope)}#~{ria_alias(study, scope)}{at}"
     from windl.share.individuals import repository
 
-    return str(repository(site, study)) + (f" (then git checkout v{version})" if version else "")
+    return str(repository(site, study))
 
 
 def publish(
@@ -172,6 +173,10 @@ def publish(
         clone_url=clone_url(site, study.name, scope, version),
         tagged=tagged,
         annexed_files=len(annexed),
+        then=""
+        if scope in RIA_SCOPES
+        else f"git checkout {tag}; git annex enableremote {storage} "
+        f"directory={site.root / 'stores' / scope / study.name / 'annex' / storage}",
     )
 
 
