@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from conftest import git_head, git_status, run_windl
@@ -25,6 +26,13 @@ def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
         audit = json.loads(run_windl("audit", releases / scope, "--json").stdout)
         assert audit["passed"] and audit["version"] == "1.0.0"
     assert len(list((releases / "external").glob("sub-*"))) == 5  # external consent only
+    assert "DataCite metadata valid" in proc.stdout
+    for scope in ("members", "external"):
+        tags = subprocess.run(
+            ["git", "-C", str(releases / scope), "tag"], capture_output=True, text=True, check=True
+        ).stdout
+        assert tags.split() == ["v1.0.0"]
+        assert f"ria+file://{site}/stores/{scope}#~demo-{scope}@v1.0.0" in proc.stdout
     assert list((releases / "members").glob("sub-*/ses-*/anat/*_T1w.nii.gz"))  # defaced
     # the README's command can be repeated: the second run changes nothing
     heads = [git_head(ds) for ds in (study, site / "superdataset", *releases.iterdir())]

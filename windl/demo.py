@@ -22,6 +22,7 @@ from windl.convert import convert, raise_for_failures
 from windl.errors import BadInput
 from windl.ingest import ingest
 from windl.release import AuditResult, ReleaseRefused, ReleaseResult, audit_release, build_release
+from windl.share.doi import mint_doi
 from windl.share.publish import PublishResult, publish
 from windl.site import init_site
 from windl.study import create_study, get_study
@@ -238,6 +239,11 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
             say(f"     {finding['check']}: {finding['path']}: {finding['message']}")
         if not audit.passed:
             raise ReleaseRefused(f"the demo's {scope} release failed the audit: {audit.html}")
+        if scope == "external":
+            minted = mint_doi(site, STUDY, scope, RELEASE_VERSION)
+            state = "registered" if minted.registered else f"not registered ({minted.reason})"
+            say(f"== doi {minted.doi}: DataCite metadata valid, {state}")
+            say(f"   {minted.metadata_path}")
         published = publish(site, STUDY, scope, RELEASE_VERSION, say=say)
         published_results.append(published)
         say(f"   {published.annexed_files} annexed files in the store")
