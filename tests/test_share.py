@@ -252,3 +252,16 @@ def test_individuals_content_is_readable_only_with_a_granted_key(
     assert "cannot be taken back" in out
     code, _ = _get_as(alice, release_site, tmp_path / "alice-after-revoke")
     assert code != 0
+
+
+def test_a_published_version_is_never_rewritten(release_site: Path) -> None:
+    from windl.datasets import save
+
+    members = release_dir(release_site, "members")
+    run_windl("audit", members)
+    _publish(release_site, "members")
+    (members / "README.md").write_text((members / "README.md").read_text() + "\nEdited.\n")
+    save(members, ["README.md"], "an edit after publishing")
+    run_windl("audit", members)
+    proc = _publish(release_site, "members", check=False)
+    assert proc.returncode == 1 and "v1.0.0 is published at another commit" in proc.stderr
