@@ -627,3 +627,57 @@ def doi_mint(
         else:
             lines.append("  release unchanged: it already holds this DOI")
     _emit(result.to_dict(), as_json, "\n".join(lines))
+
+
+# --------------------------------------------------------------------------- methods / reproduce
+REPRODUCE_DIFFERENT_EXIT = 5
+
+
+@main.command("methods")
+@click.argument("target", metavar="TARGET")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: <site>/reports/methods/<study or study-scope-version>/).",
+)
+@site_option
+@json_option
+def methods_cmd(target: str, out_dir: Path | None, site_dir: Path | None, as_json: bool) -> None:
+    """Write methods.md + methods.html for TARGET: a study name or a release dataset folder."""
+    from windl.methods import write_methods_for
+
+    result = write_methods_for(target, site_dir, out_dir)
+    _emit(result.to_dict(), as_json, f"{result.markdown}\n{result.html}")
+
+
+@main.command("reproduce")
+@click.argument("study_name", metavar="STUDY")
+@site_option
+@json_option
+def reproduce_cmd(study_name: str, site_dir: Path | None, as_json: bool) -> None:
+    """Rerun STUDY's conversions in a temporary clone and compare every output (exit 5: differ)."""
+    from windl.methods import reproduce
+
+    report = reproduce(_site(site_dir), study_name, say=lambda m: click.echo(m, err=True))
+    summary = report.summary()
+    lines = [
+        f"reproduce {report.study} @ {report.commit[:10]}: {summary['runs']} conversion runs "
+        f"in {report.seconds:.0f} s"
+    ]
+    for run in report.runs:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(run.counts().items()))
+        lines.append(f"  {run.commit[:10]} {run.message}: {counts or 'no output files'}")
+        if run.error:
+            lines.append(f"    rerun failed: {run.error}")
+    lines.append(
+        f"  {'ALL IDENTICAL' if report.all_identical else 'NOT ALL IDENTICAL'}: "
+        + ", ".join(f"{summary[s]} {s}" for s in ("identical", "different", "missing in rerun",
+                                                   "missing in original"))
+        + f" of {summary['files']} files"
+    )
+    lines.append(f"  report: {report.html_path}")
+    _emit(report.to_dict(), as_json, "\n".join(lines))
+    if not report.all_identical:
+        sys.exit(REPRODUCE_DIFFERENT_EXIT)

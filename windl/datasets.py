@@ -531,3 +531,55 @@ def write_note(ds: Path, ref: str, commit: str, payload: Mapping[str, Any]) -> N
 def read_note(ds: Path, ref: str, commit: str) -> dict[str, Any] | None:
     proc = run_tool(["git", "-C", str(ds), "notes", f"--ref={ref}", "show", commit], check=False)
     return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+# --------------------------------------------------------------------------- reproduction
+def git_bytes(ds: Path, *args: str) -> bytes:
+    """Run ``git -C ds ARGS`` and return stdout as bytes (file content, exactly as stored)."""
+    require_tool("git")
+    proc = subprocess.run(["git", "-C", str(ds), *args], env=tool_env(), capture_output=True)
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise WindlError(
+            f"git {' '.join(args[:2])} failed: {detail[-1] if detail else proc.returncode}", ds
+        )
+    return proc.stdout
+
+
+def clone_dataset(source: Path, path: Path) -> None:
+    """``datalad clone source path``: a new dataset at ``path``; ``source`` is only read."""
+    dl = _datalad()
+    _call(dl.clone, source=str(source), path=str(path))
+
+
+def get_content(ds: Path, paths: Sequence[str], get_data: bool = True) -> None:
+    """``datalad get`` of ``paths`` (relative to ``ds``), installing subdatasets on the way.
+
+    With ``get_data=False`` only the subdatasets are installed (``datalad get -n``).
+    """
+    if not paths:
+        return
+    dl = _datalad()
+    _call(dl.get, dataset=str(ds), path=[str(ds / p) for p in paths], get_data=get_data)
+
+
+def rerun_logged(
+    ds: Path,
+    revision: str,
+    log: Path,
+    onto: str | None = None,
+    branch: str | None = None,
+) -> None:
+    """``datalad rerun [--onto ONTO] [--branch BRANCH] REVISION``, its output sent to ``log``.
+
+    On failure the error quotes the log's last line and names the log; the working tree
+    is left as the command left it (callers discard or inspect it).
+    """
+    dl = _datalad()
+    try:
+        with _output_to(log), chdir(ds):
+            _call(dl.rerun, dataset=str(ds), revision=revision, onto=onto, branch=branch)
+    except WindlError as exc:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        detail = lines[-1].strip() if lines else str(exc)
+        raise WindlError(f"{detail} (full log: {log})") from None
