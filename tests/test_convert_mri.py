@@ -145,3 +145,25 @@ def test_datalad_rerun_reproduces_the_same_annexed_keys(nih_site: Path, tmp_path
     rerun_onto_parent(study, "convert: sub-01", "rerun-check")
     assert _annex_keys(study, "sub-01/func/*.nii.gz") == original
     assert git_status(study) == ""
+
+
+def test_conversion_leaves_no_temporary_files_with_header_dumps(
+    site: Path, data: Path, tmp_path: Path
+) -> None:
+    """heudiconv writes DICOM header dumps (patient data) into the run's {tmpdir}."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {"TMPDIR": str(scratch)}
+    run_windl(
+        "ingest",
+        "study1",
+        data / "dcm_qa_nih/In/20180918Si",
+        "--subject",
+        "01",
+        "--site",
+        site,
+        env=env,
+    )
+    run_windl("convert", "study1", "--site", site, env=env)
+    assert list(scratch.iterdir()) == []
+    assert not list((study_path(site) / ".git" / "windl").glob("run-tmp/*"))

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import chdir, contextmanager
@@ -211,6 +212,25 @@ def _output_to(log: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
+@contextmanager
+def temporary_files_in(folder: Path) -> Iterator[None]:
+    """Let this process (``tempfile``) and its children (``$TMPDIR``) make temporary files in
+    ``folder`` only, for the duration of the block."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved_env, saved_dir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved_dir
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+
+
+
 def datalad_run(
     ds: Path,
     cmd: str,
@@ -229,9 +249,13 @@ def datalad_run(
     half-written files behind, and the error names the log and quotes its last line.
     """
     dl = _datalad()
+    # DataLad's {tmpdir} is a mkdtemp it never removes; heudiconv leaves DICOM header dumps
+    # (patient data) in it, so the run's temporary files live in the dataset's git dir
+    # and are deleted afterwards, whatever happens
+    scratch = ds / WINDL_GITDIR / "run-tmp" / uuid.uuid4().hex
     try:
         # run from the dataset root so relative paths in the record mean the same on rerun
-        with _output_to(log), chdir(ds):
+        with _output_to(log), chdir(ds), temporary_files_in(scratch):
             _call(
                 dl.run,
                 cmd=cmd,
@@ -246,6 +270,8 @@ def datalad_run(
         lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         detail = lines[-1].strip() if lines else str(exc)
         raise WindlError(f"{detail} (full log: {log})") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def rerun(ds: Path, revision: str) -> None:

@@ -32,8 +32,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -1396,24 +1395,6 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@contextmanager
-def _temporary_files_in(folder: Path) -> Iterator[None]:
-    """Let this process (``tempfile``) and its children (``$TMPDIR``) make temporary files in
-    ``folder`` only, for the duration of the block."""
-    folder.mkdir(parents=True, exist_ok=True)
-    saved_env, saved_dir = os.environ.get("TMPDIR"), tempfile.tempdir
-    os.environ["TMPDIR"] = str(folder)
-    tempfile.tempdir = str(folder)
-    try:
-        yield
-    finally:
-        tempfile.tempdir = saved_dir
-        if saved_env is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = saved_env
-
-
 def _sync_subdatasets(clone: Path, installed: Sequence[Path]) -> None:
     """Check out each installed subdataset at the commit its parent's HEAD records."""
     for sub in installed:
@@ -1513,7 +1494,7 @@ def reproduce(
         logs.mkdir()
         # datalad run never removes its {tmpdir} (heudiconv's DICOM dumps land there): the
         # reruns make theirs inside the folder that is removed below
-        with _temporary_files_in(tmp / "scratch"):
+        with datasets.temporary_files_in(tmp / "scratch"):
             for number, record in enumerate(records, 1):
                 say(f"[{number}/{len(records)}] rerunning {record.short} {record.message}")
                 runs.append(_rerun_one(clone, record, number, subs, logs))
