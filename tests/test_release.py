@@ -425,3 +425,12 @@ def test_rerun_of_the_release_record_rebuilds_identical_files(release_site: Path
         check=True,
     ).stdout
     assert diff == ""
+
+
+def test_every_release_ships_its_methods(release_site_template: Path) -> None:
+    members = (release_dir(release_site_template, "members") / "methods.md").read_text()
+    external = (release_dir(release_site_template, "external") / "methods.md").read_text()
+    assert "heudiconv" in members and "dcm2niix" in members  # sub-01's MRI is in members
+    for text in (members, external):
+        assert "mne-bids" in text and "PS3.15" in text and "deface" in text.lower()
+        assert "sub-01" not in text and DATE_SESSION not in text

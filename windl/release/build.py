@@ -313,6 +313,7 @@ def _ensure_dataset(site: Site, ds: Path, study: str, scope: str) -> None:
 # --------------------------------------------------------------------------- assemble
 @dataclass
 class _Context:
+    site: Site
     study: Study
     scope: str
     version: str
@@ -359,6 +360,7 @@ def assemble_release(site: Site, study_name: str, scope: str, version: str) -> d
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     ctx = _Context(
+        site=site,
         study=study,
         scope=scope,
         version=version,
@@ -709,10 +711,11 @@ def _write_generated(
             else ""
         ),
     )
-    # the DUA is not a BIDS file; the validator must not count it against the dataset
+    # the DUA and methods.md are not BIDS files; the validator must not count them against
+    # the dataset
     # (and CITATION.cff, which BIDS 1.10 does not allow next to Authors)
     made[".bidsignore"] = _place_text(
-        ctx, ".bidsignore", "DUA.md\n" + ("CITATION.cff\n" if kept_doi else "")
+        ctx, ".bidsignore", "DUA.md\nmethods.md\n" + ("CITATION.cff\n" if kept_doi else "")
     )
     dua_version = None
     if ctx.scope == "external":
@@ -779,6 +782,20 @@ def _write_generated(
             ctx, "CITATION.cff", citation_cff(kept_doi, description, record, ctx.ds)
         )
     made["README.md"] = _place_text(ctx, "README.md", readme_text)
+    from windl.methods import release_methods_markdown
+
+    deface_records = [
+        json.loads((ctx.ds / rel).read_text(encoding="utf-8"))
+        for rel in sorted(outputs)
+        if rel.startswith(DEFACE_RECORDS + "/")
+    ]
+    made["methods.md"] = _place_text(
+        ctx,
+        "methods.md",
+        release_methods_markdown(
+            ctx.site, study, record, deface_records, identifying_words=ctx.words
+        ),
+    )
     made["CHANGES"] = _place_text(
         ctx,
         "CHANGES",
