@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from windl.datasets import tool_env
+
 from conftest import git_head, git_status, run_windl
 
 
@@ -34,6 +36,29 @@ def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
         assert tags.split() == ["v1.0.0"]
         assert f"ria+file://{site}/stores/{scope}#~demo-{scope}@v1.0.0" in proc.stdout
     assert list((releases / "members").glob("sub-*/ses-*/anat/*_T1w.nii.gz"))  # defaced
+    assert "runs rerun: all identical" in proc.stdout  # windl reproduce on the demo study
+    # a separate user clones the members store and gets a NIfTI and an EEG file
+    clone = tmp_path / "user" / "members"
+    subprocess.run(
+        ["datalad", "clone", f"ria+file://{site}/stores/members#~demo-members", str(clone)],
+        env=tool_env(),
+        check=True,
+        capture_output=True,
+    )
+    wanted = [
+        next(clone.glob("sub-*/ses-*/anat/*_T1w.nii.gz")),
+        next(clone.glob("sub-*/ses-*/eeg/*_eeg.eeg")),
+    ]
+    subprocess.run(
+        ["datalad", "get", *map(str, wanted)],
+        cwd=clone,
+        env=tool_env(),
+        check=True,
+        capture_output=True,
+    )
+    for path in wanted:
+        original = releases / "members" / path.relative_to(clone)
+        assert path.read_bytes() == original.read_bytes()
     # the README's command can be repeated: the second run changes nothing
     heads = [git_head(ds) for ds in (study, site / "superdataset", *releases.iterdir())]
     again = run_windl("demo", site)

@@ -356,7 +356,7 @@ def test_new_version_reuses_unchanged_files(release_site: Path) -> None:
 
 @pytest.mark.parametrize(
     ("version", "message"),
-    [("0.9.0", "already holds version 1.0.0"), ("1.0", "invalid version"), ("1.0.0", "published")],
+    [("0.9.0", "already holds version 1.0.0"), ("1.0", "invalid version")],
 )
 def test_old_bad_or_published_versions_are_refused(
     release_site: Path, version: str, message: str
@@ -434,3 +434,14 @@ def test_every_release_ships_its_methods(release_site_template: Path) -> None:
     for text in (members, external):
         assert "mne-bids" in text and "PS3.15" in text and "deface" in text.lower()
         assert "sub-01" not in text and DATE_SESSION not in text
+
+
+def test_a_published_version_builds_again_only_unchanged(release_site: Path) -> None:
+    external = release_dir(release_site, "external")
+    subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)
+    head = git_head(external)
+    assert "unchanged" in _build(release_site, "external", "1.0.0").stdout
+    _consent_external(release_site, "01")
+    proc = _build(release_site, "external", "1.0.0", check=False)
+    assert proc.returncode == 1 and "is published and the study changed since" in proc.stderr
+    assert git_head(external) == head and git_status(external) == ""

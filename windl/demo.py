@@ -21,6 +21,7 @@ from windl.consent import import_consent
 from windl.convert import convert, raise_for_failures
 from windl.errors import BadInput
 from windl.ingest import ingest
+from windl.methods import reproduce, study_methods, write_methods
 from windl.release import AuditResult, ReleaseRefused, ReleaseResult, audit_release, build_release
 from windl.share.doi import mint_doi
 from windl.share.publish import PublishResult, publish
@@ -248,6 +249,16 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         published_results.append(published)
         say(f"   {published.annexed_files} annexed files in the store")
         say(f"   datalad clone '{published.clone_url}'")
+    say("== methods (from the datalad run records) and reproduction of every conversion")
+    md, _ = write_methods(study_methods(site, STUDY), site.root / "reports" / "methods" / STUDY)
+    say(f"   {md}")
+    reproduced = reproduce(site, STUDY)
+    counts = reproduced.summary()
+    say(
+        f"   {counts['files']} conversion outputs of {counts['runs']} runs rerun: "
+        + ("all identical" if reproduced.all_identical else "NOT all identical")
+        + f" ({reproduced.html_path})"
+    )
     say(f"== done: {get_study(site, STUDY).root}")
     return DemoResult(
         site=site,

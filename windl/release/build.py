@@ -233,8 +233,7 @@ def build_release(
     ReleaseSettings.of(study)  # a settings error stops the build before anything is written
     datasets.require_clean(study.root)
     ds = release_path(site, study.name, scope)
-    if wanted in published_versions(ds):
-        raise ReleaseRefused(f"version {version} of this release is published; use a newer one", ds)
+    published = wanted in published_versions(ds)
     current = built_record(ds).get("version")
     if current and parse_version(current) > wanted:
         raise ReleaseRefused(f"the release already holds version {current}; use a newer one", ds)
@@ -278,6 +277,14 @@ def build_release(
         explicit=False,
     )
     after = datasets.head(ds)
+    if published and after != before:
+        # a published version is never rewritten: building it again may only find it as is
+        datasets.git(ds, "reset", "--quiet", "--hard", before)
+        raise ReleaseRefused(
+            f"version {version} of this release is published and the study changed since; "
+            "use a newer version",
+            ds,
+        )
     if after != before:
         datasets.record_subdataset_state(
             site.superdataset, ds, f"windl: release {version} of {study.name} ({scope})"
