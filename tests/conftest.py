@@ -272,3 +272,36 @@ def release_site(release_site_template: Path, tmp_path: Path) -> Path:
     target = tmp_path / "site"
     shutil.copytree(release_site_template, target, symlinks=True)
     return target
+
+
+def consent_external(site: Path, subject: str) -> None:
+    """Record that ``subject`` of study1 consented to members and external sharing."""
+    run_windl(
+        "consent",
+        "set",
+        "study1",
+        subject,
+        "--scope",
+        "members",
+        "--scope",
+        "external",
+        "--site",
+        site,
+    )
+
+
+def build_release(site: Path, scope: str, version: str, *extra: str, check: bool = True):
+    """``windl release build study1 --scope SCOPE --version VERSION`` through the CLI."""
+    return run_windl(
+        "release",
+        "build",
+        "study1",
+        "--scope",
+        scope,
+        "--version",
+        version,
+        "--site",
+        site,
+        *extra,
+        check=check,
+    )

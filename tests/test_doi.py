@@ -21,7 +21,7 @@ import pytest
 from windl.config import load_site
 from windl.datasets import save
 
-from conftest import git_head, git_status, release_dir, run_windl, study_path
+from conftest import consent_external, git_head, git_status, release_dir, run_windl, study_path
 
 PREFIX = "10.99999"
 USER = "WINDL.TEST"
@@ -573,18 +573,7 @@ def test_rebuilding_a_minted_version_keeps_its_doi(
     configure(release_site, datacite)
     mint(release_site)
     release = release_dir(release_site, "external")
-    run_windl(
-        "consent",
-        "set",
-        "study1",
-        "01",
-        "--scope",
-        "members",
-        "--scope",
-        "external",
-        "--site",
-        release_site,
-    )
+    consent_external(release_site, "01")
     run_windl(*build, "--site", release_site)  # the same, unpublished version, one more person
     description = json.loads((release / "dataset_description.json").read_text())
     assert description["DatasetDOI"] == f"doi:{DOI}"

@@ -24,6 +24,8 @@ from windl.study import get_study
 
 from conftest import (
     DATE_SESSION,
+    build_release,
+    consent_external,
     git_head,
     git_status,
     release_dir,
@@ -51,37 +53,6 @@ def _text_files(ds: Path) -> dict[str, str]:
         ):
             out[rel] = path.read_text(encoding="utf-8", errors="replace")
     return out
-
-
-def _consent_external(site: Path, subject: str) -> None:
-    run_windl(
-        "consent",
-        "set",
-        "study1",
-        subject,
-        "--scope",
-        "members",
-        "--scope",
-        "external",
-        "--site",
-        site,
-    )
-
-
-def _build(site: Path, scope: str, version: str, *extra: str, check: bool = True):
-    return run_windl(
-        "release",
-        "build",
-        "study1",
-        "--scope",
-        scope,
-        "--version",
-        version,
-        "--site",
-        site,
-        *extra,
-        check=check,
-    )
 
 
 def _audit(release: Path, check: bool = True) -> tuple[int, dict]:
@@ -117,7 +88,7 @@ def test_withdrawal_removes_participant_from_next_version(release_site: Path) ->
     subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)  # as publish does
     out = run_windl("consent", "withdraw", "study1", "02", "--site", release_site).stdout
     assert "external v1.0.0" in out  # the maintainer learns which published version has them
-    out = _build(release_site, "external", "1.1.0").stdout
+    out = build_release(release_site, "external", "1.1.0").stdout
     assert f"participants removed: {gone}" in out
     assert not (external / gone).exists()
     for rel, text in _text_files(external).items():
@@ -159,8 +130,8 @@ def test_audit_result_is_stored_on_the_audited_commit_only(release_site: Path) -
     external = release_dir(release_site, "external")
     _audit(external)
     assert stored_audit(external)["passed"] is True
-    _consent_external(release_site, "01")
-    _build(release_site, "external", "1.1.0")
+    consent_external(release_site, "01")
+    build_release(release_site, "external", "1.1.0")
     assert stored_audit(external) is None  # the new HEAD was never audited
 
 
@@ -334,7 +305,7 @@ def test_external_release_ships_license_and_dua(release_site_template: Path) -> 
 def test_rebuilding_an_unchanged_release_changes_nothing(release_site: Path) -> None:
     members = release_dir(release_site, "members")
     before = git_head(members), git_head(release_site / "superdataset")
-    out = _build(release_site, "members", "1.0.0").stdout
+    out = build_release(release_site, "members", "1.0.0").stdout
     assert "unchanged" in out
     assert (git_head(members), git_head(release_site / "superdataset")) == before
     assert git_status(members) == ""
@@ -343,8 +314,8 @@ def test_rebuilding_an_unchanged_release_changes_nothing(release_site: Path) -> 
 def test_new_version_reuses_unchanged_files(release_site: Path) -> None:
     external = release_dir(release_site, "external")
     keys_before = {p.name: p.resolve().name for p in external.rglob("*.nii.gz")}
-    _consent_external(release_site, "01")
-    result = json.loads(_build(release_site, "external", "1.1.0", "--json").stdout)
+    consent_external(release_site, "01")
+    result = json.loads(build_release(release_site, "external", "1.1.0", "--json").stdout)
     new = _labels(release_site, "external")["sub-01"]
     assert result["participants_added"] == [new]
     assert result["reused"] >= 8 and result["made"] < result["files"]
@@ -364,14 +335,14 @@ def test_old_bad_or_published_versions_are_refused(
     external = release_dir(release_site, "external")
     subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)
     head = git_head(external)
-    proc = _build(release_site, "external", version, check=False)
+    proc = build_release(release_site, "external", version, check=False)
     assert proc.returncode == 1 and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert git_head(external) == head
 
 
 def test_scope_without_consent_is_refused(release_site: Path) -> None:
-    proc = _build(release_site, "individuals", "1.0.0", check=False)
+    proc = build_release(release_site, "individuals", "1.0.0", check=False)
     assert proc.returncode == 1
     assert "no participant of study study1 with data has consent for scope individuals" in (
         proc.stderr
@@ -394,7 +365,7 @@ def test_killed_build_leaves_last_version_and_rerun_completes(
 ) -> None:
     external = release_dir(release_site, "external")
     head = git_head(external)
-    _consent_external(release_site, "01")
+    consent_external(release_site, "01")
     args = [
         "release",
         "build",
@@ -440,8 +411,8 @@ def test_a_published_version_builds_again_only_unchanged(release_site: Path) -> 
     external = release_dir(release_site, "external")
     subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)
     head = git_head(external)
-    assert "unchanged" in _build(release_site, "external", "1.0.0").stdout
-    _consent_external(release_site, "01")
-    proc = _build(release_site, "external", "1.0.0", check=False)
+    assert "unchanged" in build_release(release_site, "external", "1.0.0").stdout
+    consent_external(release_site, "01")
+    proc = build_release(release_site, "external", "1.0.0", check=False)
     assert proc.returncode == 1 and "is published and the study changed since" in proc.stderr
     assert git_head(external) == head and git_status(external) == ""

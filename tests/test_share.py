@@ -12,7 +12,7 @@ import pytest
 
 from windl.datasets import tool_env
 
-from conftest import git_head, release_dir, run_windl, study_path
+from conftest import build_release, consent_external, git_head, release_dir, run_windl, study_path
 
 
 def _publish(site: Path, scope: str, version: str = "1.0.0", check: bool = True):
@@ -76,29 +76,8 @@ def test_clone_at_a_version_gives_that_version(release_site: Path, tmp_path: Pat
     run_windl("audit", external)
     _publish(release_site, "external")
     first = (external / "participants.tsv").read_text()
-    run_windl(
-        "consent",
-        "set",
-        "study1",
-        "01",
-        "--scope",
-        "members",
-        "--scope",
-        "external",
-        "--site",
-        release_site,
-    )
-    run_windl(
-        "release",
-        "build",
-        "study1",
-        "--scope",
-        "external",
-        "--version",
-        "1.1.0",
-        "--site",
-        release_site,
-    )
+    consent_external(release_site, "01")
+    build_release(release_site, "external", "1.1.0")
     run_windl("audit", external)
     _publish(release_site, "external", "1.1.0")
     url = f"ria+file://{release_site}/stores/external#~study1-external"
@@ -221,17 +200,7 @@ def test_individuals_content_is_readable_only_with_a_granted_key(
         run_windl(
             "consent", "set", "study1", subject, "--scope", "individuals", "--site", release_site
         )
-    run_windl(
-        "release",
-        "build",
-        "study1",
-        "--scope",
-        "individuals",
-        "--version",
-        "1.0.0",
-        "--site",
-        release_site,
-    )
+    build_release(release_site, "individuals", "1.0.0")
     individuals = release_dir(release_site, "individuals")
     run_windl("audit", individuals)
     refused = _publish(release_site, "individuals", check=False)
