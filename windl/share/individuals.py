@@ -52,6 +52,8 @@ class ShareRefused(WindlError):
 
 @dataclass
 class ShareResult:
+    """What a grant or revoke did (``storage``: the encrypted remote now in use)."""
+
     study: str
     person: str
     action: str
@@ -206,8 +208,12 @@ def grant(site: Site, study_name: str, person: str, key_file: Path) -> ShareResu
     ds = release_path(site, study.name, SCOPE)
     storage = _storage_of(site, study.name)
     if storage and (ds / ".git").exists():
-        _add_recipient(site, study.name, ds, storage, fingerprint)
-        _push_annex_branch(site, study.name, ds)
+        if current:  # the replaced key could still read the cipher: rotate, as for a revoke
+            active = [r for r in rows if r["revoked"] == "n/a"]
+            storage = _rotate(site, study.name, ds, storage, active)
+        else:
+            _add_recipient(site, study.name, ds, storage, fingerprint)
+            _push_annex_branch(site, study.name, ds)
     _write_grants(site, study.name, rows)
     note = (
         f"{person} can datalad get the content of {repository(site, study.name)} with their key"
