@@ -66,6 +66,7 @@ from windl.release.build import (
     RELEASE_RECORD,
     ReleaseSettings,
     built_record,
+    deface_record_path,
     windl_version,
 )
 from windl.release.identifiers import MIN_LENGTH_BINARY, IdentifierMatcher, study_identifiers
@@ -420,7 +421,7 @@ def _fif_kinds(audit: _Audit, rel: str, path: Path, full: IdentifierMatcher) -> 
 def _check_deface(audit: _Audit, rel: str, labels: dict[str, str], mosaic_dir: Path | None) -> None:
     audit.count("deface")
     image = audit.release / rel
-    record_path = audit.release / f"{DEFACE_RECORDS}/{re.sub(r'.nii(.gz)?$', '', rel)}.json"
+    record_path = audit.release / deface_record_path(rel)
     entry: dict[str, Any] = {
         "path": rel,
         "face_zero_fraction": None,

@@ -528,8 +528,8 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
         headerless = scratch / ("clean-" + staged.name)
         scrub_nifti(src, headerless)
         record = deface(headerless, staged)
-        made[_record_path(planned.dst)] = _place_text(
-            ctx, _record_path(planned.dst), _release_record(record.to_dict(), planned.dst)
+        made[deface_record_path(planned.dst)] = _place_text(
+            ctx, deface_record_path(planned.dst), _release_record(record.to_dict(), planned.dst)
         )
     elif planned.kind == "nifti":
         scrub_nifti(src, staged)
@@ -562,7 +562,8 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
     return made
 
 
-def _record_path(dst: str) -> str:
+def deface_record_path(dst: str) -> str:
+    """Where the deface record of the release image ``dst`` lives in the release."""
     stem = re.sub(r"\.nii(\.gz)?$", "", dst)
     return f"{DEFACE_RECORDS}/{stem}.json"
 
