@@ -388,6 +388,7 @@ def assemble_release(site: Site, study_name: str, scope: str, version: str) -> d
     new_cache: dict[str, Any] = {}
     outputs: dict[str, str] = {}
     stats: dict[str, Any] = {"made": 0, "reused": 0, "refused": []}
+    made_now: list[str] = []
     for number, planned in enumerate(plan.files, start=1):
         key = _cache_key(ctx, planned)
         entry = cache.get(key)
@@ -402,6 +403,7 @@ def assemble_release(site: Site, study_name: str, scope: str, version: str) -> d
                 stats["refused"].append(planned.dst)
                 continue
             stats["made"] += 1
+            made_now.extend(entry["outputs"])
         new_cache[key] = entry
         outputs.update(entry["outputs"])
         if number == len(plan.files) // 2:
@@ -414,9 +416,13 @@ def assemble_release(site: Site, study_name: str, scope: str, version: str) -> d
         removed += 1
     _prune_empty_dirs(ds)
     data_changed = bool(datasets.dirty_paths(ds))
-    outputs.update(_write_generated(ctx, plan, previous, tracked, outputs, data_changed))
+    generated = _write_generated(ctx, plan, previous, tracked, outputs, data_changed)
+    outputs.update(generated)
     for rel in sorted(tracked - set(outputs)):
         (ds / rel).unlink(missing_ok=True)
+    # annex with git-annex's batch plumbing here; datalad run's save then finds them staged
+    # (its per-file ``git annex add`` was most of a release build's time)
+    datasets.annex_add_placed(ds, sorted(set(made_now) | set(generated)))
     _save_cache(ds, new_cache)
     shutil.rmtree(stage, ignore_errors=True)
     result = {
