@@ -42,6 +42,7 @@ from typing import Any
 from windl import datasets
 from windl.config import Site, find_site
 from windl.errors import WindlError
+from windl.files import atomic_write_text
 from windl.study import Study, get_study
 
 #: how many hex digits of a commit the reports show
@@ -383,13 +384,6 @@ def render_html(title: str, sections: Sequence[Section]) -> str:
     )
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_methods(methods: Methods, out_dir: Path) -> tuple[Path, Path]:
     """Write ``methods.md`` and ``methods.html`` into ``out_dir`` (created if missing).
 
@@ -407,8 +401,8 @@ def write_methods(methods: Methods, out_dir: Path) -> tuple[Path, Path]:
     """
     out_dir = Path(out_dir)
     md, page = out_dir / "methods.md", out_dir / "methods.html"
-    _atomic_text(md, methods.markdown)
-    _atomic_text(page, methods.html)
+    atomic_write_text(md, methods.markdown)
+    atomic_write_text(page, methods.html)
     return md, page
 
 
@@ -1516,8 +1510,8 @@ def _write_reproduce_report(site: Site, report: ReproduceReport) -> None:
     stem = f"{report.study}-{report.commit[:SHORT]}"
     report.json_path = str(folder / f"{stem}.json")
     report.html_path = str(folder / f"{stem}.html")
-    _atomic_text(Path(report.json_path), json.dumps(report.to_dict(), indent=2) + "\n")
-    _atomic_text(Path(report.html_path), reproduce_html(report))
+    atomic_write_text(Path(report.json_path), json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_text(Path(report.html_path), reproduce_html(report))
 
 
 def reproduce_html(report: ReproduceReport) -> str:

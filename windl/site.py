@@ -8,6 +8,7 @@ from pathlib import Path
 from windl import datasets
 from windl.config import SITE_FILE, SUPERDATASET_SKELETON, TEMPLATES, Site, load_site
 from windl.errors import SiteExists
+from windl.files import atomic_write_text
 
 
 def init_site(root: Path, name: str | None = None) -> Site:
@@ -30,7 +31,5 @@ def init_site(root: Path, name: str | None = None) -> Site:
     datasets.save(superdataset, ["."], "windl: site superdataset skeleton")
     text = (TEMPLATES / "windl.toml").read_text(encoding="utf-8")
     # windl.toml last: its presence is what makes the folder a site.
-    tmp = root / f".{SITE_FILE}.tmp"
-    tmp.write_text(text.replace("{name}", name or root.name), encoding="utf-8")
-    tmp.replace(root / SITE_FILE)
+    atomic_write_text(root / SITE_FILE, text.replace("{name}", name or root.name))
     return load_site(root)

@@ -21,6 +21,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from windl.files import atomic_write_text
+
 PARTICIPANTS_COLUMNS = ("participant_id", "age", "sex")
 #: folders heudiconv writes; EEG/MEG folders belong to windl.convert.ephys
 MRI_DATATYPES = ("anat", "func", "dwi", "fmap", "perf")
@@ -248,9 +250,9 @@ def write_records(
         ["series", "description", "files", "dims", "bids_name", "status", "reason"],
         rows,
     )
-    tmp = records / f"{record_stem}.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(records / f"{record_stem}.json")
+    atomic_write_text(
+        records / f"{record_stem}.json", json.dumps(record, indent=1, sort_keys=True) + "\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

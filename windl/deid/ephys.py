@@ -49,8 +49,8 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from windl.deid.dicom import DeidPolicy
-from windl.deid.sidecars import atomic_write
 from windl.errors import BadInput
+from windl.files import atomic_write
 
 #: file suffixes :func:`scrub_raw` handles (the main file of a recording)
 SUPPORTED_SUFFIXES: Final = (".vhdr", ".edf", ".bdf", ".fif")

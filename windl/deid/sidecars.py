@@ -59,7 +59,7 @@ import os
 import re
 import shutil
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -67,6 +67,7 @@ import numpy as np
 
 from windl.deid.dicom import DeidPolicy
 from windl.errors import BadInput
+from windl.files import atomic_write
 
 #: categories of :data:`SIDECAR_KEYS` (see the module docstring)
 CATEGORIES: Final = ("keep", "remove", "shift", "device", "institution", "patient", "descriptor")
@@ -716,17 +717,3 @@ def _write_nifti(out: IO[bytes], header: np.ndarray, data: IO[bytes]) -> None:
 def _refuse_same(src: Path, dst: Path) -> None:
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
         raise ValueError(f"{dst}: de-identification writes a copy; it would overwrite {src}")
-
-
-def atomic_write(dst: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write ``dst`` through a temporary file in its folder, replaced only when complete."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            write(fh)
-        if dst.is_symlink():
-            dst.unlink()  # never write through a link (e.g. into git-annex's store)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -60,6 +60,7 @@ from windl.consent import consented_participants
 from windl.deid.deface import face_check, needs_defacing
 from windl.deid.sidecars import forbidden_keys
 from windl.errors import BadInput
+from windl.files import atomic_write_text
 from windl.pseudonyms import mapping, session_mapping
 from windl.release.build import (
     DEFACE_RECORDS,
@@ -125,6 +126,7 @@ class _Audit:
             for name, title in CHECKS.items()
         }
         self.deface: list[dict[str, Any]] = []
+        self.listed = _participants_listed(release)  # participant ids in participants.tsv
 
     def finding(self, check: str, path: str, message: str) -> None:
         self.checks[check]["passed"] = False
@@ -250,7 +252,7 @@ def _check_layout(audit: _Audit, files: list[str]) -> None:
                 "layout", rel, f"raw data; the study does not release it to {audit.scope}"
             )
     folders = {rel.split("/", 1)[0] for rel in files if rel.startswith("sub-") and "/" in rel}
-    listed = set(_participants_listed(audit.release))
+    listed = set(audit.listed)
     for pid in sorted(folders - listed):
         audit.finding("layout", pid, "participant folder not listed in participants.tsv")
     for pid in sorted(listed - folders):
@@ -270,7 +272,7 @@ def _check_consent(audit: _Audit, files: list[str]) -> dict[str, str]:
     by_label = {f"sub-{label}": pid for pid, label in mapping(audit.study, audit.scope).items()}
     consented = consented_participants(audit.study, audit.scope)
     present = {rel.split("/", 1)[0] for rel in files if rel.startswith("sub-") and "/" in rel}
-    present |= set(_participants_listed(audit.release))
+    present |= set(audit.listed)
     for label in sorted(present):
         audit.count("consent")
         pid = by_label.get(label)
@@ -510,18 +512,13 @@ def _report(
         "checks": list(audit.checks.values()),
         "deface": audit.deface,
         "participants": {
-            "count": len(_participants_listed(audit.release)),
+            "count": len(audit.listed),
             "sessions": int(audit.record.get("sessions", 0)),
         },
         "files": {"count": len(files), "bytes": size, "by_kind": dict(kinds.most_common())},
     }
     stem = f"{data['version']}-{commit[:12]}"
-    reports.mkdir(parents=True, exist_ok=True)
-    json_path = reports / f"{stem}.json"
-    text = json.dumps(data, indent=2) + "\n"
-    tmp = json_path.with_name(json_path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(json_path)
+    json_path = atomic_write_text(reports / f"{stem}.json", json.dumps(data, indent=2) + "\n")
     html_path = write_audit_report(data, reports / f"{stem}.html")
     findings = [{"check": c["name"], **f} for c in audit.checks.values() for f in c["findings"]]
     return AuditResult(

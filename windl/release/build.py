@@ -49,13 +49,13 @@ from windl.deid.deface import deface
 from windl.deid.dicom import BurnedInAnnotationRefused, DeidPolicy, UIDMap, deidentify_file
 from windl.deid.ephys import scrub_raw
 from windl.deid.sidecars import (
-    atomic_write,
     scrub_nifti,
     scrub_scans_tsv,
     scrub_sidecar_file,
     scrub_tsv_dates,
 )
 from windl.errors import ConfigError, WindlError
+from windl.files import atomic_write
 from windl.pseudonyms import (
     date_offset,
     ensure_labels,
@@ -332,6 +332,7 @@ class _Context:
     words: tuple[str, ...]
     stage: Path
     uid_map: UIDMap
+    released_before: set[str]  # release participant ids at the release's HEAD
 
     @property
     def policy(self) -> DeidPolicy:
@@ -379,10 +380,11 @@ def assemble_release(site: Site, study_name: str, scope: str, version: str) -> d
         words=tuple(sorted(identifiers.kinds)),
         stage=stage,
         uid_map=UIDMap(f"{secret}:uids"),
+        released_before=_released_labels(ds),
     )
     plan = plan_release(study, tree, labels, sessions, scope in settings.include_dicom)
     previous = built_record(ds)
-    earlier = _released_labels(ds)
+    earlier = ctx.released_before
     tracked = _tracked(ds)
     cache = _load_cache(ds)
     new_cache: dict[str, Any] = {}
@@ -851,7 +853,7 @@ def _changes(
     data = set(outputs) - _generated_names()
     before = {n for n in tracked if n not in _generated_names()}
     labels = set(ctx.labels.values())
-    earlier = _released_labels(ctx.ds) if entries else set()
+    earlier = ctx.released_before if entries else set()
     lines = [f"{ctx.version} {date}"]
     if not entries:
         lines.append(

@@ -14,10 +14,11 @@ import base64
 import html
 import io
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from windl.files import atomic_write_text
 
 #: At most this many findings are listed per check; the rest are only counted.
 MAX_FINDINGS = 200
@@ -87,16 +88,7 @@ def write_audit_report(audit: Mapping[str, Any], html_path: Path) -> Path:
     does not stop the report. The mosaics show faces (the "before" row), so the report
     must be kept with the restricted data, not shipped with the release.
     """
-    html_path = Path(html_path)
-    document = _render(audit)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = html_path.with_name(f".{html_path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(document, encoding="utf-8")
-        os.replace(tmp, html_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return html_path
+    return atomic_write_text(Path(html_path), _render(audit))
 
 
 # --- rendering -----------------------------------------------------------------------------

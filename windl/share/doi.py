@@ -42,6 +42,7 @@ from windl import datasets
 from windl.config import SITE_FILE, Site
 from windl.consent import parse_scopes
 from windl.errors import ConfigError, InvalidMetadata, WindlError
+from windl.files import atomic_write_text
 from windl.release.build import (
     LICENSE_URLS,
     built_record,
@@ -665,11 +666,7 @@ def _leftovers_ok(ds: Path, planned: Mapping[str, str]) -> None:
 
 def _write_report(site: Site, study: str, scope: str, version: str, data: Any) -> Path:
     target = site.root / REPORT_DIR / f"{study}-{scope}-{version}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return atomic_write_text(target, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 # --------------------------------------------------------------------------- mint
@@ -790,10 +787,7 @@ def mint_doi(
     if changes:
         say(f"   writing the DOI into the release: {', '.join(changes)}")
         for rel in changes:
-            path = ds / rel
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(planned[rel], encoding="utf-8")
-            os.replace(tmp, path)
+            atomic_write_text(ds / rel, planned[rel])
         datasets.save(ds, changes, f"windl doi: {doi}")
         datasets.record_subdataset_state(
             site.superdataset, ds, f"windl: DOI {doi} in the {scope} release of {study}"

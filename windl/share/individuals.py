@@ -36,6 +36,7 @@ from typing import Any
 from windl import datasets
 from windl.config import Site
 from windl.errors import BadInput, WindlError
+from windl.files import atomic_write_text
 from windl.release.build import release_path
 from windl.study import get_study
 
@@ -162,13 +163,9 @@ def read_grants(site: Site, study: str) -> list[dict[str, str]]:
 
 
 def _write_grants(site: Site, study: str, rows: list[dict[str, str]]) -> None:
-    path = store_dir(site, study) / "grants.tsv"
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "\t".join(GRANT_COLUMNS) + "\n"
     text += "".join("\t".join(r[c] for c in GRANT_COLUMNS) + "\n" for r in rows)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(store_dir(site, study) / "grants.tsv", text)
 
 
 def active_fingerprints(site: Site, study: str) -> list[str]:
