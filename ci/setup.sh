@@ -9,6 +9,11 @@ need_apt=()
 command -v git-annex >/dev/null || need_apt+=(git-annex)
 command -v git >/dev/null || need_apt+=(git)
 command -v gpg >/dev/null || need_apt+=(gnupg)   # encrypted stores of the individuals scope
+# the catalog's tests run on a real PostgreSQL (a throwaway cluster each, started by the tests)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    || need_apt+=(postgresql)
+# the portal's and reports' tests drive Debian's headless Chromium (Playwright, executablePath)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

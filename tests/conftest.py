@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -305,3 +305,76 @@ def build_release(site: Path, scope: str, version: str, *extra: str, check: bool
         *extra,
         check=check,
     )
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+def _postgres_bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed (ci/setup.sh installs Debian's postgresql)")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster of Debian's binaries on a free port; yields its base URL.
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres``
+    user that Debian's package creates.
+    """
+    import socket
+    import tempfile
+
+    bindir = _postgres_bindir()
+    data_dir = Path(tempfile.mkdtemp(prefix="windl-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data_dir, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data_dir / "data"), "-A", "trust",
+         "-U", "windl", "--no-sync"],
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        [*as_user, str(bindir / "pg_ctl"), "-D", str(data_dir / "data"), "-w",
+         "-l", str(data_dir / "server.log"),
+         "-o", f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+         "start"],
+        check=True, capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://windl@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data_dir / "data"), "-m", "immediate",
+             "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A new empty database on the session's PostgreSQL server."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{postgres_server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using it runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'windl.sqlite'}"
+    return request.getfixturevalue("postgres_url")
