@@ -681,3 +681,64 @@ def reproduce_cmd(study_name: str, site_dir: Path | None, as_json: bool) -> None
     _emit(report.to_dict(), as_json, "\n".join(lines))
     if not report.all_identical:
         sys.exit(REPRODUCE_DIFFERENT_EXIT)
+
+
+# ----------------------------------------------------------------------------- portal
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@site_option
+def serve_cmd(host: str, port: int, site_dir: Path | None) -> None:
+    """Run the web portal and HTTP API (token-gated clone/get under /git/STUDY/SCOPE)."""
+    from windl.portal.app import serve
+
+    serve(_site(site_dir), host=host, port=port)
+
+
+@main.group()
+def portal() -> None:
+    """Manage the portal's accounts."""
+
+
+@portal.command("invite")
+@click.argument("email")
+@click.option(
+    "--role",
+    type=click.Choice(["member", "operator", "external"]),
+    default="member",
+    show_default=True,
+)
+@site_option
+def portal_invite(email: str, role: str, site_dir: Path | None) -> None:
+    """Invite EMAIL to the portal with ROLE (the link to set a password is mailed)."""
+    from windl.portal.operate import invite
+
+    user = invite(_site(site_dir), email, role)
+    click.echo(f"invited {user.email} as {role}")
+
+
+@main.command("audit-log")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Only entries from this day (UTC) on.",
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the CSV to FILE (default: standard output).",
+)
+@site_option
+def audit_log_cmd(since: Any, csv_file: Path | None, site_dir: Path | None) -> None:
+    """Export the portal's audit log (logins, DUA acceptances, searches, clones…) as CSV."""
+    from windl.portal.operate import audit_log
+
+    text, rows = audit_log(_site(site_dir), csv_file, since.date() if since else None)
+    if csv_file is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"{rows} entries written to {csv_file}", err=True)
