@@ -673,14 +673,122 @@ def reproduce_cmd(study_name: str, site_dir: Path | None, as_json: bool) -> None
             lines.append(f"    rerun failed: {run.error}")
     lines.append(
         f"  {'ALL IDENTICAL' if report.all_identical else 'NOT ALL IDENTICAL'}: "
-        + ", ".join(f"{summary[s]} {s}" for s in ("identical", "different", "missing in rerun",
-                                                   "missing in original"))
+        + ", ".join(
+            f"{summary[s]} {s}"
+            for s in ("identical", "different", "missing in rerun", "missing in original")
+        )
         + f" of {summary['files']} files"
     )
     lines.append(f"  report: {report.html_path}")
     _emit(report.to_dict(), as_json, "\n".join(lines))
     if not report.all_identical:
         sys.exit(REPRODUCE_DIFFERENT_EXIT)
+
+
+# --------------------------------------------------------------------------- catalog / search
+@main.group()
+def catalog() -> None:
+    """The search index of the site's studies and releases."""
+
+
+@catalog.command("index")
+@site_option
+@json_option
+def catalog_index(site_dir: Path | None, as_json: bool) -> None:
+    """Index every study and release dataset (only those whose commits changed are read)."""
+    from windl.catalog.index import index_site
+
+    result = index_site(_site(site_dir), progress=_progress_printer())
+    if not result.changed:
+        text = f"catalog up to date: {result.datasets} datasets, nothing changed"
+    else:
+        text = (
+            f"catalog indexed: {result.datasets} datasets; read again: "
+            f"{', '.join(result.read) or 'none'} ({result.versions_read} versions, "
+            f"{result.files} files)"
+        )
+        if result.removed:
+            text += f"\n  removed: {', '.join(result.removed)}"
+        if result.grants_changed:
+            text += f"\n  grants updated: {', '.join(result.grants_changed)}"
+    _emit(result.to_dict(), as_json, text)
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000  # type: ignore[assignment]
+    return str(size)
+
+
+@main.command("search")
+@click.argument("text", nargs=-1)
+@click.option("--modality", multiple=True, help="mri, eeg, meg, ieeg, … (repeatable).")
+@click.option("--suffix", multiple=True, help="T1w, FLAIR, bold, eeg, … (repeatable).")
+@click.option("--task", multiple=True, help="Task label (repeatable).")
+@click.option("--datatype", multiple=True, help="anat, func, eeg, … (repeatable).")
+@click.option("--min-participants", type=int, default=None, help="At least N participants.")
+@click.option("--scope", multiple=True, help="individuals, members or external (repeatable).")
+@click.option("--license", "license_", multiple=True, help="License (repeatable).")
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--per-page", type=click.IntRange(1, 200), default=20, show_default=True)
+@click.option("--as-external", is_flag=True, help="Show what an external user would see.")
+@site_option
+@json_option
+def search_cmd(
+    text: tuple[str, ...],
+    modality: tuple[str, ...],
+    suffix: tuple[str, ...],
+    task: tuple[str, ...],
+    datatype: tuple[str, ...],
+    min_participants: int | None,
+    scope: tuple[str, ...],
+    license_: tuple[str, ...],
+    page: int,
+    per_page: int,
+    as_external: bool,
+    site_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Search the catalog: free TEXT with key:value filters (e.g. 'rest modality:eeg')."""
+    from windl.catalog.access import Viewer
+    from windl.catalog.query import parse_query
+    from windl.catalog.search import search_site
+
+    query = parse_query(
+        " ".join(text),
+        modality=modality,
+        suffix=suffix,
+        task=task,
+        datatype=datatype,
+        min_participants=min_participants,
+        scope=scope,
+        license=license_,
+    )
+    viewer = Viewer("external") if as_external else Viewer("operator")
+    found = search_site(_site(site_dir), query, viewer, page=page, per_page=per_page)
+    lines = [
+        f"{found.total} datasets match"
+        + (f" (page {found.page} of {found.pages})" if found.pages > 1 else "")
+        + (" — as an external user sees it" if as_external else "")
+    ]
+    for r in found.results:
+        version = f"v{r.version}" if r.version else "HEAD"
+        state = "" if r.published or r.kind == "study" else ", unpublished"
+        lines.append(
+            f"  {r.id:24} {version}{state}  {r.n_participants} participants, "
+            f"{', '.join(r.modalities) or '-'}; {_size(r.size)}; {r.name}"
+        )
+        lines.append(
+            f"  {'':24} suffixes: {', '.join(r.suffixes) or '-'}; "
+            f"tasks: {', '.join(r.tasks) or '-'}"
+        )
+    for facet, counts in found.facets.items():
+        if counts:
+            shown = ", ".join(f"{value} ({n})" for value, n in list(counts.items())[:12])
+            lines.append(f"  {facet}: {shown}")
+    _emit(found.to_dict(), as_json, "\n".join(lines))
 
 
 # ----------------------------------------------------------------------------- portal

@@ -231,7 +231,6 @@ def temporary_files_in(folder: Path) -> Iterator[None]:
             os.environ["TMPDIR"] = saved_env
 
 
-
 def datalad_run(
     ds: Path,
     cmd: str,
@@ -350,6 +349,94 @@ def ls_tree(
             mode, kind, blob = meta.split()
             entries.append((mode, kind, blob, path))
     return entries
+
+
+def ls_tree_sized(ds: Path, rev: str = "HEAD") -> list[tuple[str, str, str, int | None]]:
+    """Entries (mode, object id, path, blob size) of ``rev``'s tree, recursively.
+
+    Only files and symlinks (``blob``); submodules (subdatasets) are left out. The size
+    of a symlink is the size of the link text, not of annexed content
+    (see :func:`annex_key_size`).
+    """
+    out = git(ds, "ls-tree", "-r", "-l", "-z", rev)
+    entries = []
+    for entry in out.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            mode, kind, blob, size = meta.split()
+            if kind == "blob":
+                entries.append((mode, blob, path, int(size) if size.isdigit() else None))
+    return entries
+
+
+def annex_key_size(key: str) -> int | None:
+    """The content size a git-annex key names (``…-s<size>-…--…``), if it names one."""
+    fields = key.partition("--")[0].split("-")
+    return next((int(f[1:]) for f in fields[1:] if f[:1] == "s" and f[1:].isdigit()), None)
+
+
+def read_blobs(ds: Path, rev: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+    """Content of ``paths`` at ``rev`` as stored in git (``None`` for a missing path).
+
+    One ``git cat-file --batch`` for all of them: nothing is checked out and annexed
+    content is never needed (a symlink's blob is its link text).
+    """
+    if not paths:
+        return {}
+    require_tool("git")
+    query = "".join(f"{rev}:{p}\n" for p in paths).encode()
+    proc = subprocess.run(
+        ["git", "-C", str(ds), "cat-file", "--batch"],
+        input=query,
+        capture_output=True,
+        env=tool_env(),
+    )
+    if proc.returncode != 0:
+        raise WindlError(f"git cat-file failed: {proc.stderr.decode(errors='replace')}", ds)
+    out, pos, found = proc.stdout, 0, {}
+    for path in paths:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) != 3 or header[1] == b"missing":
+            found[path] = None
+            continue
+        size = int(header[2])
+        found[path] = out[pos : pos + size]
+        pos += size + 1  # content is followed by a newline
+    return found
+
+
+def commit_dates(ds: Path, revs: Sequence[str]) -> dict[str, str]:
+    """Committer date (ISO 8601) of each of ``revs``."""
+    if not revs:
+        return {}
+    out = git(ds, "show", "-s", "--format=%cI", *revs, "--")
+    return dict(zip(revs, out.split(), strict=True))
+
+
+def first_commit_date(ds: Path, rev: str = "HEAD") -> str:
+    """Committer date (ISO 8601) of the oldest root commit reachable from ``rev``."""
+    roots = git(ds, "rev-list", "--max-parents=0", rev).split()
+    return min(commit_dates(ds, roots).values())
+
+
+def version_tags(ds: Path) -> list[tuple[str, str, str]]:
+    """``(tag, commit, date)`` of each tag ``v*`` (date: the tag's, else its commit's)."""
+    out = git(
+        ds,
+        "for-each-ref",
+        "refs/tags/v*",
+        "--format=%(refname:strip=2) %(objectname) %(*objectname) %(creatordate:iso-strict)",
+    )
+    tags = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 4:
+            tags.append((fields[0], fields[2], fields[3]))  # annotated: the peeled commit
+        elif len(fields) == 3:
+            tags.append((fields[0], fields[1], fields[2]))  # lightweight
+    return tags
 
 
 def tracked_annex_keys(ds: Path, relpath: str) -> dict[str, str]:

@@ -1,0 +1,473 @@
+"""Search the catalog and show one dataset: the interface of the CLI, HTTP API and portal.
+
+Everything a viewer may not see is filtered in SQL (:mod:`windl.catalog.access`) before
+counting, faceting and paging. Full-text matching is the only dialect-specific part: FTS5
+``MATCH`` ranked by ``bm25`` on SQLite, ``@@`` on the ``tsvector`` column ranked by
+``ts_rank`` on PostgreSQL; both match every word as a prefix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from windl import database
+from windl.catalog.access import Viewer, representative, version_visible
+from windl.catalog.models import datasets_t, files_t, meta_t, terms_t, versions_t
+from windl.catalog.query import Query
+from windl.config import Site
+from windl.errors import BadInput, WindlError
+
+FACETS = ("modality", "datatype", "suffix", "task", "scope", "license")
+MAX_PER_PAGE = 200
+SUMMARY_CHARS = 300
+NOT_INDEXED = "this site's catalog was never indexed: run 'windl catalog index'"
+
+
+class CatalogNotIndexed(WindlError):
+    """The site's catalog was never built."""
+
+
+@dataclass
+class DatasetSummary:
+    """One search result: a dataset as the viewer sees it (its newest visible version)."""
+
+    id: str
+    kind: str
+    study: str
+    scope: str | None
+    name: str
+    description: str
+    authors: list[str]
+    license: str | None
+    doi: str | None
+    version: str | None
+    tag: str | None
+    published: bool
+    date: str | None
+    modalities: list[str]
+    datatypes: list[str]
+    suffixes: list[str]
+    tasks: list[str]
+    n_participants: int
+    n_sessions: int
+    n_files: int
+    size: int
+    has_qc: bool
+    derivatives: list[str]
+    first_commit_date: str | None
+    last_commit_date: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class VersionInfo:
+    """One version of a dataset (a published tag, or the unpublished HEAD)."""
+
+    version: str | None
+    tag: str | None
+    commit: str
+    date: str | None
+    doi: str | None
+    published: bool
+    head: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class FilePage:
+    """A page of the files of one version."""
+
+    version: str | None
+    commit: str
+    total: int
+    page: int
+    per_page: int
+    files: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class DatasetDetail(DatasetSummary):
+    """A dataset page: the summary plus versions, participants, QC, how to clone, files."""
+
+    commit: str = ""
+    changes: str = ""
+    versions: list[VersionInfo] = field(default_factory=list)
+    participants: dict[str, Any] = field(default_factory=dict)
+    qc: dict[str, Any] = field(default_factory=dict)
+    clone: dict[str, str] = field(default_factory=dict)
+    files: FilePage | None = None
+
+
+@dataclass
+class SearchPage:
+    """One page of results, the total, and facet counts over *all* matching datasets."""
+
+    total: int
+    page: int
+    per_page: int
+    results: list[DatasetSummary]
+    facets: dict[str, dict[str, int]]
+    query: Query | None = None
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "page": self.page,
+            "per_page": self.per_page,
+            "pages": self.pages,
+            "query": self.query.to_dict() if self.query else None,
+            "results": [r.to_dict() for r in self.results],
+            "facets": self.facets,
+        }
+
+
+_SUMMARY_COLUMNS = (
+    datasets_t.c.id,
+    datasets_t.c.kind,
+    datasets_t.c.study,
+    datasets_t.c.scope,
+    versions_t.c.name,
+    versions_t.c.description,
+    versions_t.c.authors,
+    versions_t.c.license,
+    versions_t.c.doi,
+    versions_t.c.version,
+    versions_t.c.tag,
+    versions_t.c.published,
+    versions_t.c.date,
+    versions_t.c.modalities,
+    versions_t.c.datatypes,
+    versions_t.c.suffixes,
+    versions_t.c.tasks,
+    versions_t.c.n_participants,
+    versions_t.c.n_sessions,
+    versions_t.c.n_files,
+    versions_t.c.size,
+    versions_t.c.has_qc,
+    versions_t.c.derivatives,
+    versions_t.c.first_commit_date,
+    versions_t.c.last_commit_date,
+)
+
+
+def _summary(row: Any, short: bool = True) -> dict[str, Any]:
+    data = dict(row._mapping)
+    if short and len(data["description"]) > SUMMARY_CHARS:
+        data["description"] = data["description"][:SUMMARY_CHARS].rsplit(" ", 1)[0] + " …"
+    data["published"] = bool(data["published"])
+    data["has_qc"] = bool(data["has_qc"])
+    return data
+
+
+# --------------------------------------------------------------------------- full text
+def _fts5_matches(words: list[str]) -> sa.Subquery:
+    """SQLite: (version_id, rank) of the versions whose FTS5 row has every word as a prefix."""
+    # every word quoted, so no FTS5 syntax ever comes from a user
+    match = " ".join(f'"{w}"*' for w in words)
+    fts = sa.table("catalog_fts", sa.column("rowid"), sa.column("rank"))
+    return (
+        sa.select(fts.c.rowid.label("version_id"), fts.c.rank.label("rank"))
+        .where(sa.literal_column("catalog_fts").op("MATCH")(match))
+        .subquery("fts")
+    )
+
+
+def _tsvector_match(words: list[str]) -> tuple[sa.ColumnElement[bool], Any]:
+    """PostgreSQL: (condition, rank where smaller is better) over the ``search_tsv`` column."""
+    tsquery = sa.func.to_tsquery("simple", " & ".join(f"{w}:*" for w in words))
+    vector = sa.literal_column("catalog_versions.search_tsv")
+    return vector.op("@@")(tsquery), -sa.func.ts_rank(vector, tsquery)
+
+
+def _filters(query: Query) -> list[sa.ColumnElement[bool]]:
+    v, d = versions_t.c, datasets_t.c
+    conditions: list[sa.ColumnElement[bool]] = []
+    for facet, values in (
+        ("modality", query.modality),
+        ("datatype", query.datatype),
+        ("suffix", query.suffix),
+        ("task", query.task),
+    ):
+        if values:
+            conditions.append(
+                sa.exists().where(
+                    terms_t.c.version_id == v.id,
+                    terms_t.c.facet == facet,
+                    terms_t.c.norm.in_([x.lower() for x in values]),
+                )
+            )
+    if query.scope:
+        conditions.append(d.scope.in_([s.lower() for s in query.scope]))
+    if query.license:
+        conditions.append(sa.func.lower(v.license).in_([x.lower() for x in query.license]))
+    if query.min_participants is not None:
+        conditions.append(v.n_participants >= query.min_participants)
+    if query.has_qc is not None:
+        conditions.append(v.has_qc.is_(query.has_qc))
+    return conditions
+
+
+def require_indexed(connection: Connection) -> None:
+    """Raise :class:`CatalogNotIndexed` unless ``windl catalog index`` ran on this database."""
+    indexed = sa.inspect(connection).has_table(meta_t.name) and (
+        connection.execute(sa.select(meta_t.c.value).where(meta_t.c.key == "indexed_at")).scalar()
+    )
+    if not indexed:
+        raise CatalogNotIndexed(NOT_INDEXED)
+
+
+def search(
+    engine: Engine, query: Query, viewer: Viewer, page: int = 1, per_page: int = 20
+) -> SearchPage:
+    """Datasets matching ``query`` that ``viewer`` may see, one page, with facet counts.
+
+    Parameters
+    ----------
+    engine
+        The site's database (catalog indexed).
+    query
+        Free text and filters (:func:`windl.catalog.query.parse_query`).
+    viewer
+        Who is asking; nothing else is ever counted or shown.
+    page, per_page
+        1-based page and its size (at most 200).
+
+    Returns
+    -------
+    SearchPage
+        Ranked by text relevance when there is text, else by dataset id.
+    """
+    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
+        raise BadInput(f"page must be 1 or more and per_page 1..{MAX_PER_PAGE}")
+    conditions = [representative(viewer), *_filters(query)]
+    base = sa.select(versions_t.c.id.label("version_id")).select_from(
+        versions_t.join(datasets_t, datasets_t.c.id == versions_t.c.dataset_id)
+    )
+    rank: Any = None
+    if query.words and engine.dialect.name == "sqlite":
+        fts = _fts5_matches(query.words)
+        base = base.join(fts, fts.c.version_id == versions_t.c.id)
+        rank = fts.c.rank
+    elif query.words:
+        condition, rank = _tsvector_match(query.words)
+        conditions.append(condition)
+    matching = base.where(*conditions)
+    with engine.connect() as connection:
+        try:
+            total = connection.execute(
+                sa.select(sa.func.count()).select_from(matching.subquery())
+            ).scalar_one()
+        except sa.exc.DatabaseError:
+            if not sa.inspect(connection).has_table(meta_t.name):
+                raise CatalogNotIndexed(NOT_INDEXED) from None
+            raise
+        order = [rank, datasets_t.c.id] if rank is not None else [datasets_t.c.id]
+        page_ids = matching.add_columns(*_SUMMARY_COLUMNS).order_by(*order)
+        rows = connection.execute(page_ids.limit(per_page).offset((page - 1) * per_page)).all()
+        results = [_to_summary(r) for r in rows]
+        facets = _facets(connection, matching)
+    return SearchPage(
+        total=total, page=page, per_page=per_page, results=results, facets=facets, query=query
+    )
+
+
+def _to_summary(row: Any) -> DatasetSummary:
+    data = _summary(row)
+    names = {f.name for f in dataclasses.fields(DatasetSummary)}
+    return DatasetSummary(**{k: v for k, v in data.items() if k in names})
+
+
+def _facets(connection: Connection, matching: sa.Select[Any]) -> dict[str, dict[str, int]]:
+    ids = matching.subquery("matching")
+    facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
+    term_counts = connection.execute(
+        sa.select(terms_t.c.facet, terms_t.c.value, sa.func.count())
+        .where(terms_t.c.version_id.in_(sa.select(ids.c.version_id)))
+        .group_by(terms_t.c.facet, terms_t.c.value)
+    )
+    for facet, value, count in term_counts:
+        facets[facet][value] = count
+    for name, column in (("scope", datasets_t.c.scope), ("license", versions_t.c.license)):
+        counts = connection.execute(
+            sa.select(column, sa.func.count())
+            .select_from(versions_t.join(datasets_t, datasets_t.c.id == versions_t.c.dataset_id))
+            .where(versions_t.c.id.in_(sa.select(ids.c.version_id)), column.is_not(None))
+            .group_by(column)
+        )
+        facets[name] = {value: count for value, count in counts}
+    return {
+        name: dict(sorted(values.items(), key=lambda kv: (-kv[1], kv[0].lower())))
+        for name, values in facets.items()
+    }
+
+
+# --------------------------------------------------------------------------- one dataset
+def dataset_detail(
+    engine: Engine,
+    dataset_id: str,
+    viewer: Viewer,
+    version: str | None = None,
+    files_page: int = 1,
+    files_per_page: int = 100,
+) -> DatasetDetail | None:
+    """The dataset page of ``dataset_id`` (``<study>`` or ``<study>/<scope>``), or ``None``.
+
+    ``None`` when the dataset does not exist *or* ``viewer`` may not see it (the two are
+    never told apart). ``version`` (``X.Y.Z``, ``vX.Y.Z`` or ``HEAD``) picks the version
+    shown and whose files are listed; by default the one search shows.
+    """
+    if files_page < 1 or not 1 <= files_per_page <= 1000:
+        raise BadInput("files_page must be 1 or more and files_per_page 1..1000")
+    joined = versions_t.join(datasets_t, datasets_t.c.id == versions_t.c.dataset_id)
+    with engine.connect() as connection:
+        visible = connection.execute(
+            sa.select(
+                versions_t.c.id,
+                versions_t.c.version,
+                versions_t.c.tag,
+                versions_t.c.commit,
+                versions_t.c.date,
+                versions_t.c.doi,
+                versions_t.c.published,
+                versions_t.c.is_head,
+                versions_t.c.latest_published,
+            )
+            .select_from(joined)
+            .where(datasets_t.c.id == dataset_id, version_visible(viewer))
+        ).all()
+        if not visible:
+            return None
+        chosen = _choose(visible, viewer, version)
+        if chosen is None:
+            return None
+        row = connection.execute(
+            sa.select(
+                *_SUMMARY_COLUMNS,
+                datasets_t.c.clone_url,
+                datasets_t.c.path,
+                versions_t.c.commit,
+                versions_t.c.changes,
+                versions_t.c.participants,
+                versions_t.c.qc,
+            )
+            .select_from(joined)
+            .where(versions_t.c.id == chosen)
+        ).one()
+        files = _files(connection, chosen, row.version, row.commit, files_page, files_per_page)
+    data = _summary(row, short=False)
+    names = {f.name for f in dataclasses.fields(DatasetSummary)}
+    versions = sorted(
+        (
+            VersionInfo(
+                version=v.version,
+                tag=v.tag,
+                commit=v.commit,
+                date=v.date,
+                doi=v.doi,
+                published=bool(v.published),
+                head=bool(v.is_head),
+            )
+            for v in visible
+        ),
+        key=lambda v: (v.published, v.date or ""),
+        reverse=True,
+    )
+    return DatasetDetail(
+        **{k: v for k, v in data.items() if k in names},
+        commit=row.commit,
+        changes=row.changes,
+        versions=versions,
+        participants=row.participants or {},
+        qc=row.qc or {},
+        clone=_clone(row, viewer),
+        files=files,
+    )
+
+
+def _choose(visible: list[Any], viewer: Viewer, version: str | None) -> int | None:
+    if version is None:
+        flag = "is_head" if viewer.sees_unpublished else "latest_published"
+        picked = [v.id for v in visible if getattr(v, flag)]
+        return picked[0] if picked else None
+    wanted = version.strip()
+    for v in visible:
+        if wanted.upper() == "HEAD" and v.is_head:
+            return v.id
+        named = wanted in (v.tag, v.version) or f"v{wanted}" == v.tag
+        if named and (v.tag or viewer.sees_unpublished):
+            return v.id
+    return None
+
+
+def _clone(row: Any, viewer: Viewer) -> dict[str, str]:
+    """How to get the data: the site-local command, for the site's operator only."""
+    if viewer.role != "operator" or not row.clone_url:
+        return {}
+    url = row.clone_url
+    if row.tag and url.startswith("ria+"):
+        url += f"@{row.tag}"  # a RIA URL names a version; plain repositories do not
+    return {"local": f"datalad clone '{url}'"}
+
+
+def _files(
+    connection: Connection,
+    version_id: int,
+    version: str | None,
+    commit: str,
+    page: int,
+    per_page: int,
+) -> FilePage:
+    total = connection.execute(
+        sa.select(sa.func.count()).where(files_t.c.version_id == version_id)
+    ).scalar_one()
+    rows = connection.execute(
+        sa.select(
+            files_t.c.path,
+            files_t.c.size,
+            files_t.c.annexed,
+            files_t.c.subject,
+            files_t.c.session,
+            files_t.c.datatype,
+            files_t.c.suffix,
+            files_t.c.task,
+            files_t.c.extension,
+        )
+        .where(files_t.c.version_id == version_id)
+        .order_by(files_t.c.path)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return FilePage(
+        version=version,
+        commit=commit,
+        total=total,
+        page=page,
+        per_page=per_page,
+        files=[{**r._mapping, "annexed": bool(r.annexed)} for r in rows],
+    )
+
+
+def search_site(
+    site: Site, query: Query, viewer: Viewer, page: int = 1, per_page: int = 20
+) -> SearchPage:
+    """:func:`search` in ``site``'s database; :class:`CatalogNotIndexed` if it has no catalog."""
+    engine = database.engine(site)
+    with engine.connect() as connection:
+        require_indexed(connection)
+    return search(engine, query, viewer, page=page, per_page=per_page)
