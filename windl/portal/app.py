@@ -111,6 +111,9 @@ def create_app(site: Site, engine: Engine | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
     _account_routes(app, portal)
     _git_routes(app, portal)
+    from windl.portal import pages  # the catalog's pages build on Portal
+
+    pages.install(app, portal)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -62,6 +62,14 @@ def newest_version(repo: Path) -> str:
     return found[0] if found else ""
 
 
+def published_text(repo: Path, tag: str | None, path: str) -> str | None:
+    """A text file of a published version (``tag``) in the store, or None."""
+    if not tag:
+        return None
+    proc = datasets.run_tool(["git", "-C", str(repo), "show", f"{tag}:{path}"], check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
 def annex_object(repo: Path, first: str, second: str, key: str) -> Path | None:
     """The stored file of ``key`` at ``annex/objects/first/second/key/key``, or None."""
     if not (_HASHDIR.match(first) and _HASHDIR.match(second) and _KEY.match(key)):
