@@ -1,0 +1,165 @@
+"""An external researcher's whole way through the portal, in a real headless Chromium.
+
+Register, confirm through the mailed link, log in, search "rest" and pick the EEG facet,
+open the published external release, accept the Data Usage Agreement, create a token, then
+``datalad clone`` + ``datalad get`` with it over HTTP. A screenshot of every step is saved
+under ``tests/artifacts/portal/`` (gitignored); the test prints the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    MEMBERS_ONLY_STUDY,
+    REPO,
+    copy_site,
+    datalad_user,
+    portal_server,
+    release_dir,
+)
+
+ARTIFACTS = REPO / "tests" / "artifacts" / "portal"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EMAIL = "researcher@uni.example.org"
+PASSWORD = "a long enough passphrase"
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed (ci/setup.sh installs it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 760})
+            yield page
+        finally:
+            browser.close()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _one(folder: Path, pattern: str) -> Path:
+    (found,) = sorted(folder.glob(pattern))
+    return found
+
+
+def test_external_user_registers_accepts_the_dua_and_clones_with_a_token(
+    published_site_template: Path, tmp_path: Path, browser_page
+) -> None:
+    page = browser_page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {ARTIFACTS}")
+
+    def shot(name: str) -> None:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    root = copy_site(published_site_template, tmp_path / "site")
+    with portal_server(root) as url:
+        page.goto(f"{url}/register")
+        page.get_by_label("Name").fill("Rae Searcher")
+        page.get_by_label("E-mail").fill(EMAIL)
+        page.get_by_label("Password (at least 10 characters)").fill(PASSWORD)
+        shot("01-register")
+        page.get_by_role("button", name="Register").click()
+        page.get_by_role("heading", name="Check your mail").wait_for()
+        shot("02-check-your-mail")
+
+        (mail,) = (root / "portal" / "outbox").glob("*.eml")
+        link = re.search(r"http://\S+/confirm/\S+", mail.read_text()).group(0)
+        assert link.startswith(url)
+        page.goto(link)
+        page.get_by_role("heading", name="Address confirmed").wait_for()
+        shot("03-confirmed")
+
+        page.get_by_role("link", name="Log in").first.click()
+        page.get_by_label("E-mail").fill(EMAIL)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("heading", name="Your account").wait_for()
+        assert "not accepted" in page.content()
+        shot("04-logged-in")
+
+        page.goto(url)
+        page.get_by_label("Search the catalog").fill("rest")
+        page.get_by_label("Search the catalog").press("Enter")
+        page.wait_for_url(re.compile(r"/search\?q=rest"))
+        shot("05-search-rest")
+        page.locator('a[data-facet="modality"][data-value="eeg"]').click()
+        page.wait_for_url(re.compile(r"modality=eeg"))
+        results = page.locator("article.result h2 a")
+        assert results.all_inner_texts() == [results.first.inner_text()]
+        assert MEMBERS_ONLY_STUDY not in page.content()
+        shot("06-facet-eeg")
+
+        results.first.click()
+        page.wait_for_url(re.compile(r"/datasets/study1/external$"))
+        content = page.content()
+        for heading in ("How to cite", "Versions", "How to clone", "Description", "Methods"):
+            assert page.get_by_role("heading", name=heading).count() == 1, heading
+        assert f"{url}/git/study1/external" in content
+        shot("07-dataset")
+
+        page.get_by_role("link", name="Read and accept it").click()
+        page.get_by_role("heading", name=re.compile("Data Usage Agreement")).wait_for()
+        shot("08-dua")
+        page.get_by_role("button", name=re.compile("I accept the Data Usage Agreement")).click()
+        page.wait_for_url(re.compile(r"/datasets/study1/external$"))
+        assert "You accepted it." in page.content()
+        shot("09-dua-accepted")
+
+        page.goto(f"{url}/account")
+        page.get_by_label("Label").fill("laptop")
+        page.get_by_role("button", name="Create a token").click()
+        token = page.locator("#new-token").inner_text().strip()
+        assert token.startswith("wdl_")
+        shot("10-token")
+
+        env = datalad_user(tmp_path / "home", url, token)
+        clone = subprocess.run(
+            ["datalad", "clone", f"{url}/git/study1/external", "copy"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert clone.returncode == 0, clone.stdout + clone.stderr
+        copy = tmp_path / "copy"
+        release = release_dir(root, "external")
+        for pattern in ("sub-*/anat/*_T1w.nii.gz", "sub-*/eeg/*_eeg.eeg"):
+            got = subprocess.run(
+                ["datalad", "get", str(_one(copy, pattern))],
+                cwd=copy,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            assert got.returncode == 0, got.stdout + got.stderr
+            assert _sha256(_one(copy, pattern)) == _sha256(_one(release, pattern))
+
+        page.goto(f"{url}/account")
+        assert "laptop" in page.content() and "active" in page.content()
+        shot("11-account-after-clone")
