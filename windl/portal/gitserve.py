@@ -30,7 +30,6 @@ from windl import datasets
 from windl.config import Site
 from windl.share.publish import RIA_SCOPES, ria_alias, store_path
 
-GIT_PATHS = ("info/refs", "git-upload-pack", "HEAD")
 _HASHDIR = re.compile(r"^[0-9a-zA-Z]{2,3}$")
 # git-annex keys of releases: BACKEND-sSIZE--HASH.ext (no slash, no leading dot)
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,+=~-]*$")
