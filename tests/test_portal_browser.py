@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from windl.config import load_site
+from windl.portal import audit
+from windl.portal.app import portal_engine
+
 from conftest import (
     MEMBERS_ONLY_STUDY,
     REPO,
@@ -131,12 +135,24 @@ def test_external_user_registers_accepts_the_dua_and_clones_with_a_token(
         assert "You accepted it." in page.content()
         shot("09-dua-accepted")
 
+        # a members-only study: no result, no facet count, and its page is the 404 of a
+        # study that does not exist
+        page.goto(f"{url}/search?q={MEMBERS_ONLY_STUDY}")
+        assert page.locator("article.result").count() == 0
+        absent = page.goto(f"{url}/datasets/nosuchstudy")
+        absent_text = page.locator("main").inner_text()
+        for hidden in (MEMBERS_ONLY_STUDY, f"{MEMBERS_ONLY_STUDY}/members", "study1/members"):
+            response = page.goto(f"{url}/datasets/{hidden}")
+            assert response.status == absent.status == 404
+            assert page.locator("main").inner_text() == absent_text
+        shot("10-members-only-is-404")
+
         page.goto(f"{url}/account")
         page.get_by_label("Label").fill("laptop")
         page.get_by_role("button", name="Create a token").click()
         token = page.locator("#new-token").inner_text().strip()
         assert token.startswith("wdl_")
-        shot("10-token")
+        shot("11-token")
 
         env = datalad_user(tmp_path / "home", url, token)
         clone = subprocess.run(
@@ -162,4 +178,21 @@ def test_external_user_registers_accepts_the_dua_and_clones_with_a_token(
 
         page.goto(f"{url}/account")
         assert "laptop" in page.content() and "active" in page.content()
-        shot("11-account-after-clone")
+        shot("12-account-after-clone")
+    log = [e for e in audit.entries(portal_engine(load_site(root))) if e.actor == EMAIL]
+    events = [e.event for e in log]
+    for event in (
+        "register",
+        "confirm",
+        "login",
+        "search",
+        "dataset-view",
+        "dua-accept",
+        "token-create",
+        "clone",
+        "download",
+    ):
+        assert event in events, event
+    assert events.index("dua-accept") < events.index("clone") < events.index("download")
+    assert {e.target for e in log if e.event == "search"} >= {"rest", "rest modality:eeg"}
+    assert len([e for e in log if e.event == "download"]) == 2
