@@ -289,3 +289,50 @@ def test_audit_log_exports_csv_through_the_cli(portal_site: Path, tmp_path: Path
     assert later.splitlines() == [",".join(audit.CSV_COLUMNS)]
     bad = run_windl("audit-log", "--since", "yesterday", "--site", portal_site, check=False)
     assert bad.returncode != 0 and "%Y-%m-%d" in bad.stderr
+
+
+def test_mail_goes_through_smtp_when_windl_toml_names_a_server(
+    tmp_path: Path, database_url: str
+) -> None:
+    import threading
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import asyncore
+        import smtpd  # Python 3.11's own SMTP server
+
+    received: list[tuple[str, list[str], str]] = []
+
+    class Server(smtpd.SMTPServer):
+        def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):  # type: ignore[override]
+            received.append((mailfrom, rcpttos, data.decode() if isinstance(data, bytes) else data))
+
+    server = Server(("127.0.0.1", 0), None)
+    port = server.socket.getsockname()[1]
+    loop = threading.Thread(target=asyncore.loop, kwargs={"timeout": 0.1}, daemon=True)
+    loop.start()
+    try:
+        root = _portal_site(
+            tmp_path / "site",
+            database_url,
+            f'\n[portal]\nurl = "https://data.example.org"\n\n[portal.smtp]\n'
+            f'host = "127.0.0.1"\nport = {port}\nsender = "portal@example.org"\n',
+        )
+        client = _client(root)
+        client.post(
+            "/register",
+            data={
+                "csrf_token": _csrf(client, "/register"),
+                "email": "ext@uni.org",
+                "name": "E",
+                "password": PASSWORD,
+            },
+        )
+    finally:
+        server.close()
+        loop.join(timeout=5)
+    ((sender, recipients, body),) = received
+    assert (sender, recipients) == ("portal@example.org", ["ext@uni.org"])
+    assert re.search(r"https://data\.example\.org/confirm/\S+", body)
+    assert not (root / "portal" / "outbox").exists()
