@@ -197,11 +197,13 @@ def test_repeated_failed_logins_pause_logins_for_that_address(portal_site: Path)
 def test_a_new_dua_version_needs_a_new_acceptance(tmp_path: Path, database_url: str) -> None:
     duas = tmp_path / "dua"
     duas.mkdir()
-    (duas / "1.0.md").write_text("# DUA 1.0\nBe nice.\n")
+    (duas / "1.0.md").write_text("# DUA 1.0\n\nBe **nice** <script>x</script>.\n")
     root = _portal_site(tmp_path / "site", database_url, f'\n[portal]\ndua_dir = "{duas}"\n')
     client = _client(root)
     _register_and_login(client, root, "ext@uni.org")
-    assert "Be nice." in client.get("/dua").text
+    page = client.get("/dua").text
+    assert "<h1>DUA 1.0</h1>" in page and "Be <strong>nice</strong>" in page
+    assert "<script>x" not in page and "&lt;script&gt;x" in page
     client.post("/dua/accept", data={"csrf_token": _csrf(client, "/dua"), "version": "1.0"})
     assert "You accepted version 1.0" in client.get("/dua").text
     site = load_site(root)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from windl import database
 from windl.config import Site
-from windl.portal import accounts, audit, dua, gitserve, rights, tokens
+from windl.portal import accounts, audit, dua, gitserve, markdown, rights, tokens
 
 PACKAGE = Path(__file__).resolve().parent
 SESSION_COOKIE = "windl_session"
@@ -51,6 +51,7 @@ class Portal:
             loader=FileSystemLoader(PACKAGE / "templates"),
             autoescape=select_autoescape(["html"]),
         )
+        self.templates.filters["markdown"] = markdown.to_html
 
     # ------------------------------------------------------------------ request helpers
     @staticmethod

@@ -124,6 +124,8 @@ async def run_backend(
             stdin.close()
 
     feeder = asyncio.create_task(feed())
+    # read the CGI's stderr all along: a full pipe would stall it mid-answer
+    errors = asyncio.create_task(proc.stderr.read())
     head = b""
     while b"\r\n\r\n" not in head and b"\n\n" not in head:
         chunk = await stdout.read(65536)
@@ -150,6 +152,7 @@ async def run_backend(
             while chunk := await stdout.read(65536):
                 yield chunk
             await feeder
+            await errors
             await proc.wait()
         finally:
             if proc.returncode is None:
@@ -160,7 +163,7 @@ async def run_backend(
     if not header_block:
         # the backend died before answering: report its error
         await feeder
-        err = (await proc.stderr.read()).decode(errors="replace").strip()
+        err = (await errors).decode(errors="replace").strip()
         await proc.wait()
         raise RuntimeError(f"git http-backend failed: {err or proc.returncode}")
     return status, out_headers, stream()
