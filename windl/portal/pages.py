@@ -49,12 +49,12 @@ def _page_number(params: dict[str, str]) -> int:
     return int(page)
 
 
-def citation(detail: DatasetDetail) -> str:
-    """A citation line: authors (year). name (version). DOI or dataset id."""
+def citation(detail: DatasetDetail, base_url: str) -> str:
+    """A citation line: authors (year). name (version). DOI, else the dataset's page."""
     authors = ", ".join(detail.authors) or "windl"
     year = (detail.date or "")[:4]
     version = f" (version {detail.version})" if detail.version else ""
-    where = f"https://doi.org/{detail.doi}" if detail.doi else detail.id
+    where = f"https://doi.org/{detail.doi}" if detail.doi else f"{base_url}/datasets/{detail.id}"
     return f"{authors} ({year}). {detail.name}{version}. {where}"
 
 
@@ -161,7 +161,7 @@ def install(app: FastAPI, portal: Portal) -> None:
             "dataset.html",
             user=user,
             d=detail,
-            citation=citation(detail),
+            citation=citation(detail, base),
             methods=methods,
             clone_url=f"{base}/git/{detail.study}/{detail.scope}" if repo else None,
             base_url=base,
