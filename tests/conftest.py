@@ -318,10 +318,17 @@ def _postgres_bindir() -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster of Debian's binaries on a free port; yields its base URL.
+    """A throwaway PostgreSQL cluster of Debian's binaries on a free port; yields its base URL."""
+    with throwaway_postgres() as url:
+        yield url
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """Start a PostgreSQL cluster in a temporary folder; yield its base URL; remove it after.
 
     PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres``
-    user that Debian's package creates.
+    user that Debian's package creates. Also used by ``benchmarks/bench_catalog.py``.
     """
     import socket
     import tempfile

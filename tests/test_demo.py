@@ -37,6 +37,9 @@ def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
         assert f"ria+file://{site}/stores/{scope}#~demo-{scope}@v1.0.0" in proc.stdout
     assert list((releases / "members").glob("sub-*/ses-*/anat/*_T1w.nii.gz"))  # defaced
     assert "runs rerun: all identical" in proc.stdout  # windl reproduce on the demo study
+    # the catalog, indexed after publishing: outsiders find the external release only
+    assert "== search 'rest modality:eeg' as an external user: 1 dataset(s)" in proc.stdout
+    assert "   demo/external v1.0.0: " in proc.stdout
     # a separate user clones the members store and gets a NIfTI and an EEG file
     clone = tmp_path / "user" / "members"
     subprocess.run(
@@ -63,4 +66,5 @@ def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
     heads = [git_head(ds) for ds in (study, site / "superdataset", *releases.iterdir())]
     again = run_windl("demo", site)
     assert "0 errors" in again.stdout
+    assert "   3 datasets, nothing changed" in again.stdout
     assert [git_head(ds) for ds in (study, site / "superdataset", *releases.iterdir())] == heads

@@ -16,6 +16,10 @@ from pathlib import Path
 from windl import datasets
 from windl.add import add
 from windl.bids_import import import_bids
+from windl.catalog.access import Viewer
+from windl.catalog.index import IndexResult, index_site
+from windl.catalog.query import parse_query
+from windl.catalog.search import SearchPage, search_site
 from windl.config import REPO_ROOT, SITE_FILE, Site, load_site
 from windl.consent import import_consent
 from windl.convert import convert, raise_for_failures
@@ -85,6 +89,8 @@ T1W_SUBJECT = "09"
 #: participants who consented to external sharing; everyone consented to members
 EXTERNAL_CONSENT = ("02", "05", "06", "08", T1W_SUBJECT)
 RELEASE_VERSION = "1.0.0"
+#: what the demo searches for once the releases are published
+DEMO_SEARCH = "rest modality:eeg"
 
 
 @dataclass
@@ -94,6 +100,8 @@ class DemoResult:
     releases: list[ReleaseResult]
     audits: list[AuditResult]
     published: list[PublishResult]
+    catalog: IndexResult | None = None
+    search: SearchPage | None = None
 
 
 def shared_data() -> Path:
@@ -249,6 +257,21 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         published_results.append(published)
         say(f"   {published.annexed_files} annexed files in the store")
         say(f"   datalad clone '{published.clone_url}'")
+    say("== catalog index (studies and releases, from git; only changed datasets are read)")
+    indexed = index_site(site)
+    say(
+        f"   {indexed.datasets} datasets, read: {', '.join(indexed.read)}"
+        if indexed.changed
+        else f"   {indexed.datasets} datasets, nothing changed"
+    )
+    found = search_site(site, parse_query(DEMO_SEARCH), Viewer("external"))
+    say(f"== search {DEMO_SEARCH!r} as an external user: {found.total} dataset(s)")
+    for r in found.results:
+        say(
+            f"   {r.id} v{r.version}: {r.name}; {r.n_participants} participants; "
+            f"{', '.join(r.modalities)}; suffixes {', '.join(r.suffixes)}"
+        )
+    say(f"   windl search '{DEMO_SEARCH}' --as-external --site {site.root}")
     say("== methods (from the datalad run records) and reproduction of every conversion")
     md, _ = write_methods(study_methods(site, STUDY), site.root / "reports" / "methods" / STUDY)
     say(f"   {md}")
@@ -266,4 +289,6 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         releases=releases,
         audits=audits,
         published=published_results,
+        catalog=indexed,
+        search=found,
     )

@@ -23,7 +23,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from windl.catalog.models import datasets_t, grants_t, versions_t
+from windl.catalog.models import datasets_t, entries_t, grants_t, versions_t
 
 Role = Literal["anonymous", "external", "member", "operator"]
 ROLES: tuple[Role, ...] = ("anonymous", "external", "member", "operator")
@@ -50,36 +50,50 @@ OPERATOR = Viewer("operator")
 ANONYMOUS = Viewer("anonymous")
 
 
-def dataset_visible(viewer: Viewer) -> sa.ColumnElement[bool]:
-    """SQL condition on ``catalog_datasets``: may ``viewer`` see this dataset at all."""
-    d = datasets_t.c
+def _allowed(
+    viewer: Viewer,
+    dataset_id: sa.ColumnElement[str],
+    kind: sa.ColumnElement[str],
+    scope: sa.ColumnElement[str | None],
+) -> sa.ColumnElement[bool]:
+    """The rule, on whichever table's columns name the dataset, its kind and its scope."""
     if viewer.role == "operator":
         return sa.true()
     if viewer.role == "member":
-        allowed = [d.kind == "study", d.scope.in_(("members", "external"))]
+        allowed = [kind == "study", scope.in_(("members", "external"))]
         if viewer.person:
             granted = sa.exists().where(
-                grants_t.c.dataset_id == d.id,
+                grants_t.c.dataset_id == dataset_id,
                 grants_t.c.person == viewer.person.strip().lower(),
             )
-            allowed.append(sa.and_(d.scope == "individuals", granted))
+            allowed.append(sa.and_(scope == "individuals", granted))
         return sa.or_(*allowed)
-    return sa.and_(d.kind == "release", d.scope == "external")
+    return sa.and_(kind == "release", scope == "external")
+
+
+def _published(viewer: Viewer, published: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    return sa.true() if viewer.sees_unpublished else published.is_(True)
+
+
+def dataset_visible(viewer: Viewer) -> sa.ColumnElement[bool]:
+    """SQL condition on ``catalog_datasets``: may ``viewer`` see this dataset at all."""
+    d = datasets_t.c
+    return _allowed(viewer, d.id, d.kind, d.scope)
 
 
 def version_visible(viewer: Viewer) -> sa.ColumnElement[bool]:
     """SQL condition on a ``catalog_versions`` row joined to its dataset."""
-    v = versions_t.c
-    published = v.published.is_(True) if not viewer.sees_unpublished else sa.true()
-    return sa.and_(dataset_visible(viewer), published)
+    return sa.and_(dataset_visible(viewer), _published(viewer, versions_t.c.published))
 
 
 def representative(viewer: Viewer) -> sa.ColumnElement[bool]:
-    """SQL condition picking the one version per dataset that search shows to ``viewer``.
+    """SQL condition on ``catalog_entries``: the one version per dataset search shows ``viewer``.
 
     The HEAD for members and the operator (it is never older than a published version), the
     newest published version for everyone else.
     """
-    v = versions_t.c
-    pick = v.is_head.is_(True) if viewer.sees_unpublished else v.latest_published.is_(True)
-    return sa.and_(version_visible(viewer), pick)
+    e = entries_t.c
+    pick = e.is_head.is_(True) if viewer.sees_unpublished else e.latest_published.is_(True)
+    return sa.and_(
+        _allowed(viewer, e.dataset_id, e.kind, e.scope), _published(viewer, e.published), pick
+    )

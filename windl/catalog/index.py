@@ -22,14 +22,21 @@ from sqlalchemy.engine import Connection, Engine
 
 from windl import database, datasets
 from windl.catalog.extract import Snapshot, snapshot
-from windl.catalog.models import datasets_t, files_t, grants_t, meta_t, terms_t, versions_t
+from windl.catalog.models import (
+    datasets_t,
+    entries_t,
+    files_t,
+    grants_t,
+    meta_t,
+    terms_t,
+    versions_t,
+)
 from windl.config import Site
 from windl.release.build import parse_version
 from windl.study import list_studies
 
 Progress = Callable[[str, int, int], None]
 SCOPES = ("individuals", "members", "external")
-TERM_FACETS = ("modality", "datatype", "suffix", "task")
 FILE_CHUNK = 20_000
 
 
@@ -160,6 +167,7 @@ def index_site(
             version_ids = sa.select(versions_t.c.id).where(versions_t.c.dataset_id.in_(gone))
             connection.execute(sa.delete(files_t).where(files_t.c.version_id.in_(version_ids)))
             connection.execute(sa.delete(terms_t).where(terms_t.c.version_id.in_(version_ids)))
+            connection.execute(sa.delete(entries_t).where(entries_t.c.version_id.in_(version_ids)))
             connection.execute(sa.delete(versions_t).where(versions_t.c.dataset_id.in_(gone)))
             connection.execute(sa.delete(grants_t).where(grants_t.c.dataset_id.in_(gone)))
             connection.execute(sa.delete(datasets_t).where(datasets_t.c.id.in_(gone)))
@@ -235,6 +243,7 @@ def _reindex(
     if stale:
         connection.execute(sa.delete(files_t).where(files_t.c.version_id.in_(stale)))
         connection.execute(sa.delete(terms_t).where(terms_t.c.version_id.in_(stale)))
+        connection.execute(sa.delete(entries_t).where(entries_t.c.version_id.in_(stale)))
         connection.execute(sa.delete(versions_t).where(versions_t.c.id.in_(stale)))
     read = files = 0
     for commit in wanted:
@@ -249,6 +258,11 @@ def _reindex(
         if commit in have:
             connection.execute(
                 sa.update(versions_t).where(versions_t.c.id == have[commit]).values(flags)
+            )
+            connection.execute(
+                sa.update(entries_t)
+                .where(entries_t.c.version_id == have[commit])
+                .values({k: v for k, v in flags.items() if k in entries_t.c})
             )
             continue
         snap = snapshot(source.path, commit)
@@ -329,17 +343,44 @@ def _insert_version(
     version_id = int(inserted.inserted_primary_key[0])
     terms = [
         {"version_id": version_id, "facet": facet, "value": value, "norm": value.lower()}
-        for facet, values in (
-            ("modality", snap.modalities),
-            ("datatype", snap.datatypes),
-            ("suffix", snap.suffixes),
-            ("task", snap.tasks),
-        )
+        for facet, values in facet_values(snap)
         for value in values
     ]
     if terms:
         connection.execute(sa.insert(terms_t), terms)
+    connection.execute(
+        sa.insert(entries_t).values(
+            version_id=version_id,
+            dataset_id=source.id,
+            kind=source.kind,
+            scope=source.scope,
+            published=flags["published"],
+            is_head=flags["is_head"],
+            latest_published=flags["latest_published"],
+            license=snap.license,
+            n_participants=snap.n_participants,
+            has_qc=bool(snap.qc),
+            terms=pack_terms(snap),
+        )
+    )
     return version_id
+
+
+def facet_values(snap: Snapshot) -> list[tuple[str, list[str]]]:
+    """(facet, values) of the list facets of a snapshot."""
+    return [
+        ("modality", snap.modalities),
+        ("datatype", snap.datatypes),
+        ("suffix", snap.suffixes),
+        ("task", snap.tasks),
+    ]
+
+
+def pack_terms(snap: Snapshot) -> str:
+    """The facet values of a snapshot as ``facet<TAB>value`` lines (``catalog_entries.terms``)."""
+    return "\n".join(
+        f"{facet}\t{value}" for facet, values in facet_values(snap) for value in values
+    )
 
 
 def _insert_files(connection: Connection, version_id: int, snap: Snapshot) -> int:

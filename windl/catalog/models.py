@@ -5,9 +5,11 @@ of it (every published tag ``vX.Y.Z`` of a release, plus its HEAD; the HEAD of a
 dataset), and per version its files and its facet terms (modality, datatype, suffix, task:
 one row per value, so that filters and facet counts are plain indexed SQL).
 
-Full-text search is dialect-specific and made by the migration only: an FTS5 table
+Search filters, orders and counts facets on ``catalog_entries``, one narrow row per version.
+Full-text search is dialect-specific and made by the migrations only: an FTS5 table
 ``catalog_fts`` kept in step with ``catalog_versions.search_doc`` by triggers (SQLite), or a
-generated ``tsvector`` column ``catalog_versions.search_tsv`` with a GIN index (PostgreSQL).
+``tsvector`` column ``catalog_entries.search_tsv`` with a GIN index, filled by a trigger from
+the version's name and ``search_doc`` (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ class Version(Base):
     name: Mapped[str] = mapped_column(sa.Text)
     description: Mapped[str] = mapped_column(sa.Text, default="")
     authors: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
-    license: Mapped[str | None] = mapped_column(sa.String(100), index=True)
-    doi: Mapped[str | None] = mapped_column(sa.String(200))
+    license: Mapped[str | None] = mapped_column(sa.Text, index=True)
+    doi: Mapped[str | None] = mapped_column(sa.Text)
     modalities: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     datatypes: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     suffixes: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
@@ -106,8 +108,8 @@ class Term(Base):
         sa.ForeignKey("catalog_versions.id", ondelete="CASCADE")
     )
     facet: Mapped[str] = mapped_column(sa.String(20))
-    value: Mapped[str] = mapped_column(sa.String(100))
-    norm: Mapped[str] = mapped_column(sa.String(100))
+    value: Mapped[str] = mapped_column(sa.Text)
+    norm: Mapped[str] = mapped_column(sa.Text)
 
 
 class File(Base):
@@ -123,12 +125,12 @@ class File(Base):
     path: Mapped[str] = mapped_column(sa.Text)
     size: Mapped[int | None] = mapped_column(sa.BigInteger)
     annexed: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    subject: Mapped[str | None] = mapped_column(sa.String(100))
-    session: Mapped[str | None] = mapped_column(sa.String(100))
-    datatype: Mapped[str | None] = mapped_column(sa.String(20))
-    suffix: Mapped[str | None] = mapped_column(sa.String(50))
-    task: Mapped[str | None] = mapped_column(sa.String(100))
-    extension: Mapped[str | None] = mapped_column(sa.String(30))
+    subject: Mapped[str | None] = mapped_column(sa.Text)
+    session: Mapped[str | None] = mapped_column(sa.Text)
+    datatype: Mapped[str | None] = mapped_column(sa.Text)
+    suffix: Mapped[str | None] = mapped_column(sa.Text)
+    task: Mapped[str | None] = mapped_column(sa.Text)
+    extension: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class Grant(Base):
@@ -157,3 +159,30 @@ terms_t = Term.__table__
 files_t = File.__table__
 grants_t = Grant.__table__
 meta_t = Meta.__table__
+
+
+class Entry(Base):
+    """The narrow search row of a version: what search filters, orders and facets on.
+
+    Search reads only this table (plus full text) for all matching versions, so it stays
+    small; ``terms`` packs the facet values as ``facet<TAB>value`` lines.
+    """
+
+    __tablename__ = "catalog_entries"
+
+    version_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("catalog_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    dataset_id: Mapped[str] = mapped_column(sa.String(200), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    scope: Mapped[str | None] = mapped_column(sa.String(20))
+    published: Mapped[bool] = mapped_column(sa.Boolean)
+    is_head: Mapped[bool] = mapped_column(sa.Boolean)
+    latest_published: Mapped[bool] = mapped_column(sa.Boolean)
+    license: Mapped[str | None] = mapped_column(sa.Text)
+    n_participants: Mapped[int] = mapped_column(sa.Integer)
+    has_qc: Mapped[bool] = mapped_column(sa.Boolean)
+    terms: Mapped[str] = mapped_column(sa.Text)
+
+
+entries_t = Entry.__table__

@@ -1,14 +1,18 @@
 """Search the catalog and show one dataset: the interface of the CLI, HTTP API and portal.
 
-Everything a viewer may not see is filtered in SQL (:mod:`windl.catalog.access`) before
-counting, faceting and paging. Full-text matching is the only dialect-specific part: FTS5
-``MATCH`` ranked by ``bm25`` on SQLite, ``@@`` on the ``tsvector`` column ranked by
-``ts_rank`` on PostgreSQL; both match every word as a prefix.
+Everything a viewer may not see, and everything the query excludes, is filtered in SQL
+(:mod:`windl.catalog.access`) in one query over the narrow ``catalog_entries`` rows; the
+total, the page and the facet counts are all taken from exactly those rows, so an invisible
+dataset can never show up in any of them. Only the shown page's summaries are then read
+from the wide version rows. Full-text matching is the only dialect-specific part: FTS5
+``MATCH`` ranked by ``bm25`` on SQLite, ``@@`` on ``catalog_entries.search_tsv`` ranked by
+``ts_rank`` on PostgreSQL (name words weigh most); both match every word as a prefix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +21,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from windl import database
 from windl.catalog.access import Viewer, representative, version_visible
-from windl.catalog.models import datasets_t, files_t, meta_t, terms_t, versions_t
+from windl.catalog.models import (
+    datasets_t,
+    entries_t,
+    files_t,
+    meta_t,
+    terms_t,
+    versions_t,
+)
 from windl.catalog.query import Query
 from windl.config import Site
 from windl.errors import BadInput, WindlError
@@ -189,14 +200,14 @@ def _fts5_matches(words: list[str]) -> sa.Subquery:
 
 
 def _tsvector_match(words: list[str]) -> tuple[sa.ColumnElement[bool], Any]:
-    """PostgreSQL: (condition, rank where smaller is better) over the ``search_tsv`` column."""
+    """PostgreSQL: (condition, rank where smaller is better) on ``catalog_entries.search_tsv``."""
     tsquery = sa.func.to_tsquery("simple", " & ".join(f"{w}:*" for w in words))
-    vector = sa.literal_column("catalog_versions.search_tsv")
+    vector = sa.literal_column("catalog_entries.search_tsv")
     return vector.op("@@")(tsquery), -sa.func.ts_rank(vector, tsquery)
 
 
 def _filters(query: Query) -> list[sa.ColumnElement[bool]]:
-    v, d = versions_t.c, datasets_t.c
+    e = entries_t.c
     conditions: list[sa.ColumnElement[bool]] = []
     for facet, values in (
         ("modality", query.modality),
@@ -207,19 +218,19 @@ def _filters(query: Query) -> list[sa.ColumnElement[bool]]:
         if values:
             conditions.append(
                 sa.exists().where(
-                    terms_t.c.version_id == v.id,
+                    terms_t.c.version_id == e.version_id,
                     terms_t.c.facet == facet,
                     terms_t.c.norm.in_([x.lower() for x in values]),
                 )
             )
     if query.scope:
-        conditions.append(d.scope.in_([s.lower() for s in query.scope]))
+        conditions.append(e.scope.in_([s.lower() for s in query.scope]))
     if query.license:
-        conditions.append(sa.func.lower(v.license).in_([x.lower() for x in query.license]))
+        conditions.append(sa.func.lower(e.license).in_([x.lower() for x in query.license]))
     if query.min_participants is not None:
-        conditions.append(v.n_participants >= query.min_participants)
+        conditions.append(e.n_participants >= query.min_participants)
     if query.has_qc is not None:
-        conditions.append(v.has_qc.is_(query.has_qc))
+        conditions.append(e.has_qc.is_(query.has_qc))
     return conditions
 
 
@@ -255,35 +266,47 @@ def search(
     """
     if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
         raise BadInput(f"page must be 1 or more and per_page 1..{MAX_PER_PAGE}")
-    conditions = [representative(viewer), *_filters(query)]
-    base = sa.select(versions_t.c.id.label("version_id")).select_from(
-        versions_t.join(datasets_t, datasets_t.c.id == versions_t.c.dataset_id)
+    e = entries_t.c
+    # one query over the narrow search rows: every version the viewer may see that matches,
+    # in result order; total, page and facet counts all come from it
+    matching = sa.select(e.version_id, e.scope, e.license, e.terms).where(
+        representative(viewer), *_filters(query)
     )
-    rank: Any = None
     if query.words and engine.dialect.name == "sqlite":
         fts = _fts5_matches(query.words)
-        base = base.join(fts, fts.c.version_id == versions_t.c.id)
-        rank = fts.c.rank
+        matching = matching.join(fts, fts.c.version_id == e.version_id).order_by(
+            fts.c.rank, e.dataset_id
+        )
     elif query.words:
         condition, rank = _tsvector_match(query.words)
-        conditions.append(condition)
-    matching = base.where(*conditions)
+        matching = matching.where(condition).order_by(rank, e.dataset_id)
+    else:
+        matching = matching.order_by(e.dataset_id)
     with engine.connect() as connection:
         try:
-            total = connection.execute(
-                sa.select(sa.func.count()).select_from(matching.subquery())
-            ).scalar_one()
+            rows = connection.execute(matching).all()
         except sa.exc.DatabaseError:
-            if not sa.inspect(connection).has_table(meta_t.name):
+            if not sa.inspect(connection).has_table(entries_t.name):
                 raise CatalogNotIndexed(NOT_INDEXED) from None
             raise
-        order = [rank, datasets_t.c.id] if rank is not None else [datasets_t.c.id]
-        page_ids = matching.add_columns(*_SUMMARY_COLUMNS).order_by(*order)
-        rows = connection.execute(page_ids.limit(per_page).offset((page - 1) * per_page)).all()
-        results = [_to_summary(r) for r in rows]
-        facets = _facets(connection, matching)
+        shown = [r.version_id for r in rows[(page - 1) * per_page : page * per_page]]
+        summaries = {
+            r.version_id: _to_summary(r)
+            for r in connection.execute(
+                sa.select(versions_t.c.id.label("version_id"), *_SUMMARY_COLUMNS)
+                .select_from(
+                    versions_t.join(datasets_t, datasets_t.c.id == versions_t.c.dataset_id)
+                )
+                .where(versions_t.c.id.in_(shown))
+            )
+        }
     return SearchPage(
-        total=total, page=page, per_page=per_page, results=results, facets=facets, query=query
+        total=len(rows),
+        page=page,
+        per_page=per_page,
+        results=[summaries[vid] for vid in shown],
+        facets=_facets(rows),
+        query=query,
     )
 
 
@@ -293,24 +316,23 @@ def _to_summary(row: Any) -> DatasetSummary:
     return DatasetSummary(**{k: v for k, v in data.items() if k in names})
 
 
-def _facets(connection: Connection, matching: sa.Select[Any]) -> dict[str, dict[str, int]]:
-    ids = matching.subquery("matching")
+def _facets(rows: list[Any]) -> dict[str, dict[str, int]]:
+    """Facet counts of the matching search rows (each row counts once per value)."""
+    # rows with the same terms, scope and license are counted together: catalogs repeat
+    # the same few combinations (a study and its releases, studies of one lab)
+    groups = Counter((r.terms, r.scope, r.license) for r in rows)
     facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
-    term_counts = connection.execute(
-        sa.select(terms_t.c.facet, terms_t.c.value, sa.func.count())
-        .where(terms_t.c.version_id.in_(sa.select(ids.c.version_id)))
-        .group_by(terms_t.c.facet, terms_t.c.value)
-    )
-    for facet, value, count in term_counts:
+    terms: Counter[str] = Counter()
+    for (packed, scope, license_), count in groups.items():
+        for line in packed.split("\n") if packed else ():
+            terms[line] += count
+        if scope:
+            facets["scope"][scope] = facets["scope"].get(scope, 0) + count
+        if license_:
+            facets["license"][license_] = facets["license"].get(license_, 0) + count
+    for line, count in terms.items():
+        facet, _, value = line.partition("\t")
         facets[facet][value] = count
-    for name, column in (("scope", datasets_t.c.scope), ("license", versions_t.c.license)):
-        counts = connection.execute(
-            sa.select(column, sa.func.count())
-            .select_from(versions_t.join(datasets_t, datasets_t.c.id == versions_t.c.dataset_id))
-            .where(versions_t.c.id.in_(sa.select(ids.c.version_id)), column.is_not(None))
-            .group_by(column)
-        )
-        facets[name] = {value: count for value, count in counts}
     return {
         name: dict(sorted(values.items(), key=lambda kv: (-kv[1], kv[0].lower())))
         for name, values in facets.items()
