@@ -318,7 +318,7 @@ def test_mail_goes_through_smtp_when_windl_toml_names_a_server(
         root = _portal_site(
             tmp_path / "site",
             database_url,
-            f'\n[portal]\nurl = "https://data.example.org"\n\n[portal.smtp]\n'
+            f'\n[portal]\nurl = "http://data.example.org"\n\n[portal.smtp]\n'
             f'host = "127.0.0.1"\nport = {port}\nsender = "portal@example.org"\n',
         )
         client = _client(root)
@@ -336,5 +336,17 @@ def test_mail_goes_through_smtp_when_windl_toml_names_a_server(
         loop.join(timeout=5)
     ((sender, recipients, body),) = received
     assert (sender, recipients) == ("portal@example.org", ["ext@uni.org"])
-    assert re.search(r"https://data\.example\.org/confirm/\S+", body)
+    assert re.search(r"http://data\.example\.org/confirm/\S+", body)
     assert not (root / "portal" / "outbox").exists()
+
+
+def test_cookies_are_secure_when_the_portal_is_served_over_https(
+    tmp_path: Path, database_url: str
+) -> None:
+    root = _portal_site(
+        tmp_path / "site", database_url, '\n[portal]\nurl = "https://data.example.org"\n'
+    )
+    cookie = _client(root).get("/login").headers["set-cookie"]
+    assert cookie.startswith("windl_csrf=") and "Secure" in cookie and "HttpOnly" in cookie
+    plain = _client(_portal_site(tmp_path / "plain", database_url)).get("/login")
+    assert "Secure" not in plain.headers["set-cookie"]

@@ -61,6 +61,10 @@ class Portal:
     def base_url(self, request: Request) -> str:
         return str(self.site.setting("portal", "url") or request.base_url).rstrip("/")
 
+    def secure(self, request: Request) -> bool:
+        """Whether cookies get ``Secure``: served over HTTPS, or behind a proxy that is."""
+        return request.url.scheme == "https" or self.base_url(request).startswith("https://")
+
     def user(self, request: Request) -> accounts.User | None:
         """The account of the request's session cookie (None: anonymous or expired)."""
         return accounts.session_user(self.site, self.engine, request.cookies.get(SESSION_COOKIE))
@@ -84,7 +88,7 @@ class Portal:
                 csrf,
                 httponly=True,
                 samesite="lax",
-                secure=request.url.scheme == "https",
+                secure=self.secure(request),
             )
         return response
 
@@ -241,7 +245,7 @@ def _account_routes(app: FastAPI, portal: Portal) -> None:
             max_age=int(accounts.session_lifetime(site).total_seconds()),
             httponly=True,
             samesite="lax",
-            secure=request.url.scheme == "https",
+            secure=portal.secure(request),
         )
         return response
 
