@@ -507,3 +507,15 @@ def datalad_user(home: Path, base_url: str, token: str | None) -> dict[str, str]
             check=True,
         )
     return env
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def only_match(folder: Path, pattern: str) -> Path:
+    """The one path under ``folder`` matching ``pattern`` (fails on none or several)."""
+    (found,) = sorted(folder.glob(pattern))
+    return found

@@ -8,7 +8,6 @@ under ``tests/artifacts/portal/`` (gitignored); the test prints the folder.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 from collections.abc import Iterator
@@ -25,8 +24,10 @@ from conftest import (
     REPO,
     copy_site,
     datalad_user,
+    only_match,
     portal_server,
     release_dir,
+    sha256_of,
 )
 
 ARTIFACTS = REPO / "tests" / "artifacts" / "portal"
@@ -60,15 +61,6 @@ def browser_page(tmp_path: Path) -> Iterator[object]:
             yield page
         finally:
             browser.close()
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _one(folder: Path, pattern: str) -> Path:
-    (found,) = sorted(folder.glob(pattern))
-    return found
 
 
 def test_external_user_registers_accepts_the_dua_and_clones_with_a_token(
@@ -167,14 +159,14 @@ def test_external_user_registers_accepts_the_dua_and_clones_with_a_token(
         release = release_dir(root, "external")
         for pattern in ("sub-*/anat/*_T1w.nii.gz", "sub-*/eeg/*_eeg.eeg"):
             got = subprocess.run(
-                ["datalad", "get", str(_one(copy, pattern))],
+                ["datalad", "get", str(only_match(copy, pattern))],
                 cwd=copy,
                 env=env,
                 capture_output=True,
                 text=True,
             )
             assert got.returncode == 0, got.stdout + got.stderr
-            assert _sha256(_one(copy, pattern)) == _sha256(_one(release, pattern))
+            assert sha256_of(only_match(copy, pattern)) == sha256_of(only_match(release, pattern))
 
         page.goto(f"{url}/account")
         assert "laptop" in page.content() and "active" in page.content()

@@ -6,7 +6,6 @@ credential helper, nothing but HTTP to the portal (see :func:`conftest.datalad_u
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -24,8 +23,10 @@ from conftest import (
     MEMBERS_ONLY_STUDY,
     copy_site,
     datalad_user,
+    only_match,
     portal_server,
     release_dir,
+    sha256_of,
 )
 
 PASSWORD = "correct horse battery"
@@ -70,15 +71,6 @@ def _datalad(*args: str | Path, cwd: Path, env: dict[str, str], check: bool = Tr
     return proc
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _one(folder: Path, pattern: str) -> Path:
-    (found,) = sorted(folder.glob(pattern))
-    return found
-
-
 def _log(root: Path, actor: str | None = None) -> list[audit.Entry]:
     entries = audit.entries(portal_engine(load_site(root)))
     return [e for e in entries if actor is None or e.actor == actor]
@@ -94,9 +86,9 @@ def test_clone_and_get_with_a_token_give_the_release_files(
     copy = tmp_path / "copy"
     release = release_dir(root, "external")
     nifti, eeg = "sub-*/anat/*_T1w.nii.gz", "sub-*/eeg/*_eeg.eeg"
-    _datalad("get", _one(copy, nifti), _one(copy, eeg), cwd=copy, env=env)
+    _datalad("get", only_match(copy, nifti), only_match(copy, eeg), cwd=copy, env=env)
     for pattern in (nifti, eeg):
-        assert _sha256(_one(copy, pattern)) == _sha256(_one(release, pattern))
+        assert sha256_of(only_match(copy, pattern)) == sha256_of(only_match(release, pattern))
     tag = subprocess.run(
         ["git", "-C", str(copy), "describe", "--tags"], capture_output=True, text=True
     ).stdout
@@ -105,7 +97,7 @@ def test_clone_and_get_with_a_token_give_the_release_files(
     clones = [e for e in log if e.event == "clone"]
     assert clones and clones[0].target == "study1/external" and clones[0].version == "v1.0.0"
     downloads = {e.detail for e in log if e.event == "download"}
-    release_keys = {_one(release, p).resolve().name for p in (nifti, eeg)}
+    release_keys = {only_match(release, p).resolve().name for p in (nifti, eeg)}
     assert downloads == release_keys  # both files came through the portal
     assert all(e.remote_addr == "127.0.0.1" for e in clones)
 
@@ -154,7 +146,7 @@ def test_a_revoked_token_can_neither_get_nor_clone(
     (listed,) = tokens.list_tokens(engine, user)
     tokens.revoke(engine, user, listed.id, "127.0.0.1")
     copy = tmp_path / "copy"
-    eeg = _one(copy, "sub-*/eeg/*_eeg.eeg")
+    eeg = only_match(copy, "sub-*/eeg/*_eeg.eeg")
     proc = _datalad("get", eeg, cwd=copy, env=env, check=False)
     assert proc.returncode != 0 and not eeg.exists()
     again = _datalad(
@@ -174,10 +166,10 @@ def test_members_release_clones_with_a_members_token_and_is_absent_for_others(
     source = f"{url}/git/{MEMBERS_ONLY_STUDY}/members"
     _datalad("clone", source, "copy", cwd=tmp_path, env=member)
     copy = tmp_path / "copy"
-    eeg = _one(copy, "sub-*/eeg/*_eeg.eeg")
+    eeg = only_match(copy, "sub-*/eeg/*_eeg.eeg")
     _datalad("get", eeg, cwd=copy, env=member)
     release = root / "superdataset" / "releases" / MEMBERS_ONLY_STUDY / "members"
-    assert _sha256(eeg) == _sha256(_one(release, "sub-*/eeg/*_eeg.eeg"))
+    assert sha256_of(eeg) == sha256_of(only_match(release, "sub-*/eeg/*_eeg.eeg"))
     external = datalad_user(tmp_path / "ext", url, _account(root, "visitor@uni.org"))
     for target in (source, f"{url}/git/study1/members", f"{url}/git/nosuchstudy/external"):
         proc = _datalad("clone", target, "x", cwd=tmp_path, env=external, check=False)
