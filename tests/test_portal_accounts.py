@@ -350,3 +350,15 @@ def test_cookies_are_secure_when_the_portal_is_served_over_https(
     assert cookie.startswith("windl_csrf=") and "Secure" in cookie and "HttpOnly" in cookie
     plain = _client(_portal_site(tmp_path / "plain", database_url)).get("/login")
     assert "Secure" not in plain.headers["set-cookie"]
+
+
+def test_logout_ends_the_session_on_the_server(portal_site: Path) -> None:
+    client = _client(portal_site)
+    _register_and_login(client, portal_site, "ext@uni.org")
+    cookie = client.cookies.get(SESSION_COOKIE)
+    response = client.post("/logout", data={"csrf_token": _csrf(client, "/account")})
+    assert response.status_code == 303
+    # the old cookie, sent again, opens nothing: the session is gone from the database
+    client.cookies.set(SESSION_COOKIE, cookie)
+    assert client.get("/account").status_code == 303
+    assert [e.event for e in _audit(portal_site)][-1] == "logout"
