@@ -395,3 +395,52 @@ def test_catalog_index_and_search_through_the_cli(release_site: Path, database_u
     assert len(bad.stderr.strip().splitlines()) == 1
     assert bad.stderr.startswith("windl: error: unknown filter 'colour:blue'")
     assert "Traceback" not in bad.stderr
+
+
+def test_long_values_read_from_a_dataset_are_indexed_on_both_backends(
+    site: Path, database_url: str
+) -> None:
+    study = study_path(site)
+    license_text = ("A custom data license " + "with many conditions " * 10).strip()
+    description = study / "dataset_description.json"
+    description.write_text(
+        description.read_text(encoding="utf-8").replace('"CC0"', f'"{license_text}"'),
+        encoding="utf-8",
+    )
+    odd = "derivatives/notes/sub-01_desc-" + "x" * 80 + "_notes.some-very-long-extension-name.json"
+    (study / odd).parent.mkdir(parents=True)
+    (study / odd).write_text("{}\n", encoding="utf-8")
+    save(study, ["dataset_description.json", odd], "test: long values")
+    _index(site, database_url)
+    engine = engine_for_url(database_url)
+    detail = dataset_detail(engine, "study1", OPERATOR, files_per_page=1000)
+    assert detail is not None and detail.license == license_text
+    (row,) = [f for f in detail.files.files if f["path"] == odd]
+    assert row["extension"] == ".some-very-long-extension-name.json"
+    assert search(engine, Query(license=[license_text.upper()]), OPERATOR).total == 1
+
+
+def test_an_upgraded_catalog_is_emptied_and_search_asks_for_a_new_index(
+    database_url: str,
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from windl.catalog.search import CatalogNotIndexed, require_indexed
+    from windl.database import MIGRATIONS_ROOT, migrate, version_table
+
+    engine = engine_for_url(database_url)
+    with pytest.raises(CatalogNotIndexed):  # no tables at all yet
+        search(engine, Query(), OPERATOR)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_ROOT / "catalog" / "migrations"))
+    config.attributes["version_table"] = version_table("catalog")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(sa.text("INSERT INTO catalog_meta VALUES ('indexed_at', 'then')"))
+        require_indexed(connection)
+    migrate(engine, "catalog")
+    migrate(engine, "catalog")  # idempotent
+    with engine.connect() as connection, pytest.raises(CatalogNotIndexed, match="never indexed"):
+        require_indexed(connection)

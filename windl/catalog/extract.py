@@ -210,6 +210,12 @@ def _readme(blobs: dict[str, bytes | None]) -> str:
     return ""
 
 
+def _field(value: Any) -> str | None:
+    """A one-line value of dataset_description.json (whitespace collapsed), or ``None``."""
+    text = " ".join(str(value).split()) if value is not None else ""
+    return text or None
+
+
 def _authors(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -270,11 +276,11 @@ def snapshot(ds: Path, commit: str) -> Snapshot:
     summary["count"] = len(subjects) or len(participant_rows)
     return Snapshot(
         commit=commit,
-        name=str(description.get("Name") or ds.name),
+        name=_field(description.get("Name")) or ds.name,
         description=_readme(blobs),
         authors=_authors(description.get("Authors")),
-        license=str(description["License"]) if description.get("License") else None,
-        doi=str(description["DatasetDOI"]) if description.get("DatasetDOI") else None,
+        license=_field(description.get("License")),
+        doi=_field(description.get("DatasetDOI")),
         version=str(record["version"]) if record.get("version") else None,
         modalities=sorted({MODALITIES.get(d, d) for d in datatypes}),
         datatypes=datatypes,

@@ -32,7 +32,7 @@ from windl.catalog.models import (
     versions_t,
 )
 from windl.config import Site
-from windl.release.build import parse_version
+from windl.release.build import ReleaseRefused, parse_version
 from windl.study import list_studies
 
 Progress = Callable[[str, int, int], None]
@@ -163,18 +163,26 @@ def index_site(
     gone = sorted(set(known) - {s.id for s in sources})
     with engine.begin() as connection:
         if gone:
-            # versions first: their files and terms go with them (ON DELETE CASCADE)
-            version_ids = sa.select(versions_t.c.id).where(versions_t.c.dataset_id.in_(gone))
-            connection.execute(sa.delete(files_t).where(files_t.c.version_id.in_(version_ids)))
-            connection.execute(sa.delete(terms_t).where(terms_t.c.version_id.in_(version_ids)))
-            connection.execute(sa.delete(entries_t).where(entries_t.c.version_id.in_(version_ids)))
-            connection.execute(sa.delete(versions_t).where(versions_t.c.dataset_id.in_(gone)))
+            _delete_versions(
+                connection, sa.select(versions_t.c.id).where(versions_t.c.dataset_id.in_(gone))
+            )
             connection.execute(sa.delete(grants_t).where(grants_t.c.dataset_id.in_(gone)))
             connection.execute(sa.delete(datasets_t).where(datasets_t.c.id.in_(gone)))
         result.removed = gone
         if result.changed or indexed_before is None:
             _set_meta(connection, "indexed_at", _now())
     return result
+
+
+def _delete_versions(connection: Connection, ids: Any) -> None:
+    """Delete version rows (a list or a SELECT of ids) with their files, terms and entries.
+
+    Children are deleted explicitly rather than by ON DELETE CASCADE: SQLite enforces
+    foreign keys only on connections that switched them on.
+    """
+    for table in (files_t, terms_t, entries_t):
+        connection.execute(sa.delete(table).where(table.c.version_id.in_(ids)))
+    connection.execute(sa.delete(versions_t).where(versions_t.c.id.in_(ids)))
 
 
 def _set_meta(connection: Connection, key: str, value: str) -> None:
@@ -191,7 +199,7 @@ def _fingerprint(ds: Path) -> tuple[str, str, list[tuple[str, str, str]]]:
 def _version_key(tag: str) -> tuple[int, int, int] | None:
     try:
         return parse_version(tag)
-    except Exception:  # a tag v* that is not vX.Y.Z is not a windl version
+    except ReleaseRefused:  # a tag v* that is not vX.Y.Z is not a windl version
         return None
 
 
@@ -241,10 +249,7 @@ def _reindex(
     )
     stale = [vid for commit, vid in have.items() if commit not in wanted]
     if stale:
-        connection.execute(sa.delete(files_t).where(files_t.c.version_id.in_(stale)))
-        connection.execute(sa.delete(terms_t).where(terms_t.c.version_id.in_(stale)))
-        connection.execute(sa.delete(entries_t).where(entries_t.c.version_id.in_(stale)))
-        connection.execute(sa.delete(versions_t).where(versions_t.c.id.in_(stale)))
+        _delete_versions(connection, stale)
     read = files = 0
     for commit in wanted:
         tag, tag_date = tagged.get(commit, (None, None))

@@ -286,6 +286,7 @@ def search(
         try:
             rows = connection.execute(matching).all()
         except sa.exc.DatabaseError:
+            connection.rollback()  # PostgreSQL refuses anything else in a failed transaction
             if not sa.inspect(connection).has_table(entries_t.name):
                 raise CatalogNotIndexed(NOT_INDEXED) from None
             raise
