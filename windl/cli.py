@@ -681,3 +681,21 @@ def reproduce_cmd(study_name: str, site_dir: Path | None, as_json: bool) -> None
     _emit(report.to_dict(), as_json, "\n".join(lines))
     if not report.all_identical:
         sys.exit(REPRODUCE_DIFFERENT_EXIT)
+
+
+# ----------------------------------------------------------------------------- receive
+@main.command("receive")
+@click.option("--port", type=int, default=None, help="TCP port (default: receive.port, 11112).")
+@click.option("--status", "show_status", is_flag=True, help="Show queues, last studies, errors.")
+@site_option
+@json_option
+def receive_cmd(port: int | None, show_status: bool, site_dir: Path | None, as_json: bool) -> None:
+    """DICOM C-STORE receiver (settings and routing rules in windl.toml [receive])."""
+    from windl.receive.service import serve, status, status_text
+
+    site_obj = _site(site_dir)
+    if show_status:
+        data = status(site_obj)
+        _emit(data, as_json, status_text(data))
+        return
+    serve(site_obj, port=port)

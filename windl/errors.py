@@ -93,3 +93,11 @@ class PseudonymMissing(WindlError):
 
 class InvalidMetadata(BadInput):
     """Metadata that its schema refuses (e.g. a DOI's DataCite record); names the first problem."""
+
+
+class ReceiveError(WindlError):
+    """The DICOM receiver cannot start or its state cannot be read (port, settings, spool)."""
+
+
+class Unroutable(ReceiveError):
+    """A received study that no routing rule of ``[[receive.routes]]`` maps to a windl study."""
