@@ -51,18 +51,20 @@ STORAGE_SOP_CLASSES: dict[str, str] = {
     "1.3.12.2.1107.5.9.1": "Siemens CSA Non-Image Storage",
 }
 
-#: Transfer syntaxes stored as received, bit for bit (all of ``dcm_qa_ts``; lossless only)
+#: Transfer syntaxes stored as received, bit for bit (all of ``dcm_qa_ts``; lossless only).
+#: pynetdicom picks the first of these that a proposed context offers: compressed first, so
+#: a sender never has to decompress what it holds; then the uncompressed ones.
 TRANSFER_SYNTAXES: list[str] = [
-    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian
-    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent)
-    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-    "1.2.840.10008.1.2.4.57",  # JPEG Lossless, Non-Hierarchical (Process 14)
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
     "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
     "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless Only
     "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless, Non-Hierarchical (Process 14)
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent)
 ]
 assert set(TRANSFER_SYNTAXES) <= set(ALL_TRANSFER_SYNTAXES) | {"1.2.840.10008.1.2.4.201"}
 
