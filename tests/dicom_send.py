@@ -1,0 +1,41 @@
+"""A separate-process DICOM sender for the receive tests (pynetdicom).
+
+``python dicom_send.py PORT CALLING_AE CALLED_AE FILE...`` proposes one presentation
+context per (SOP class, transfer syntax) of the files, sends each file's dataset bytes
+as they are, and prints ``STATUS<TAB>FILE`` per file (hex status, or ``rejected``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pydicom import dcmread
+from pynetdicom import AE, _config
+
+# send each file's bytes after its file meta as they are (no decode and re-encode)
+_config.STORE_SEND_CHUNKED_DATASET = True
+
+
+def main(argv: list[str]) -> int:
+    port, calling, called, *files = argv
+    ae = AE(ae_title=calling)
+    pairs = set()
+    for path in files:
+        meta = dcmread(path, stop_before_pixels=True).file_meta
+        pairs.add((meta.MediaStorageSOPClassUID, meta.TransferSyntaxUID))
+    for sop_class, ts in sorted(pairs):
+        ae.add_requested_context(sop_class, [ts])
+    assoc = ae.associate("127.0.0.1", int(port), ae_title=called)
+    if not assoc.is_established:
+        print("rejected")
+        return 1
+    for path in files:
+        status = assoc.send_c_store(path)
+        code = f"{status.Status:04x}" if status else "none"
+        print(f"{code}\t{path}", flush=True)
+    assoc.release()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
