@@ -66,8 +66,8 @@ def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
     sys.exit("receiver did not start")
 
 
-def run_windl(root: Path, files: list[Path]) -> float:
-    site = root / f"site-{time.time_ns()}"
+def start_windl(root: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    site = root / "site"
     subprocess.run([sys.executable, "-m", "windl", "site", "init", str(site)], env=ENV,
                    check=True, capture_output=True)  # fmt: skip
     port = free_port()
@@ -75,32 +75,31 @@ def run_windl(root: Path, files: list[Path]) -> float:
         fh.write(f'\n[receive]\nae_title = "WINDL"\nport = {port}\nidle_seconds = 1e9\n')
     proc = subprocess.Popen([sys.executable, "-m", "windl", "receive", "--site", str(site)],
                             env=ENV, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        wait_port(port, proc)
-        elapsed = send(port, files)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-    stored = len(list((site / "receive" / "spool").rglob("*.dcm")))
-    if stored != len(files):
-        sys.exit(f"windl stored {stored} of {len(files)}")
-    return elapsed
+    wait_port(port, proc)
+    return proc, port, site / "receive" / "spool"
 
 
-def run_storescp(root: Path, files: list[Path]) -> float:
-    out = root / f"storescp-{time.time_ns()}"
+def start_storescp(root: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    out = root / "storescp"
     out.mkdir()
     port = free_port()
-    proc = subprocess.Popen(["storescp", "-od", str(out), str(port)], env=ENV)
-    try:
-        wait_port(port, proc)
-        elapsed = send(port, files)
-    finally:
-        proc.terminate()
-        proc.wait(60)
-    if len(list(out.iterdir())) != len(files):
-        sys.exit("storescp did not store every file")
-    return elapsed
+    proc = subprocess.Popen(["storescp", "-od", str(out), str(port)], env=ENV,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    wait_port(port, proc)
+    return proc, port, out
+
+
+def received(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file() and p.suffix != ".json")
+
+
+def clear(folder: Path) -> None:
+    """Empty a receiver's output between runs (a re-send would be a duplicate)."""
+    for child in folder.iterdir():
+        if child.is_dir() and child.name != ".incoming":
+            shutil.rmtree(child)
+        elif child.is_file():
+            child.unlink()
 
 
 def main() -> None:
@@ -115,10 +114,20 @@ def main() -> None:
     files = sorted(args.data.rglob("*.dcm"))
     times: dict[str, list[float]] = {"windl": [], "storescp": []}
     with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
-        for i in range(args.repeat):
-            order = [("windl", run_windl), ("storescp", run_storescp)]
-            for name, run in order if i % 2 == 0 else order[::-1]:
-                times[name].append(run(Path(tmp), files))
+        servers = {"windl": start_windl(Path(tmp)), "storescp": start_storescp(Path(tmp))}
+        try:
+            for i in range(args.repeat):
+                order = ["windl", "storescp"] if i % 2 == 0 else ["storescp", "windl"]
+                for name in order:
+                    _, port, out = servers[name]
+                    clear(out)
+                    times[name].append(send(port, files))
+                    if received(out) != len(files):
+                        sys.exit(f"{name} stored {received(out)} of {len(files)}")
+        finally:
+            for proc, _, _ in servers.values():
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
     rate = {k: len(files) / statistics.median(v) for k, v in times.items()}
     result = {
         "files": len(files),

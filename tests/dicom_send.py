@@ -1,8 +1,9 @@
 """A separate-process DICOM sender for the receive tests (pynetdicom).
 
-``python dicom_send.py PORT CALLING_AE CALLED_AE FILE...`` proposes one presentation
-context per (SOP class, transfer syntax) of the files, sends each file's dataset bytes
-as they are, and prints ``STATUS<TAB>FILE`` per file (hex status, or ``rejected``).
+``python dicom_send.py [--bind ADDRESS] PORT CALLING_AE CALLED_AE FILE...`` proposes one
+presentation context per (SOP class, transfer syntax) of the files, sends each file's
+dataset bytes as they are, and prints ``STATUS<TAB>FILE`` per file (hex status, or
+``rejected``). ``--bind`` sends from that local address (e.g. 127.0.0.2).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ _config.STORE_SEND_CHUNKED_DATASET = True
 
 
 def main(argv: list[str]) -> int:
+    bind = ""
+    if argv[0] == "--bind":
+        bind, argv = argv[1], argv[2:]
     port, calling, called, *files = argv
     ae = AE(ae_title=calling)
     pairs = set()
@@ -25,7 +29,7 @@ def main(argv: list[str]) -> int:
         pairs.add((meta.MediaStorageSOPClassUID, meta.TransferSyntaxUID))
     for sop_class, ts in sorted(pairs):
         ae.add_requested_context(sop_class, [ts])
-    assoc = ae.associate("127.0.0.1", int(port), ae_title=called)
+    assoc = ae.associate("127.0.0.1", int(port), ae_title=called, bind_address=(bind, 0))
     if not assoc.is_established:
         print("rejected")
         return 1

@@ -43,12 +43,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def configure(site: Path, port: int, idle: float, routes: str, convert: bool = False) -> None:
+def configure(
+    site: Path, port: int, idle: float, routes: str, convert: bool = False, extra: str = ""
+) -> None:
     base = (site / "windl.toml").read_text().split("\n[receive]")[0]
     (site / "windl.toml").write_text(
         base + f'\n[receive]\nae_title = "WINDL"\nport = {port}\n'
         f'allowed_calling = ["STORESCU", "SENDER"]\nidle_seconds = {idle}\n'
-        f"convert = {'true' if convert else 'false'}\n" + routes
+        f"convert = {'true' if convert else 'false'}\n{extra}\n" + routes
     )
 
 
@@ -76,9 +78,10 @@ def receiver(site: Path) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait(120)
 
 
-def send(port: int, files: list[Path], calling: str = "SENDER") -> list[str]:
+def send(port: int, files: list[Path], calling: str = "SENDER", bind: str = "") -> list[str]:
+    options = ["--bind", bind] if bind else []
     proc = subprocess.run(
-        [sys.executable, str(SENDER), str(port), calling, "WINDL", *map(str, files)],
+        [sys.executable, str(SENDER), *options, str(port), calling, "WINDL", *map(str, files)],
         capture_output=True,
         text=True,
     )
@@ -273,3 +276,155 @@ def test_malformed_dataset_gets_a_failure_status_and_is_not_stored(
     assert not spooled(site)
     refused = [e for e in status(site)["errors"] if e["event"] == "refused instance"]
     assert len(refused) == 2
+
+
+def test_a_host_outside_allowed_hosts_is_refused_and_an_allowed_host_stores(
+    site: Path, data: Path
+) -> None:
+    port = free_port()
+    configure(site, port, idle=3600, routes=ROUTE_SIEMENS, extra='allowed_hosts = ["127.0.0.2"]')
+    files = nih_files(data)[:1]
+    with receiver(site):
+        assert send(port, files) == ["rejected"]  # from 127.0.0.1
+        assert not spooled(site)
+        assert send(port, files, bind="127.0.0.2") == ["0000"]
+    assert len(spooled(site)) == 1
+    refused = [e for e in status(site)["errors"] if e["event"] == "refused"]
+    assert [(e["host"], e["reason"]) for e in refused] == [("127.0.0.1", "host not allowed")]
+
+
+def test_other_bytes_under_a_known_sop_instance_uid_are_kept_beside_the_first(
+    site: Path, data: Path, tmp_path: Path
+) -> None:
+    source = sorted((data / "dcm_qa_nih" / "In" / "20180918Si").rglob("*.dcm"))[0]
+    changed = tmp_path / "changed.dcm"
+    ds = pydicom.dcmread(source)
+    ds.SeriesDescription = "edited at the console"  # same UIDs, other bytes
+    ds.save_as(changed)
+    port = free_port()
+    configure(site, port, idle=3600, routes=ROUTE_SIEMENS)
+    with receiver(site):
+        assert send(port, [source, changed, source]) == ["0000"] * 3
+    [kept] = spooled(site).values()
+    assert dataset_sha(kept) == dataset_sha(source)  # the first version, not overwritten
+    data_status = status(site)
+    [conflict] = data_status["conflicts"]
+    assert dataset_sha(Path(conflict["file"])) == dataset_sha(changed)  # the second, not dropped
+    assert [e["event"] for e in data_status["errors"]].count("conflict") == 1  # re-send: dup
+    assert "conflicts: 1 instances" in run_windl("receive", "--status", "--site", site).stdout
+
+
+def test_subject_and_session_are_looked_up_in_the_study_restricted_scanner_ids(
+    site: Path, data: Path
+) -> None:
+    from windl.datasets import save
+
+    restricted = study_path(site, "study1") / "restricted"
+    (restricted / "scanner-ids.tsv").write_text("scanner_id\tsubject\tsession\nDEV\t07\tpre\n")
+    save(restricted, ["scanner-ids.tsv"], "test: scanner ids")
+    route = '[[receive.routes]]\nstudy = "study1"\nsubject_lookup = "PatientID"\n'
+    port = free_port()
+    configure(site, port, idle=1, routes=route)
+    siemens = sorted((data / "dcm_qa_nih" / "In" / "20180918Si").rglob("*.dcm"))
+    with receiver(site):
+        assert send(port, siemens) == ["0000"] * len(siemens)
+        result = wait_handed_off(site, studies=1)
+    [event] = result["ingested"]
+    assert (event["study"], event["subject"], event["session"]) == ("study1", "07", "pre")
+    received = ingested_dicom(site, ["study1"])
+    assert len(received) == len(siemens)
+    assert all("/sub-07/ses-pre/" in str(p) for p in received)
+    assert "DEV" not in {part for p in received for part in p.parts}
+
+
+def _commits(ds: Path) -> int:
+    out = subprocess.run(["git", "-C", str(ds), "rev-list", "--count", "HEAD"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return int(out.stdout)
+
+
+def test_commit_per_series_commits_each_series_and_per_session_the_whole_study(
+    site: Path, data: Path
+) -> None:
+    run_windl("study", "create", "study2", "--site", site)
+    siemens = sorted((data / "dcm_qa_nih" / "In" / "20180918Si").rglob("*.dcm"))
+    ge_dir = data / "dcm_qa_nih" / "In" / "20180918GE"
+    ge = [p for d in ("mr_0004", "mr_0005") for p in sorted((ge_dir / d).glob("*.dcm"))[:3]]
+    series = {str(pydicom.dcmread(p, stop_before_pixels=True).SeriesInstanceUID) for p in siemens}
+    assert len(series) > 1
+    sourcedata = {n: study_path(site, n) / "sourcedata" for n in ("study1", "study2")}
+    before = {n: _commits(ds) for n, ds in sourcedata.items()}
+    port = free_port()
+    configure(site, port, idle=1, routes=ROUTE_SIEMENS, extra='commit_per = "series"')
+    with receiver(site):
+        assert send(port, siemens) == ["0000"] * len(siemens)
+        [per_series] = wait_handed_off(site, studies=1)["ingested"]
+    configure(site, port, idle=1, routes=ROUTE_GE, extra='commit_per = "session"')
+    with receiver(site):
+        assert send(port, ge) == ["0000"] * len(ge)
+        per_session = [e for e in wait_handed_off(site, studies=2)["ingested"]
+                       if e["study"] == "study2"]  # fmt: skip
+    assert len(per_series["commits"]) == len(series)
+    assert _commits(sourcedata["study1"]) - before["study1"] == len(series)
+    assert [len(e["commits"]) for e in per_session] == [1]
+    assert _commits(sourcedata["study2"]) - before["study2"] == 1
+    assert len(ingested_dicom(site, ["study2"])) == len(ge)
+
+
+def test_sigterm_during_a_send_lets_the_association_finish_then_exits_0(
+    site: Path, data: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    configure(site, port, idle=3600, routes=ROUTE_SIEMENS + ROUTE_GE)
+    files = nih_files(data)
+    with receiver(site) as proc:
+        log = open(tmp_path / "sender.log", "w")  # noqa: SIM115
+        sender = subprocess.Popen(
+            [sys.executable, str(SENDER), str(port), "SENDER", "WINDL", *map(str, files)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(spooled(site)) < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        assert sender.wait(120) == 0
+        assert proc.wait(120) == 0
+        log.close()
+        in_flight_when_stopped = len(spooled(site))
+    acked = _acknowledged((tmp_path / "sender.log").read_text())
+    assert len(acked) == len(files)  # every instance of the running association answered
+    assert len(spooled(site)) == len(files)
+    assert in_flight_when_stopped == len(files)
+    log_lines = (site.parent / "receiver.log").read_text().splitlines()
+    stopped = [json.loads(line) for line in log_lines if '"stopped"' in line]
+    assert stopped[-1]["aborted_associations"] == 0
+    assert stopped[-1]["stored"] == len(files)
+
+
+def test_a_quarantined_study_is_requeued_to_a_named_study_and_ingested(
+    site: Path, data: Path
+) -> None:
+    port = free_port()
+    configure(site, port, idle=1, routes=ROUTE_SIEMENS)
+    ge = sorted((data / "dcm_qa_nih" / "In" / "20180918GE" / "mr_0004").glob("*.dcm"))[:5]
+    with receiver(site):
+        assert send(port, ge) == ["0000"] * 5
+        [entry] = wait_handed_off(site, studies=1)["quarantine"]
+        wrong = run_windl("receive", "--requeue", entry["study_uid"], "--study", "nope",
+                          "--site", site, check=False)  # fmt: skip
+        assert wrong.returncode != 0 and len(wrong.stderr.strip().splitlines()) == 1
+        assert "nope" in wrong.stderr
+        assert len(status(site)["quarantine"]) == 1  # nothing moved
+        unknown = run_windl("receive", "--requeue", "1.2.3", "--site", site, check=False)
+        assert unknown.returncode != 0 and "no quarantined study" in unknown.stderr
+        run_windl("receive", "--requeue", entry["study_uid"], "--study", "study1", "--site", site)
+        deadline = time.monotonic() + 300
+        while not status(site)["ingested"] and time.monotonic() < deadline:
+            time.sleep(1)
+        result = status(site)
+    assert not result["quarantine"]
+    [event] = result["ingested"]
+    assert (event["study"], event["study_uid"], event["files"]) == ("study1", entry["study_uid"], 5)
+    assert sorted(map(dataset_sha, ingested_dicom(site, ["study1"]))) == sorted(
+        map(dataset_sha, ge)
+    )

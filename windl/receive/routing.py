@@ -85,6 +85,18 @@ def _matches(rule: dict[str, Any], ds: Dataset, called_ae: str, index: int) -> b
     return True
 
 
+def forced_rules(rules: tuple[dict[str, Any], ...], study: str) -> tuple[dict[str, Any], ...]:
+    """One rule sending everything to ``study`` (an operator's ``--requeue --study``).
+
+    Subject and session come from the first rule naming ``study`` (its conditions
+    dropped), else the defaults (``{PatientID}``, no session).
+    """
+    base = next((r for r in rules if str(r.get("study")) == study), {})
+    rule = {k: v for k, v in base.items() if k not in ("match", "called_ae")}
+    rule["study"] = study
+    return (rule,)
+
+
 def route(
     site: Site, rules: tuple[dict[str, Any], ...], ds: Dataset, called_ae: str
 ) -> Destination:

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
-import time
-from io import BytesIO
 from typing import Any
 
-from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset
-from pydicom.uid import UID
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom import ALL_TRANSFER_SYNTAXES, PYNETDICOM_IMPLEMENTATION_UID
 
 from windl.config import Site
 from windl.errors import ReceiveError
 from windl.receive import ReceiveSettings, receive_root
+from windl.receive.dataset import MalformedDataset, file_meta, scan_dataset
+from windl.receive.network import IMPLEMENTATION_VERSION, StorageServer, StoreRequest
 from windl.receive.spool import Spool
 
 log = logging.getLogger("windl.receive")
@@ -77,48 +72,8 @@ DATASET_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 
 
-class MalformedDataset(ValueError):
-    """A C-STORE dataset that cannot be stored (unparseable, truncated, UIDs missing)."""
-
-
-def _check_complete(ds: Dataset, size: int) -> None:
-    """Refuse a dataset whose last element claims more bytes than were sent."""
-    end = 0
-    for tag in ds._dict:
-        raw = ds._dict[tag]
-        length = getattr(raw, "length", None)
-        tell = getattr(raw, "value_tell", None)
-        if length is None or tell is None or length == 0xFFFFFFFF:
-            continue
-        end = max(end, tell + length)
-    if end > size:
-        raise MalformedDataset(f"truncated: elements end at byte {end}, {size} received")
-
-
-def parse_header(data: bytes, transfer_syntax: str) -> Dataset:
-    """Parse the received dataset (no pixel conversion) and check it is complete."""
-    if not data:
-        raise MalformedDataset("empty dataset")
-    ts = UID(transfer_syntax)
-    try:
-        if ts == "1.2.840.10008.1.2.1.99":
-            import zlib
-
-            inflated = zlib.decompress(data, -zlib.MAX_WBITS)
-            ds = read_dataset(BytesIO(inflated), False, True)
-            _check_complete(ds, len(inflated))
-        else:
-            ds = read_dataset(BytesIO(data), ts.is_implicit_VR, ts.is_little_endian)
-            _check_complete(ds, len(data))
-    except MalformedDataset:
-        raise
-    except Exception as exc:  # pydicom raises many kinds on garbage
-        raise MalformedDataset(f"cannot parse: {exc}") from None
-    return ds
-
-
 class Receiver:
-    """A running receiver: the SCP, its spool and (optionally) the hand-off worker.
+    """A running receiver: the network engine and its spool.
 
     Parameters
     ----------
@@ -132,111 +87,98 @@ class Receiver:
         self.site = site
         self.settings = settings or ReceiveSettings.from_site(site)
         self.spool = Spool(receive_root(site))
-        self.server: ThreadedAssociationServer | None = None
+        self.server: StorageServer | None = None
         self.stats = {"stored": 0, "duplicate": 0, "conflict": 0, "failed": 0}
         self._stats_lock = threading.Lock()
-
-    # ------------------------------------------------------------------ handlers
-    def _on_conn_open(self, event: evt.Event) -> None:
-        sock = event.assoc.dul.socket.socket
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        host = event.address[0]
-        allowed = self.settings.allowed_hosts
-        if allowed and host not in allowed:
-            log.warning("connection refused", extra={"peer": host, "reason": "host not allowed"})
-            self.spool.log_event("refused", host=host, reason="host not allowed")
-            event.assoc.dul.socket.close()
-
-    def _on_rejected(self, event: evt.Event) -> None:
-        req = event.assoc.requestor
-        log.warning("association rejected", extra={"calling_ae": req.ae_title, "peer": req.address})
-        self.spool.log_event("rejected", calling_ae=req.ae_title, host=req.address)
-
-    def _on_echo(self, event: evt.Event) -> int:
-        return SUCCESS
+        self._thread: threading.Thread | None = None
 
     def _count(self, key: str) -> None:
         with self._stats_lock:
             self.stats[key] += 1
 
-    def _on_store(self, event: evt.Event) -> int | tuple[int, Dataset]:
-        request = event.request
-        sop_uid = str(request.AffectedSOPInstanceUID)
-        sop_class = str(request.AffectedSOPClassUID)
-        transfer_syntax = str(event.context.transfer_syntax)
-        data = event.encoded_dataset(include_meta=False)
+    def _refuse(self, request: StoreRequest, status: int, reason: str) -> tuple[int, str]:
+        self._count("failed")
+        log.warning("instance refused", extra={"sop": request.sop_instance, "reason": reason})
+        self.spool.log_event(
+            "refused instance",
+            sop=request.sop_instance,
+            calling_ae=request.peer.calling_ae,
+            reason=reason,
+        )
+        return status, reason
+
+    def on_store(self, request: StoreRequest) -> tuple[int, str | None]:
+        """Check one C-STORE and spool it durably; the status for the response."""
         try:
-            ds = parse_header(data, transfer_syntax)
-            if str(ds.get("SOPInstanceUID", "")) != sop_uid:
-                raise MalformedDataset(f"SOPInstanceUID does not match the request ({sop_uid})")
-            if str(ds.get("SOPClassUID", "")) != sop_class:
-                raise MalformedDataset(f"SOPClassUID does not match the request ({sop_class})")
-            study_uid = str(ds.get("StudyInstanceUID", "") or "")
-            series_uid = str(ds.get("SeriesInstanceUID", "") or "")
-            if not study_uid or not series_uid:
-                raise MalformedDataset("StudyInstanceUID or SeriesInstanceUID missing")
+            uids = scan_dataset(request.dataset, request.transfer_syntax)
         except MalformedDataset as exc:
-            self._count("failed")
-            req = event.assoc.requestor
-            log.warning("instance refused", extra={"sop": sop_uid, "reason": str(exc)})
-            self.spool.log_event(
-                "refused instance", sop=sop_uid, calling_ae=req.ae_title, reason=str(exc)
-            )
-            status = DATASET_MISMATCH if "does not match" in str(exc) else CANNOT_UNDERSTAND
-            return status
+            return self._refuse(request, CANNOT_UNDERSTAND, exc.message)
+        for key, name in (("sop_instance", "SOPInstanceUID"), ("sop_class", "SOPClassUID")):
+            if uids[key] != getattr(request, key):
+                return self._refuse(request, DATASET_MISMATCH, f"{name} does not match the request")
+        meta = file_meta(
+            request.sop_class,
+            request.sop_instance,
+            request.transfer_syntax,
+            request.peer.calling_ae,
+            PYNETDICOM_IMPLEMENTATION_UID,
+            IMPLEMENTATION_VERSION,
+        )
         study_info = {
-            "called_ae": event.assoc.acceptor.ae_title,
-            "calling_ae": event.assoc.requestor.ae_title,
-            "calling_host": event.assoc.requestor.address,
+            "called_ae": request.peer.called_ae,
+            "calling_ae": request.peer.calling_ae,
+            "calling_host": request.peer.host,
         }
-        full = event.encoded_dataset(include_meta=True)  # meta from the request + bytes as sent
         try:
-            outcome = self.spool.store(study_uid, series_uid, sop_uid, full, study_info)
-        except (OSError, ValueError) as exc:
+            outcome = self.spool.store(
+                uids["study"],
+                uids["series"],
+                request.sop_instance,
+                (meta, request.dataset),
+                study_info,
+            )
+        except ValueError as exc:
+            return self._refuse(request, CANNOT_UNDERSTAND, str(exc))
+        except OSError as exc:
             self._count("failed")
-            log.error("cannot store", extra={"sop": sop_uid, "reason": str(exc)})
-            self.spool.log_event("store failed", sop=sop_uid, reason=str(exc))
-            return OUT_OF_RESOURCES
+            log.error("cannot store", extra={"sop": request.sop_instance, "reason": str(exc)})
+            self.spool.log_event("store failed", sop=request.sop_instance, reason=str(exc))
+            return OUT_OF_RESOURCES, "cannot write the spool"
         self._count(outcome.status)
-        return SUCCESS
+        return SUCCESS, None
 
     # ------------------------------------------------------------------ life cycle
-    def make_ae(self) -> AE:
-        ae = AE(ae_title=self.settings.ae_title)
-        ae.maximum_pdu_size = 0  # no limit: fewer, larger P-DATA PDUs
-        ae.network_timeout = 60
-        ae.acse_timeout = 30
-        ae.dimse_timeout = 60
-        ae.maximum_associations = 16
-        ae.require_calling_aet = list(self.settings.allowed_calling)
-        for sop_class in STORAGE_SOP_CLASSES:
-            ae.add_supported_context(sop_class, TRANSFER_SYNTAXES)
-        ae.add_supported_context(VERIFICATION, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
-        return ae
-
     def start(self) -> None:
         """Prepare the spool and listen (returns; associations run in threads)."""
-        removed = self.spool.prepare()
-        if removed:
-            log.info("removed unacknowledged partial files", extra={"count": len(removed)})
-        handlers = [
-            (evt.EVT_C_STORE, self._on_store),
-            (evt.EVT_C_ECHO, self._on_echo),
-            (evt.EVT_CONN_OPEN, self._on_conn_open),
-            (evt.EVT_REJECTED, self._on_rejected),
-        ]
-        ae = self.make_ae()
+        recovered, removed = self.spool.prepare()
+        if recovered or removed:
+            log.info(
+                "spool recovered after a crash",
+                extra={"recovered": recovered, "removed_partial": removed},
+            )
+        contexts = {sop: TRANSFER_SYNTAXES for sop in STORAGE_SOP_CLASSES}
+        contexts[VERIFICATION] = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
         try:
-            server = ae.start_server(
-                (self.settings.host, self.settings.port), block=False, evt_handlers=handlers
+            server = StorageServer(
+                (self.settings.host, self.settings.port),
+                contexts,
+                self.on_store,
+                allowed_calling=self.settings.allowed_calling,
+                allowed_hosts=self.settings.allowed_hosts,
+                on_event=self.spool.log_event,
             )
         except OSError as exc:
             raise ReceiveError(
                 f"cannot listen on {self.settings.host}:{self.settings.port}: {exc.strerror}"
             ) from None
-        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            name="windl-receive-accept",
+            kwargs={"poll_interval": 0.5},
+            daemon=True,
+        )
+        self._thread.start()
         log.info(
             "listening",
             extra={"ae_title": self.settings.ae_title, "port": server.server_address[1]},
@@ -244,6 +186,7 @@ class Receiver:
 
     @property
     def port(self) -> int:
+        """The port listened on."""
         assert self.server is not None
         return int(self.server.server_address[1])
 
@@ -251,19 +194,11 @@ class Receiver:
         """Stop accepting; let in-flight associations finish (up to ``timeout``)."""
         if self.server is None:
             return
-        server = self.server
-        active = list(server.active_associations)
-        # socketserver.shutdown stops the accept loop; server_close closes the listener.
-        # Running associations keep their own sockets and threads.
-        super(ThreadedAssociationServer, server).shutdown()
-        server.server_close()
-        deadline = time.monotonic() + timeout
-        for assoc in active:
-            assoc.join(max(0.0, deadline - time.monotonic()))
-        for assoc in server.active_associations:
-            assoc.abort()
+        aborted = self.server.stop(timeout)
+        if self._thread is not None:
+            self._thread.join()
         self.server = None
-        log.info("stopped", extra=dict(self.stats))
+        log.info("stopped", extra={**self.stats, "aborted_associations": aborted})
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

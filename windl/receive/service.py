@@ -8,13 +8,16 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from windl.config import Site
+from windl.files import atomic_write_text
 from windl.receive import ReceiveSettings, receive_root
 from windl.receive.scp import Receiver, install_signal_handlers
-from windl.receive.spool import REASON_FILE, STUDY_FILE, Spool, study_files
+from windl.receive.spool import CONFLICTS, REASON_FILE, STUDY_FILE, Spool, study_files
 from windl.receive.worker import Worker
+from windl.study import get_study
 
 STATE_FILE = "receiver.json"
 _RECORD_FIELDS = set(vars(logging.makeLogRecord({})))
@@ -61,13 +64,13 @@ def serve(
     worker = Worker(site, settings, receiver.spool, stop)
     worker.start()
     state = receive_root(site) / STATE_FILE
-    state.write_text(
-        json.dumps(
-            {"pid": os.getpid(), "port": receiver.port, "ae_title": settings.ae_title,
-             "started": time.time()}
-        ),
-        encoding="utf-8",
-    )  # fmt: skip
+    running = {
+        "pid": os.getpid(),
+        "port": receiver.port,
+        "ae_title": settings.ae_title,
+        "started": time.time(),
+    }
+    atomic_write_text(state, json.dumps(running))
     if ready is not None:
         ready.set()
     try:
@@ -117,15 +120,21 @@ def status(site: Site, recent: int = 10) -> dict[str, Any]:
     quarantine = []
     if spool.quarantine.is_dir():
         quarantine = [
-            describe(p) for p in sorted(spool.quarantine.iterdir())
-            if p.is_dir() and p.name != "conflicts"
-        ]  # fmt: skip
+            describe(p)
+            for p in sorted(spool.quarantine.iterdir())
+            if p.is_dir() and p.name != CONFLICTS
+        ]
+    conflicts = []
+    if (spool.quarantine / CONFLICTS).is_dir():
+        for folder in sorted((spool.quarantine / CONFLICTS).iterdir()):
+            conflicts += [{"study_uid": folder.name, "file": str(p)} for p in study_files(folder)]
     events = spool.read_events()
     return {
         "receiver": state,
         "spool": spooled,
         "handoff": [describe(p) for p in spool.claimed()],
         "quarantine": quarantine,
+        "conflicts": conflicts,
         "ingested": [e for e in events if e["event"] == "ingested"][-recent:],
         "errors": [e for e in events if e["event"] != "ingested"][-recent:],
     }
@@ -143,6 +152,9 @@ def status_text(data: dict[str, Any]) -> str:
         for entry in data[key]:
             extra = f" — {entry['reason']}" if "reason" in entry else ""
             lines.append(f"  {entry['study_uid']}\t{entry['files']} files{extra}")
+    if data["conflicts"]:
+        lines.append(f"conflicts: {len(data['conflicts'])} instances (other bytes, same UID)")
+        lines += [f"  {c['file']}" for c in data["conflicts"]]
     lines.append("last ingested:")
     for e in data["ingested"]:
         where = f"{e['study']} sub-{e['subject']}" + (
@@ -157,3 +169,13 @@ def status_text(data: dict[str, Any]) -> str:
             f"  {time.strftime('%F %T', time.localtime(e['time']))}\t{e['event']}\t{detail}"
         )
     return "\n".join(lines)
+
+
+def requeue(site: Site, study_uid: str, study: str | None = None) -> Path:
+    """Route a quarantined study again (with the rules now in ``windl.toml``, or to ``study``).
+
+    The running receiver's worker (or the next one started) hands it off.
+    """
+    if study is not None:
+        get_study(site, study)  # StudyNotFound before anything moves
+    return Spool(receive_root(site)).requeue(study_uid, study)

@@ -13,17 +13,24 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pydicom
+
 from windl.errors import ReceiveError
+from windl.receive.dataset import MalformedDataset, dataset_bytes, scan_dataset
 
 TMP_SUFFIX = ".tmp"
+PART_SUFFIX = ".part"
 STUDY_FILE = "study.json"
 REASON_FILE = "reason.json"
 SERIES_DIR = "series"  # the ingest source: only DICOM below it
+INCOMING = ".incoming"  # spool/.incoming: instances being written (never acknowledged)
+CONFLICTS = "conflicts"  # quarantine/conflicts: other bytes under a SOP Instance UID seen
 
 
 def _fsync_dir(path: Path) -> None:
@@ -32,6 +39,12 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _sync_tree(path: Path) -> None:
+    """fsync every folder below and including ``path`` (their entries become durable)."""
+    for folder, _, _ in os.walk(path, topdown=False):
+        _fsync_dir(Path(folder))
 
 
 def _mkdirs_durable(path: Path, stop: Path) -> None:
@@ -46,17 +59,26 @@ def _mkdirs_durable(path: Path, stop: Path) -> None:
         _fsync_dir(folder.parent)
 
 
-def write_durable(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably (tmp, fsync, rename, fsync dir)."""
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+def _write_synced(path: Path, parts: Sequence[bytes]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        views = [memoryview(p) for p in parts]
+        while views:
+            written = os.writev(fd, views)
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if views and written:
+                views[0] = views[0][written:]
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durable(path: Path, data: bytes | Sequence[bytes]) -> None:
+    """Write ``data`` to ``path`` atomically and durably (tmp, fsync, rename, fsync dir)."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    _write_synced(tmp, [data] if isinstance(data, bytes) else data)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
@@ -90,6 +112,7 @@ class Spool:
         self.spool = root / "spool"
         self.handoff = root / "handoff"
         self.quarantine = root / "quarantine"
+        self.incoming = self.spool / INCOMING
         self.events = root / "events.jsonl"
         # held while an instance is written into a study folder, and while the worker
         # claims a study folder: an instance never lands in a folder being moved away
@@ -98,49 +121,149 @@ class Spool:
         self._known_studies: set[str] = set()
 
     # ------------------------------------------------------------------ set-up
-    def prepare(self) -> list[Path]:
-        """Create the folders; remove ``.tmp`` files of unacknowledged instances."""
-        for folder in (self.root, self.spool, self.handoff, self.quarantine):
+    def prepare(self) -> tuple[int, int]:
+        """Create the folders; recover instances cut off by a crash.
+
+        A ``.part`` file in ``spool/.incoming`` whose size and CRC-32 match its name was
+        fsynced — perhaps acknowledged — before the crash, and is moved into the spool; any
+        other (written when the crash came, never acknowledged) is removed, as are the
+        ``.tmp`` files of cut-off bookkeeping writes. Returns ``(recovered, removed)``.
+        """
+        for folder in (self.root, self.spool, self.incoming, self.handoff, self.quarantine):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ReceiveError(f"cannot create the spool: {exc.strerror}", folder) from None
-        removed = []
-        for tmp in self.spool.rglob(f"*{TMP_SUFFIX}"):
+        recovered = removed = 0
+        for part in sorted(self.incoming.glob(f"*{PART_SUFFIX}")):
+            if self._recover(part):
+                recovered += 1
+            else:
+                part.unlink(missing_ok=True)
+                removed += 1
+        for tmp in self.root.rglob(f"*{TMP_SUFFIX}"):
             tmp.unlink()
-            removed.append(tmp)
-        return removed
+            removed += 1
+        _fsync_dir(self.incoming)
+        return recovered, removed
+
+    def _recover(self, part: Path) -> bool:
+        try:
+            _sop, size, crc, _thread, _ = part.name.rsplit(".", 4)
+            raw = part.read_bytes()
+            if len(raw) != int(size) or zlib.crc32(raw) != int(crc, 16):
+                return False
+            meta = pydicom.filereader.read_file_meta_info(part)
+            dataset = dataset_bytes(raw)
+            uids = scan_dataset(dataset, str(meta.TransferSyntaxUID))
+            info = {
+                "calling_ae": str(meta.get("SourceApplicationEntityTitle", "")).strip(),
+                "recovered": True,
+            }
+            self._place(part, uids["study"], uids["series"], uids["sop_instance"], dataset, info)
+        except (ValueError, OSError, MalformedDataset, pydicom.errors.InvalidDicomError):
+            return False
+        return True
 
     # ------------------------------------------------------------------ receiving
     def store(
-        self, study_uid: str, series_uid: str, sop_uid: str, data: bytes, study_info: dict[str, Any]
+        self,
+        study_uid: str,
+        series_uid: str,
+        sop_uid: str,
+        parts: tuple[bytes, bytes],
+        study_info: dict[str, Any],
     ) -> StoreOutcome:
-        """Durably store one instance (the complete DICOM file as ``data``).
+        """Durably store one instance: ``parts`` are its file meta and its dataset bytes.
 
-        The same SOP Instance UID with the same bytes is stored once (``duplicate``); with
-        other bytes the new version goes to ``quarantine/conflicts/`` (``conflict``).
+        Durable on return: the instance is written to ``spool/.incoming/<sop>.<size>.<crc>
+        .<thread>.part`` and fsynced — one journal commit, the cost every acknowledgement
+        pays —, then renamed into its series folder. That rename is made durable later
+        (before hand-off, :meth:`claim`); if a crash comes first, :meth:`prepare` finds the
+        complete ``.part`` by its size and CRC and moves it in then.
+
+        The same SOP Instance UID with the same dataset bytes is stored once
+        (``duplicate``, nothing written); with other bytes the new version is kept in
+        ``quarantine/conflicts/<study-uid>/`` beside the first (``conflict``): neither is
+        dropped or overwritten.
         """
         study_uid, series_uid, sop_uid = map(_safe_uid, (study_uid, series_uid, sop_uid))
+        dataset = parts[1]
         with self.lock:
+            outcome = self._if_known(study_uid, series_uid, sop_uid, dataset, parts)
+        if outcome is not None:
+            return outcome
+        crc = zlib.crc32(parts[1], zlib.crc32(parts[0]))
+        size = len(parts[0]) + len(parts[1])
+        name = f"{sop_uid}.{size}.{crc:08x}.{threading.get_ident()}{PART_SUFFIX}"
+        part = self.incoming / name
+        # written and fsynced outside the lock: associations write in parallel
+        _write_synced(part, parts)
+        try:
+            return self._place(part, study_uid, series_uid, sop_uid, dataset, study_info)
+        finally:
+            part.unlink(missing_ok=True)
+
+    def _if_known(
+        self,
+        study_uid: str,
+        series_uid: str,
+        sop_uid: str,
+        dataset: bytes,
+        new: Path | Sequence[bytes],
+    ) -> StoreOutcome | None:
+        """Duplicate or conflict of an instance already received, else ``None``.
+
+        ``new`` is the instance (a durable ``.part`` or its bytes), kept if a conflict.
+        """
+        target = self.spool / study_uid / SERIES_DIR / series_uid / f"{sop_uid}.dcm"
+        existing = self._find_existing(study_uid, series_uid, sop_uid, target)
+        if existing is None:
+            return None
+        try:
+            same = dataset_bytes(existing.read_bytes()) == dataset
+        except FileNotFoundError:  # handed off and removed meanwhile: store anew
+            return None
+        self._last[study_uid] = time.time()
+        if same:
+            return StoreOutcome("duplicate", existing)
+        conflicts = self.quarantine / CONFLICTS / study_uid
+        _mkdirs_durable(conflicts, self.root)
+        path = conflicts / f"{sop_uid}.{time.time_ns()}.dcm"
+        if isinstance(new, Path):
+            os.replace(new, path)
+            _fsync_dir(conflicts)
+        else:
+            write_durable(path, new)
+        self.log_event("conflict", study=study_uid, sop=sop_uid, kept=str(existing), path=str(path))
+        return StoreOutcome("conflict", path)
+
+    def _place(
+        self,
+        part: Path,
+        study_uid: str,
+        series_uid: str,
+        sop_uid: str,
+        dataset: bytes,
+        study_info: dict[str, Any],
+    ) -> StoreOutcome:
+        """Rename a durable ``.part`` into its series folder (unless known meanwhile)."""
+        with self.lock:
+            # another association may have brought the same instance meanwhile
+            outcome = self._if_known(study_uid, series_uid, sop_uid, dataset, part)
+            if outcome is not None:
+                return outcome
             study_dir = self.spool / study_uid
             target = study_dir / SERIES_DIR / series_uid / f"{sop_uid}.dcm"
-            existing = self._find_existing(study_uid, series_uid, sop_uid, target)
-            if existing is not None:
-                outcome = self._compare(existing, data, study_uid, sop_uid)
-                if outcome is not None:
-                    self._last[study_uid] = time.time()
-                    return outcome
             if study_uid not in self._known_studies:
                 _mkdirs_durable(target.parent, self.root)
                 if not (study_dir / STUDY_FILE).exists():
-                    write_durable(
-                        study_dir / STUDY_FILE,
-                        json.dumps({"study_instance_uid": study_uid, **study_info}).encode(),
-                    )
+                    info = {"study_instance_uid": study_uid, **study_info}
+                    write_durable(study_dir / STUDY_FILE, json.dumps(info).encode())
                 self._known_studies.add(study_uid)
             elif not target.parent.is_dir():
                 _mkdirs_durable(target.parent, self.root)
-            write_durable(target, data)
+            os.replace(part, target)
             self._last[study_uid] = time.time()
             return StoreOutcome("stored", target)
 
@@ -152,27 +275,11 @@ class Spool:
         claimed = self.handoff / study_uid / SERIES_DIR / series_uid / f"{sop_uid}.dcm"
         return claimed if claimed.exists() else None
 
-    def _compare(
-        self, existing: Path, data: bytes, study_uid: str, sop_uid: str
-    ) -> StoreOutcome | None:
-        try:
-            same = existing.read_bytes() == data
-        except FileNotFoundError:  # handed off and removed meanwhile: store anew
-            return None
-        if same:
-            return StoreOutcome("duplicate", existing)
-        conflicts = self.quarantine / "conflicts" / study_uid
-        _mkdirs_durable(conflicts, self.root)
-        path = conflicts / f"{sop_uid}.{time.time_ns()}.dcm"
-        write_durable(path, data)
-        self.log_event("conflict", study=study_uid, sop=sop_uid, path=str(path))
-        return StoreOutcome("conflict", path)
-
     # ------------------------------------------------------------------ worker side
     def studies(self) -> Iterator[Path]:
         """Study folders in the spool."""
         if self.spool.is_dir():
-            yield from sorted(p for p in self.spool.iterdir() if p.is_dir())
+            yield from sorted(p for p in self.spool.iterdir() if p.is_dir() and p.name != INCOMING)
 
     def last_received(self, study_dir: Path) -> float:
         """Time of the newest instance of a spooled study (memory, else file times)."""
@@ -199,6 +306,10 @@ class Spool:
         merged into it.
         """
         with self.lock:
+            # the renames of received instances into the study become durable here, before
+            # their .part files in .incoming (their recovery) are gone for good
+            _sync_tree(study_dir)
+            _fsync_dir(self.incoming)
             target = self.handoff / study_dir.name
             if not target.exists():
                 os.replace(study_dir, target)
@@ -207,6 +318,7 @@ class Spool:
                     dest = target / path.relative_to(study_dir)
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(path, dest)
+                _sync_tree(target)
                 shutil.rmtree(study_dir)
             _fsync_dir(self.handoff)
             _fsync_dir(self.spool)
@@ -242,6 +354,39 @@ class Spool:
         )
         _fsync_dir(self.quarantine)
         self.log_event("quarantined", study=claimed.name, reason=reason, **details)
+        return target
+
+    def requeue(self, study_uid: str, route_to: str | None = None) -> Path:
+        """Send a quarantined study back to the spool, to be routed (and handed off) anew.
+
+        With ``route_to``, the study goes to that windl study whatever the rules match
+        (:func:`~windl.receive.routing.route` with ``forced``). Safe while the receiver
+        runs: the study folder is moved with one rename, or its files one by one if the
+        same study is being received again.
+        """
+        source = self.quarantine / _safe_uid(study_uid)
+        if study_uid == CONFLICTS or not source.is_dir():
+            raise ReceiveError(f"no quarantined study {study_uid!r}", self.quarantine)
+        info_path = source / STUDY_FILE
+        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+        info.pop("route_to", None)
+        if route_to is not None:
+            info["route_to"] = route_to
+        write_durable(info_path, json.dumps(info).encode())
+        (source / REASON_FILE).unlink(missing_ok=True)
+        target = self.spool / source.name
+        if not target.exists():
+            os.replace(source, target)
+        else:
+            for path in sorted(source.rglob("*.dcm")):
+                dest = target / path.relative_to(source)
+                _mkdirs_durable(dest.parent, self.root)
+                os.replace(path, dest)
+            _sync_tree(target)
+            shutil.rmtree(source)
+        _fsync_dir(self.spool)
+        _fsync_dir(self.quarantine)
+        self.log_event("requeued", study_uid=source.name, route_to=route_to)
         return target
 
     # ------------------------------------------------------------------ events

@@ -24,7 +24,7 @@ from windl.config import Site
 from windl.errors import Unroutable, WindlError
 from windl.ingest import ingest
 from windl.receive import ReceiveSettings
-from windl.receive.routing import Destination, route
+from windl.receive.routing import Destination, forced_rules, route
 from windl.receive.spool import SERIES_DIR, STUDY_FILE, Spool, study_files
 
 log = logging.getLogger("windl.receive")
@@ -93,8 +93,11 @@ class Worker(threading.Thread):
         if (claimed / STUDY_FILE).is_file():
             info = json.loads((claimed / STUDY_FILE).read_text(encoding="utf-8"))
         header = pydicom.dcmread(files[0], stop_before_pixels=True)
+        rules = self.settings.routes
+        if info.get("route_to"):  # requeued by an operator with --study
+            rules = forced_rules(rules, str(info["route_to"]))
         try:
-            dest = route(self.site, self.settings.routes, header, info.get("called_ae", ""))
+            dest = route(self.site, rules, header, info.get("called_ae", ""))
         except Unroutable as exc:
             log.warning("unroutable", extra={"study_uid": claimed.name, "reason": exc.message})
             self.spool.to_quarantine(claimed, exc.message, files=len(files), **info)
