@@ -386,7 +386,7 @@ def test_sigterm_during_a_send_lets_the_association_finish_then_exits_0(
 ) -> None:
     port = free_port()
     configure(site, port, idle=3600, routes=ROUTE_SIEMENS + ROUTE_GE)
-    files = nih_files(data)
+    files = nih_files(data)[:200]  # GE: enough to be mid-association at SIGTERM
     with receiver(site) as proc:
         log = open(tmp_path / "sender.log", "w")  # noqa: SIM115
         sender = subprocess.Popen(
@@ -411,33 +411,41 @@ def test_sigterm_during_a_send_lets_the_association_finish_then_exits_0(
     assert stopped[-1]["stored"] == len(files)
 
 
-def test_a_quarantined_study_is_requeued_to_a_named_study_and_ingested(
+def test_quarantined_studies_are_requeued_after_fixing_the_rules_or_to_a_named_study(
     site: Path, data: Path
 ) -> None:
     port = free_port()
-    configure(site, port, idle=1, routes=ROUTE_SIEMENS)
+    configure(site, port, idle=1, routes="")  # no rule: everything is unroutable
     ge = sorted((data / "dcm_qa_nih" / "In" / "20180918GE" / "mr_0004").glob("*.dcm"))[:5]
+    siemens = sorted((data / "dcm_qa_nih" / "In" / "20180918Si").rglob("*.dcm"))
+    uid = {
+        name: str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+        for name, files in (("ge", ge), ("siemens", siemens))
+    }
     with receiver(site):
-        assert send(port, ge) == ["0000"] * 5
-        [entry] = wait_handed_off(site, studies=1)["quarantine"]
-        wrong = run_windl("receive", "--requeue", entry["study_uid"], "--study", "nope",
-                          "--site", site, check=False)  # fmt: skip
+        assert send(port, ge + siemens) == ["0000"] * (len(ge) + len(siemens))
+        quarantined = wait_handed_off(site, studies=2)["quarantine"]
+        assert {q["study_uid"] for q in quarantined} == set(uid.values())
+        wrong = run_windl("receive", "--requeue", uid["ge"], "--study", "nope", "--site", site,
+                          check=False)  # fmt: skip
         assert wrong.returncode != 0 and len(wrong.stderr.strip().splitlines()) == 1
         assert "nope" in wrong.stderr
-        assert len(status(site)["quarantine"]) == 1  # nothing moved
+        assert len(status(site)["quarantine"]) == 2  # nothing moved
         unknown = run_windl("receive", "--requeue", "1.2.3", "--site", site, check=False)
         assert unknown.returncode != 0 and "no quarantined study" in unknown.stderr
-        run_windl("receive", "--requeue", entry["study_uid"], "--study", "study1", "--site", site)
+        # the GE study by name; the Siemens one after a rule for it is added (no restart)
+        run_windl("receive", "--requeue", uid["ge"], "--study", "study1", "--site", site)
+        configure(site, port, idle=1, routes=ROUTE_SIEMENS)
+        run_windl("receive", "--requeue", uid["siemens"], "--site", site)
         deadline = time.monotonic() + 300
-        while not status(site)["ingested"] and time.monotonic() < deadline:
+        while len(status(site)["ingested"]) < 2 and time.monotonic() < deadline:
             time.sleep(1)
         result = status(site)
     assert not result["quarantine"]
-    [event] = result["ingested"]
-    assert (event["study"], event["study_uid"], event["files"]) == ("study1", entry["study_uid"], 5)
-    assert sorted(map(dataset_sha, ingested_dicom(site, ["study1"]))) == sorted(
-        map(dataset_sha, ge)
-    )
+    ingested = {(e["study_uid"], e["study"], e["files"]) for e in result["ingested"]}
+    assert ingested == {(uid["ge"], "study1", len(ge)), (uid["siemens"], "study1", len(siemens))}
+    received = sorted(map(dataset_sha, ingested_dicom(site, ["study1"])))
+    assert received == sorted(map(dataset_sha, ge + siemens))
 
 
 def test_after_a_crash_a_complete_part_file_is_recovered_and_a_cut_one_removed(

@@ -2,16 +2,21 @@
 
 The way of one instance::
 
-    C-STORE ─▶ scp (validate, allowlist) ─▶ spool (.tmp, fsync, rename, fsync dir) ─▶ Success
+    C-STORE ─▶ network (allowlist) ─▶ scp (check) ─▶ spool (.part, fsync) ─▶ Success
     spool/<study-uid>/ idle for ``idle_seconds`` ─▶ worker: routing ─▶ windl.ingest.ingest
                                                                 └▶ quarantine (unroutable)
 
 Layout under ``<site>/receive/``::
 
+    spool/.incoming/<sop>.<size>.<crc32>.<thread>.part     being written; kept after a crash
+                                                   only if size and CRC match (then moved in)
     spool/<study-uid>/series/<series-uid>/<sop-uid>.dcm   received, acknowledged, not yet handed off
     spool/<study-uid>/study.json                   called/calling AE of the first association
     handoff/<study-uid>/                           claimed by the worker, being ingested
     quarantine/<study-uid>/ + reason.json          unroutable or failed; kept, never dropped
+                                                   (``windl receive --requeue``)
+    quarantine/conflicts/<study-uid>/<sop>.<ns>.dcm  other bytes under a SOP Instance UID
+                                                   already received (the first is kept too)
     events.jsonl                                   hand-offs and errors (``--status`` reads it)
 """
 

@@ -180,7 +180,9 @@ class Spool:
         .<thread>.part`` and fsynced — one journal commit, the cost every acknowledgement
         pays —, then renamed into its series folder. That rename is made durable later
         (before hand-off, :meth:`claim`); if a crash comes first, :meth:`prepare` finds the
-        complete ``.part`` by its size and CRC and moves it in then.
+        complete ``.part`` by its size and CRC and moves it in then. (The ``.part``'s own
+        name is made durable by its fsync: a new file's name is in the journal transaction
+        the fsync commits on ext4, XFS and btrfs; the folder is not fsynced per instance.)
 
         The same SOP Instance UID with the same dataset bytes is stored once
         (``duplicate``, nothing written); with other bytes the new version is kept in

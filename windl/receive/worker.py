@@ -16,11 +16,12 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pydicom
 
 from windl.checkpoints import checkpoint
-from windl.config import Site
+from windl.config import Site, load_site
 from windl.errors import Unroutable, WindlError
 from windl.ingest import ingest
 from windl.receive import ReceiveSettings
@@ -93,7 +94,7 @@ class Worker(threading.Thread):
         if (claimed / STUDY_FILE).is_file():
             info = json.loads((claimed / STUDY_FILE).read_text(encoding="utf-8"))
         header = pydicom.dcmread(files[0], stop_before_pixels=True)
-        rules = self.settings.routes
+        rules = self._routes()
         if info.get("route_to"):  # requeued by an operator with --study
             rules = forced_rules(rules, str(info["route_to"]))
         try:
@@ -132,6 +133,14 @@ class Worker(threading.Thread):
             extra={"study_uid": claimed.name, "study": dest.study, "files": len(files)},
         )
         self.spool.finish(claimed)
+
+    def _routes(self) -> tuple[dict[str, Any], ...]:
+        """The routing rules in ``windl.toml`` now: fixed rules apply without a restart."""
+        try:
+            return ReceiveSettings.from_site(load_site(self.site.root)).routes
+        except WindlError as exc:  # a half-edited file: keep the rules it started with
+            self.spool.log_event("settings error", error=str(exc))
+            return self.settings.routes
 
     def _ingest(self, claimed: Path, dest: Destination) -> list[str]:
         source = claimed / SERIES_DIR
