@@ -485,3 +485,24 @@ def test_after_a_crash_a_complete_part_file_is_recovered_and_a_cut_one_removed(
     assert list(stored) == [str(pydicom.dcmread(first, stop_before_pixels=True).SOPInstanceUID)]
     assert dataset_sha(next(iter(stored.values()))) == dataset_sha(first)
     assert not list(incoming.iterdir())
+
+
+def test_the_header_walk_reads_the_uids_pydicom_reads_and_refuses_cut_datasets(
+    data: Path,
+) -> None:
+    from windl.receive.dataset import MalformedDataset, scan_dataset
+
+    files = sorted((data / "dcm_qa_ts" / "In").glob("*.dcm")) + nih_files(data)[::100]
+    for path in files:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        ts = str(ds.file_meta.TransferSyntaxUID)
+        raw = dataset_bytes_of(path)
+        assert scan_dataset(raw, ts) == {
+            "sop_class": ds.SOPClassUID,
+            "sop_instance": ds.SOPInstanceUID,
+            "study": ds.StudyInstanceUID,
+            "series": ds.SeriesInstanceUID,
+        }, path.name
+        for cut in (7, len(raw) // 2 + 3, len(raw) - 1):  # inside a header, anywhere, last byte
+            with pytest.raises(MalformedDataset):
+                scan_dataset(raw[:cut], ts)

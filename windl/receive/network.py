@@ -303,6 +303,10 @@ class _Association(socketserver.BaseRequestHandler):
                 sock.sendall(abort_pdu())
         except (ConnectionError, OSError):
             pass  # the peer went away (a re-send brings what was not acknowledged)
+        except Exception:  # a PDU pynetdicom cannot decode, or a bug: this association only
+            log.exception("association failed", extra={"peer": self.client_address[0]})
+            with contextlib.suppress(OSError):
+                sock.sendall(abort_pdu())
         finally:
             with self.server.active_lock:
                 self.server.active.pop(me, None)
