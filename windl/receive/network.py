@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom.uid import UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
@@ -236,12 +237,31 @@ class StorageServer(socketserver.ThreadingTCPServer):
         self.active_lock = threading.Lock()
         super().__init__(address, _Association)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # registered before its thread starts, so stop() never misses an association
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name=f"windl-association-{client_address[0]}",
+            daemon=True,
+        )
+        with self.active_lock:
+            self.active[thread] = request
+        thread.start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.active_lock:
+                self.active.pop(threading.current_thread(), None)
+
     def server_bind(self) -> None:
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().server_bind()
 
-    def verify_request(self, request: object, client_address: object) -> bool:
-        host = str(client_address[0])  # type: ignore[index]
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        host = str(client_address[0])
         if self.allowed_hosts and host not in self.allowed_hosts:
             log.warning("connection refused", extra={"peer": host, "reason": "host not allowed"})
             self.on_event("refused", host=host, reason="host not allowed")
@@ -283,9 +303,7 @@ class _Association(socketserver.BaseRequestHandler):
         sock = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.server.timeout)
-        me = threading.current_thread()
         with self.server.active_lock:
-            self.server.active[me] = sock
             busy = len(self.server.active) > self.server.max_associations
         try:
             accepted = self._negotiate(busy)
@@ -307,9 +325,6 @@ class _Association(socketserver.BaseRequestHandler):
             log.exception("association failed", extra={"peer": self.client_address[0]})
             with contextlib.suppress(OSError):
                 sock.sendall(abort_pdu())
-        finally:
-            with self.server.active_lock:
-                self.server.active.pop(me, None)
 
     def _negotiate(self, busy: bool) -> tuple[Peer, dict[int, PresentationContext]] | None:
         pdu_type, body = read_pdu(self.request)
