@@ -239,7 +239,9 @@ def test_all_lossless_transfer_syntaxes_are_stored_as_sent_and_duplicates_once(
         assert pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == ts
 
 
-def test_unknown_calling_ae_is_rejected(site: Path, data: Path) -> None:
+def test_unknown_calling_ae_is_rejected_echo_answered_and_one_receiver_per_site(
+    site: Path, data: Path
+) -> None:
     port = free_port()
     configure(site, port, idle=3600, routes=ROUTE_SIEMENS)
     with receiver(site):
@@ -247,6 +249,9 @@ def test_unknown_calling_ae_is_rejected(site: Path, data: Path) -> None:
         echo = subprocess.run(["echoscu", "-aet", "STORESCU", "-aec", "WINDL", "127.0.0.1",
                                str(port)], capture_output=True)  # fmt: skip
         assert echo.returncode == 0
+        second = run_windl("receive", "--port", str(free_port()), "--site", site, check=False)
+        assert second.returncode != 0
+        assert "another windl receive is running" in second.stderr
     assert not spooled(site)
     assert any(e["event"] == "rejected" for e in status(site)["errors"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -9,9 +10,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from windl.config import Site
+from windl.errors import ReceiveError
 from windl.files import atomic_write_text
 from windl.receive import ReceiveSettings, receive_root
 from windl.receive.scp import Receiver, install_signal_handlers
@@ -20,6 +22,7 @@ from windl.receive.worker import Worker
 from windl.study import get_study
 
 STATE_FILE = "receiver.json"
+LOCK_FILE = "receiver.lock"
 _RECORD_FIELDS = set(vars(logging.makeLogRecord({})))
 
 
@@ -56,6 +59,7 @@ def serve(
     """Receive until SIGTERM/SIGINT (or ``stop``); then finish associations and hand-off."""
     _configure_logging()
     settings = ReceiveSettings.from_site(site, port=port)
+    lock = _lock_site(site)  # held until this process ends
     receiver = Receiver(site, settings)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -82,6 +86,20 @@ def serve(
         stop.set()
         worker.join()
         state.unlink(missing_ok=True)
+        lock.close()
+
+
+def _lock_site(site: Site) -> IO[str]:
+    """One receiver per site: two would hand off the same spool twice."""
+    root = receive_root(site)
+    root.mkdir(parents=True, exist_ok=True)
+    handle = open(root / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ReceiveError("another windl receive is running on this site", root) from None
+    return handle
 
 
 def _alive(pid: int) -> bool:
