@@ -486,10 +486,15 @@ def test_after_a_crash_a_complete_part_file_is_recovered_and_a_cut_one_removed(
     configure(site, port, idle=3600, routes=ROUTE_SIEMENS)
     with receiver(site):
         pass
+    # a complete .part of an instance the spool already holds (renamed, then the crash)
+    good.write_bytes(good_raw)
+    with receiver(site):
+        pass
     stored = spooled(site)
     assert list(stored) == [str(pydicom.dcmread(first, stop_before_pixels=True).SOPInstanceUID)]
     assert dataset_sha(next(iter(stored.values()))) == dataset_sha(first)
     assert not list(incoming.iterdir())
+    assert not status(site)["conflicts"]
 
 
 def test_the_header_walk_reads_the_uids_pydicom_reads_and_refuses_cut_datasets(

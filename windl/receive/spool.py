@@ -139,8 +139,8 @@ class Spool:
             if self._recover(part):
                 recovered += 1
             else:
-                part.unlink(missing_ok=True)
                 removed += 1
+            part.unlink(missing_ok=True)  # moved in, a duplicate, or cut off
         for tmp in self.root.rglob(f"*{TMP_SUFFIX}"):
             tmp.unlink()
             removed += 1
