@@ -41,7 +41,7 @@ class MalformedDataset(BadInput):
 
 
 class _Walker:
-    def __init__(self, data: bytes, implicit: bool, endian: str) -> None:
+    def __init__(self, data: bytes | bytearray, implicit: bool, endian: str) -> None:
         self.data = data
         self.implicit = implicit
         self.head = struct.Struct(endian + "HHI")  # tag + 4-byte length (implicit, items)
@@ -112,7 +112,7 @@ class _Walker:
                 pos += length
 
 
-def scan_dataset(data: bytes, transfer_syntax: str) -> dict[str, str]:
+def scan_dataset(data: bytes | bytearray, transfer_syntax: str) -> dict[str, str]:
     """Check ``data`` is one complete dataset; return its SOP, study and series UIDs.
 
     Raises

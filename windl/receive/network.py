@@ -55,8 +55,11 @@ C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
 C_ECHO_RQ, C_ECHO_RSP = 0x0030, 0x8030
 NO_DATASET = 0x0101
 
-#: a PDU longer than this is refused (we announce no maximum: fewer, larger PDUs)
-PDU_LIMIT = 1 << 30
+#: the PDU size announced: large enough that a message is a few PDUs (fewer loops), small
+#: enough that a multi-frame instance of hundreds of MB is never one allocation
+MAX_PDU = 1 << 20
+#: a PDU longer than this is refused (a peer should keep to MAX_PDU; some round up)
+PDU_LIMIT = 4 * MAX_PDU
 
 # A-ASSOCIATE-RJ (result, source, diagnostic), PS3.8 9.3.4
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)
@@ -84,7 +87,7 @@ class StoreRequest:
     sop_class: str
     sop_instance: str
     transfer_syntax: str
-    dataset: bytes
+    dataset: bytes | bytearray
 
 
 #: a C-STORE handler returns a status and an optional error comment (64 characters)
@@ -176,7 +179,7 @@ def abort_pdu(reason: int = 0x00) -> bytes:
 
 def _user_information() -> list[object]:
     max_length = MaximumLengthNotification()
-    max_length.maximum_length_received = 0  # no limit
+    max_length.maximum_length_received = MAX_PDU
     impl_uid = ImplementationClassUIDNotification()
     impl_uid.implementation_class_uid = PYNETDICOM_IMPLEMENTATION_UID
     impl_version = ImplementationVersionNameNotification()
@@ -405,8 +408,9 @@ class _Association(socketserver.BaseRequestHandler):
                     dataset += fragment
                     if not header & 0x02:
                         continue
-                    self._store(context_id, pending[1], accepted[context_id], peer, bytes(dataset))
-                    dataset.clear()
+                    # handed over as is (a copy would double the memory of a large instance)
+                    self._store(context_id, pending[1], accepted[context_id], peer, dataset)
+                    dataset = bytearray()
                     pending = None
 
     def _command(
@@ -443,7 +447,7 @@ class _Association(socketserver.BaseRequestHandler):
         cmd: dict[int, bytes],
         cx: PresentationContext,
         peer: Peer,
-        data: bytes,
+        data: bytes | bytearray,
     ) -> None:
         message_id = struct.unpack("<H", cmd.get(0x0110, b"\0\0"))[0]
         request = StoreRequest(

@@ -59,7 +59,7 @@ def _mkdirs_durable(path: Path, stop: Path) -> None:
         _fsync_dir(folder.parent)
 
 
-def _write_synced(path: Path, parts: Sequence[bytes]) -> None:
+def _write_synced(path: Path, parts: Sequence[bytes | bytearray]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
         views = [memoryview(p) for p in parts]
@@ -75,7 +75,7 @@ def _write_synced(path: Path, parts: Sequence[bytes]) -> None:
         os.close(fd)
 
 
-def write_durable(path: Path, data: bytes | Sequence[bytes]) -> None:
+def write_durable(path: Path, data: bytes | Sequence[bytes | bytearray]) -> None:
     """Write ``data`` to ``path`` atomically and durably (tmp, fsync, rename, fsync dir)."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
     _write_synced(tmp, [data] if isinstance(data, bytes) else data)
@@ -171,7 +171,7 @@ class Spool:
         study_uid: str,
         series_uid: str,
         sop_uid: str,
-        parts: tuple[bytes, bytes],
+        parts: tuple[bytes, bytes | bytearray],
         study_info: dict[str, Any],
     ) -> StoreOutcome:
         """Durably store one instance: ``parts`` are its file meta and its dataset bytes.
@@ -211,8 +211,8 @@ class Spool:
         study_uid: str,
         series_uid: str,
         sop_uid: str,
-        dataset: bytes,
-        new: Path | Sequence[bytes],
+        dataset: bytes | bytearray,
+        new: Path | Sequence[bytes | bytearray],
     ) -> StoreOutcome | None:
         """Duplicate or conflict of an instance already received, else ``None``.
 
@@ -246,7 +246,7 @@ class Spool:
         study_uid: str,
         series_uid: str,
         sop_uid: str,
-        dataset: bytes,
+        dataset: bytes | bytearray,
         study_info: dict[str, Any],
     ) -> StoreOutcome:
         """Rename a durable ``.part`` into its series folder (unless known meanwhile)."""
