@@ -181,7 +181,7 @@ def test_kill_9_during_a_send_loses_no_acknowledged_instance_and_resend_stores_e
     run_windl("study", "create", "study2", "--site", site)
     port = free_port()
     configure(site, port, idle=3600, routes=ROUTE_SIEMENS + ROUTE_GE)
-    files = nih_files(data)
+    files = nih_files(data)[:292] + nih_files(data)[-8:]  # both studies, half the GE one
     with receiver(site) as proc:
         log = open(tmp_path / "sender.log", "w")  # noqa: SIM115
         sender = subprocess.Popen(
@@ -189,14 +189,14 @@ def test_kill_9_during_a_send_loses_no_acknowledged_instance_and_resend_stores_e
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
-        while len(spooled(site)) < 150 and time.monotonic() < deadline:
+        while len(spooled(site)) < 100 and time.monotonic() < deadline:
             time.sleep(0.01)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         sender.wait(60)
         log.close()
     acked = _acknowledged((tmp_path / "sender.log").read_text())
-    assert 150 <= len(acked) < len(files)
+    assert 100 <= len(acked) < len(files)
     on_disk = {dataset_sha(p) for p in spooled(site).values()}
     missing = [f for f in acked if dataset_sha(Path(f)) not in on_disk]
     assert not missing, f"acknowledged but lost: {missing[:3]}"
