@@ -20,9 +20,9 @@ in Debian, and its current source) and sends the C-STORE response right after wr
 file; ``--exec-on-reception``, even with ``--exec-sync``, runs only after the response. So
 supervising storescp could not keep "durable before acknowledged" and was not chosen. On
 a machine whose disk other processes keep busy, the fsync alone can cost more than
-storescp's whole per-file time (one association: 0.3-0.6x, yet 0.81-0.87x of storescp plus
+storescp's whole per-file time (one association: 0.3-0.6x, yet >= 0.81x of storescp plus
 the bare fsyncs); senders using several associations overlap their fsyncs (4 associations:
-0.81-1.23x storescp --fork under the same load). Numbers and runs: README, Performance.
+0.71-1.23x storescp --fork under the same load). Numbers and runs: README, Performance.
 """
 
 from __future__ import annotations
