@@ -436,8 +436,12 @@ def test_quarantined_studies_are_requeued_after_fixing_the_rules_or_to_a_named_s
         assert wrong.returncode != 0 and len(wrong.stderr.strip().splitlines()) == 1
         assert "nope" in wrong.stderr
         assert len(status(site)["quarantine"]) == 2  # nothing moved
-        unknown = run_windl("receive", "--requeue", "1.2.3", "--site", site, check=False)
-        assert unknown.returncode != 0 and "no quarantined study" in unknown.stderr
+        for bad in ("1.2.3", "../../etc", "conflicts"):
+            unknown = run_windl("receive", "--requeue", bad, "--site", site, check=False)
+            assert unknown.returncode != 0, bad
+            assert (
+                unknown.stderr.startswith("windl: error: ") and "no quarantined" in unknown.stderr
+            )
         # the GE study by name; the Siemens one after a rule for it is added (no restart)
         run_windl("receive", "--requeue", uid["ge"], "--study", "study1", "--site", site)
         configure(site, port, idle=1, routes=ROUTE_SIEMENS)

@@ -362,12 +362,15 @@ class Spool:
         """Send a quarantined study back to the spool, to be routed (and handed off) anew.
 
         With ``route_to``, the study goes to that windl study whatever the rules match
-        (:func:`~windl.receive.routing.route` with ``forced``). Safe while the receiver
+        (:func:`~windl.receive.routing.forced_rules`). Safe while the receiver
         runs: the study folder is moved with one rename, or its files one by one if the
         same study is being received again.
         """
-        source = self.quarantine / _safe_uid(study_uid)
-        if study_uid == CONFLICTS or not source.is_dir():
+        try:
+            source = self.quarantine / _safe_uid(study_uid)
+        except ValueError:
+            source = None
+        if source is None or not source.is_dir():
             raise ReceiveError(f"no quarantined study {study_uid!r}", self.quarantine)
         info_path = source / STUDY_FILE
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
