@@ -504,7 +504,8 @@ def test_after_a_crash_a_complete_part_file_is_recovered_and_a_cut_one_removed(
 def test_the_header_walk_reads_the_uids_pydicom_reads_and_refuses_cut_datasets(
     data: Path,
 ) -> None:
-    from windl.receive.dataset import MalformedDataset, scan_dataset
+    from windl.errors import MalformedDataset
+    from windl.receive.dataset import scan_dataset
 
     files = sorted((data / "dcm_qa_ts" / "In").glob("*.dcm")) + nih_files(data)[::100]
     for path in files:

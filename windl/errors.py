@@ -99,5 +99,9 @@ class ReceiveError(WindlError):
     """The DICOM receiver cannot start or its state cannot be read (port, settings, spool)."""
 
 
+class MalformedDataset(BadInput):
+    """Received DICOM dataset bytes that are not one complete dataset (truncated, no UIDs)."""
+
+
 class Unroutable(ReceiveError):
     """A received study that no routing rule of ``[[receive.routes]]`` maps to a windl study."""

@@ -16,7 +16,7 @@ import zlib
 
 from pydicom.uid import UID
 
-from windl.errors import BadInput
+from windl.errors import MalformedDataset
 
 DEFLATED = "1.2.840.10008.1.2.1.99"
 IMPLICIT_LITTLE = "1.2.840.10008.1.2"
@@ -34,10 +34,6 @@ UNDEFINED = 0xFFFFFFFF
 LONG_VRS = frozenset(
     (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV")
 )
-
-
-class MalformedDataset(BadInput):
-    """Received dataset bytes that are not a complete DICOM dataset."""
 
 
 class _Walker:

@@ -35,9 +35,9 @@ from typing import Any
 from pynetdicom import ALL_TRANSFER_SYNTAXES, PYNETDICOM_IMPLEMENTATION_UID
 
 from windl.config import Site
-from windl.errors import ReceiveError
+from windl.errors import MalformedDataset, ReceiveError
 from windl.receive import ReceiveSettings, receive_root
-from windl.receive.dataset import MalformedDataset, file_meta, scan_dataset
+from windl.receive.dataset import file_meta, scan_dataset
 from windl.receive.network import IMPLEMENTATION_VERSION, StorageServer, StoreRequest
 from windl.receive.spool import Spool
 

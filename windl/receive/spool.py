@@ -21,8 +21,8 @@ from typing import Any
 
 import pydicom
 
-from windl.errors import ReceiveError
-from windl.receive.dataset import MalformedDataset, dataset_bytes, scan_dataset
+from windl.errors import MalformedDataset, ReceiveError
+from windl.receive.dataset import dataset_bytes, scan_dataset
 
 TMP_SUFFIX = ".tmp"
 PART_SUFFIX = ".part"
