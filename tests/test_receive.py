@@ -55,12 +55,13 @@ def configure(
 
 
 @contextlib.contextmanager
-def receiver(site: Path) -> Iterator[subprocess.Popen[bytes]]:
+def receiver(site: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """``windl receive`` in a process (and session) of its own; SIGTERM at the end."""
     state = site / "receive" / "receiver.json"
     state.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [*WINDL, "receive", "--site", str(site)],
+        env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=open(site.parent / "receiver.log", "ab"),  # noqa: SIM115
         start_new_session=True,
@@ -521,3 +522,38 @@ def test_the_header_walk_reads_the_uids_pydicom_reads_and_refuses_cut_datasets(
         for cut in (7, len(raw) // 2 + 3, len(raw) - 1):  # inside a header, anywhere, last byte
             with pytest.raises(MalformedDataset):
                 scan_dataset(raw[:cut], ts)
+
+
+def test_a_hand_off_killed_after_its_commit_is_finished_on_restart_without_a_second_commit(
+    site: Path, data: Path, tmp_path: Path
+) -> None:
+    siemens = sorted((data / "dcm_qa_nih" / "In" / "20180918Si").rglob("*.dcm"))
+    sourcedata = study_path(site, "study1") / "sourcedata"
+    before = _commits(sourcedata)
+    port = free_port()
+    configure(site, port, idle=1, routes=ROUTE_SIEMENS)
+    trace = tmp_path / "trace"
+    pause = {
+        "WINDL_CHECKPOINT_FILE": str(trace),
+        "WINDL_CHECKPOINT_PAUSE": "receive-ingested",  # ingested, hand-off not yet finished
+        "WINDL_CHECKPOINT_DELAY": "120",
+    }
+    with receiver(site, env=pause) as proc:
+        assert send(port, siemens) == ["0000"] * len(siemens)
+        deadline = time.monotonic() + 300
+        while not (trace.exists() and "receive-ingested" in trace.read_text().split()):
+            assert time.monotonic() < deadline, "the hand-off never reached its commit"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _commits(sourcedata) == before + 1
+    [claimed] = (site / "receive" / "handoff").iterdir()  # the hand-off was cut off
+    with receiver(site):
+        [event] = wait_handed_off(site, studies=1)["ingested"]
+    assert event["commits"] == []  # ingest saw its own earlier commit: nothing to add
+    assert _commits(sourcedata) == before + 1
+    assert not claimed.exists()
+    received = ingested_dicom(site, ["study1"])
+    assert sorted(map(dataset_sha, received)) == sorted(map(dataset_sha, siemens))
+    assert not subprocess.run(["git", "-C", str(sourcedata), "status", "--porcelain"],
+                              capture_output=True, text=True).stdout  # fmt: skip
