@@ -557,3 +557,13 @@ def test_a_hand_off_killed_after_its_commit_is_finished_on_restart_without_a_sec
     assert sorted(map(dataset_sha, received)) == sorted(map(dataset_sha, siemens))
     assert not subprocess.run(["git", "-C", str(sourcedata), "status", "--porcelain"],
                               capture_output=True, text=True).stdout  # fmt: skip
+
+
+def test_a_routing_rule_with_a_bad_pattern_stops_the_receiver_in_one_line(site: Path) -> None:
+    bad = '[[receive.routes]]\nstudy = "study1"\nmatch = { StudyDescription = "(unclosed" }\n'
+    configure(site, free_port(), idle=1, routes=bad)
+    proc = run_windl("receive", "--site", site, check=False)
+    assert proc.returncode != 0
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("windl: error: ") and "windl.toml" in line
+    assert "receive.routes[0].match.StudyDescription" in line

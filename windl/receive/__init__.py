@@ -22,6 +22,7 @@ Layout under ``<site>/receive/``::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,21 @@ class ReceiveSettings:
         routes = section.get("routes", [])
         if not isinstance(routes, list) or not all(isinstance(r, dict) for r in routes):
             raise ConfigError("receive.routes must be an array of tables ([[receive.routes]])")
+        toml = site.root / "windl.toml"
+        for index, rule in enumerate(routes):
+            # checked here, so a bad rule stops the receiver at start, not each hand-off
+            if "study" not in rule:
+                raise ConfigError(f"receive.routes[{index}] has no 'study'", toml)
+            match = rule.get("match", {})
+            if not isinstance(match, dict):
+                raise ConfigError(f"receive.routes[{index}].match: a table of tag = pattern", toml)
+            for keyword, pattern in match.items():
+                try:
+                    re.compile(str(pattern))
+                except re.error as exc:
+                    raise ConfigError(
+                        f"receive.routes[{index}].match.{keyword}: {exc}", toml
+                    ) from None
         return cls(
             ae_title=ae_title,
             port=int(port if port is not None else section.get("port", cls.port)),
