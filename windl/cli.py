@@ -850,3 +850,44 @@ def audit_log_cmd(since: Any, csv_file: Path | None, site_dir: Path | None) -> N
         click.echo(text, nl=False)
     else:
         click.echo(f"{rows} entries written to {csv_file}", err=True)
+# ----------------------------------------------------------------------------- receive
+@main.command("receive")
+@click.option("--port", type=int, default=None, help="TCP port (default: receive.port, 11112).")
+@click.option("--status", "show_status", is_flag=True, help="Show queues, last studies, errors.")
+@click.option(
+    "--requeue",
+    "requeue_uid",
+    metavar="STUDY_UID",
+    default=None,
+    help="Route a quarantined study again (after fixing the rules, or with --study).",
+)
+@click.option("--study", "study_name", default=None, help="With --requeue: the windl study.")
+@site_option
+@json_option
+def receive_cmd(
+    port: int | None,
+    show_status: bool,
+    requeue_uid: str | None,
+    study_name: str | None,
+    site_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """DICOM C-STORE receiver (settings and routing rules in windl.toml [receive])."""
+    from windl.receive.service import requeue, serve, status, status_text
+
+    site_obj = _site(site_dir)
+    if show_status:
+        data = status(site_obj)
+        _emit(data, as_json, status_text(data))
+        return
+    if requeue_uid is not None:
+        path = requeue(site_obj, requeue_uid, study_name)
+        _emit(
+            {"requeued": requeue_uid, "study": study_name, "spool": str(path)},
+            as_json,
+            f"requeued {requeue_uid}" + (f" to {study_name}" if study_name else ""),
+        )
+        return
+    if study_name is not None:
+        raise click.UsageError("--study goes with --requeue")
+    serve(site_obj, port=port)
