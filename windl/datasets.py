@@ -759,8 +759,9 @@ def add_job_worktree(
     worktree of its own at the commit ``base`` records, checked out sparsely to those paths.
     Worktrees share the object store and the annex of ``ds``: a job costs no copy of its
     inputs, and what ``datalad run`` annexes there is in ``ds``'s annex already. The
-    worktree of ``ds`` itself holds the top-level files, ``code/`` and ``folders`` (the
-    job's own, cone-mode sparse checkout), so creating one does not grow with the study.
+    worktree of ``ds`` itself holds the top-level files, ``.datalad/``, ``code/`` and
+    ``folders`` (the job's own; a cone-mode sparse checkout), so creating one does not grow
+    with the study.
     """
     path = ds / _JOBS_DIR / name
     branch = _JOB_BRANCH + name
@@ -773,7 +774,7 @@ def add_job_worktree(
         if not entry or entry[1] != "commit":
             raise WindlError(f"{sub} is not a subdataset at {base[:10]}", ds)
         sub_commits[sub] = entry[2]
-    cone = sorted({*folders, *_top_folders(subdatasets), "code"})
+    cone = sorted({*folders, *_top_folders(subdatasets), "code", ".datalad"})
     git(path, "sparse-checkout", "set", "--cone", *cone)
     git(path, "checkout", "--quiet", branch)  # git-annex's hook turns .git into a symlink here
     for sub, commit in sub_commits.items():
