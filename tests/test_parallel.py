@@ -11,7 +11,14 @@ import pytest
 
 from windl.convert.finalize import merge_participants
 
-from conftest import git_head, git_status, rerun_onto_parent, run_windl, study_path
+from conftest import (
+    git_head,
+    git_status,
+    rerun_onto_parent,
+    run_killed_at,
+    run_windl,
+    study_path,
+)
 
 
 def _git(ds: Path, *args: str) -> str:
@@ -151,3 +158,24 @@ def test_parallel_participant_rows_merge_as_a_serial_run_would() -> None:
     assert merged == "participant_id\tage\tsex\nsub-01\t30\tF\nsub-02\t41\tM\nsub-03\t52\tM\n"
     # a row that is already known is not overwritten (the first conversion's values stay)
     assert merge_participants(base, theirs, base + b"sub-02\t99\tF\n") == theirs
+
+
+def test_killed_parallel_conversion_leaves_the_study_intact_and_a_rerun_completes_it(
+    ingested: Path, serial_and_parallel: tuple, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(ingested, site, symlinks=True)
+    study = study_path(site)
+    before = git_head(study)
+    # killed when the first job has finished, before its record is replayed; the other
+    # job may be half way through heudiconv in its worktree
+    run_killed_at(["convert", "study1", "--jobs", "2", "--site", site], "job-done", tmp_path)
+    assert git_head(study) == before
+    assert git_status(study) == ""
+    run_windl("convert", "study1", "--jobs", "2", "--site", site)
+    serial, _, _ = serial_and_parallel
+    assert _git(study, "rev-parse", "HEAD^{tree}") == _git(
+        study_path(serial), "rev-parse", "HEAD^{tree}"
+    )
+    assert "windl-job" not in _git(study, "branch", "--list")
+    assert len(_git(study, "worktree", "list").splitlines()) == 1

@@ -776,7 +776,7 @@ def add_job_worktree(
         sub_commits[sub] = entry[2]
     cone = sorted({*folders, *_top_folders(subdatasets), "code", ".datalad"})
     git(path, "sparse-checkout", "set", "--cone", *cone)
-    git(path, "checkout", "--quiet", branch)  # git-annex's hook turns .git into a symlink here
+    _checkout_without_hooks(path, branch)
     for sub, commit in sub_commits.items():
         target = path / sub
         if target.is_dir() and not any(target.iterdir()):
@@ -787,8 +787,25 @@ def add_job_worktree(
         # the subdataset's top-level files (.datalad/config, .gitattributes) and what is read
         patterns = ["/*", "!/*/", "/.datalad/", *(f"/{p.strip('/')}/" for p in subdatasets[sub])]
         git(target, "sparse-checkout", "set", "--no-cone", *patterns)
-        git(target, "checkout", "--quiet", "--detach", commit)
+        _checkout_without_hooks(target, "--detach", commit)
     return path
+
+
+def _checkout_without_hooks(worktree: Path, *args: str) -> None:
+    """``git checkout`` in a new job worktree, and its ``.git`` file made a symlink.
+
+    Annex links (``../.git/annex/objects/…``) resolve only through a ``.git`` that is a
+    symlink to the worktree's git dir; git-annex's post-checkout hook would do that too,
+    but it starts git-annex twice per job (``smudge --update``, for unlocked files, which
+    windl datasets do not have) and that was most of a job's set-up time.
+    """
+    git(worktree, "-c", "core.hooksPath=/dev/null", "checkout", "--quiet", *args)
+    dot_git = worktree / ".git"
+    if dot_git.is_file():
+        gitdir = Path(dot_git.read_text(encoding="utf-8").split(":", 1)[1].strip())
+        gitdir = gitdir if gitdir.is_absolute() else (worktree / gitdir).resolve()
+        dot_git.unlink()
+        dot_git.symlink_to(os.path.relpath(gitdir, worktree))
 
 
 def _top_folders(subdatasets: Mapping[str, Sequence[str]]) -> set[str]:

@@ -117,12 +117,14 @@ def run_jobs(
     jobs: int = 1,
     executor: str = "local",
     sbatch_args: Sequence[str] = (),
+    sizes: Sequence[float] | None = None,
 ) -> Iterator[JobResult]:
     """Run ``specs`` with ``executor``; yield their results in the order of ``specs``.
 
     Results come as soon as they and all earlier ones are done, so the caller can replay
     each while later jobs still run. ``jobs`` bounds the local pool; Slurm schedules on
-    its own.
+    its own. With ``sizes`` (e.g. input files per job) the biggest jobs start first, so a
+    big one started last does not keep one core busy while the other idles.
     """
     if executor not in EXECUTORS:
         raise WindlError(f"unknown executor {executor!r} (one of {', '.join(EXECUTORS)})")
@@ -134,8 +136,11 @@ def run_jobs(
     if jobs < 1:
         raise WindlError(f"--jobs must be at least 1, not {jobs}")
     # spawn: a fork would copy DataLad's and git-annex's open state into the workers
+    order = sorted(range(len(specs)), key=lambda i: -sizes[i]) if sizes else range(len(specs))
     with ProcessPoolExecutor(min(jobs, len(specs)), mp_context=get_context("spawn")) as pool:
-        yield from pool.map(run_job, specs)
+        futures = {i: pool.submit(run_job, specs[i]) for i in order}
+        for i in range(len(specs)):
+            yield futures[i].result()
 
 
 # ----------------------------------------------------------------------------- Slurm

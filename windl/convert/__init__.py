@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from windl import datasets
+from windl.checkpoints import checkpoint
 from windl.config import Site
 from windl.convert import ephys
 from windl.convert.ephys import EPHYS_KINDS
@@ -242,6 +243,13 @@ def _session_job(study: Study, result: SessionConversion, units: list[Unit], bas
     )
 
 
+def _input_files(study: Study, spec: JobSpec) -> int:
+    """How many raw files a job reads: a cheap measure of how long it takes."""
+    paths = [p for run in spec.runs for p in run.inputs]
+    return sum(len(datasets.ls_tree(study.sourcedata, "HEAD", p.removeprefix("sourcedata/")))
+               for p in paths)  # fmt: skip
+
+
 def _convert_in_jobs(
     site: Site,
     study: Study,
@@ -277,8 +285,10 @@ def _convert_in_jobs(
     if progress and done:
         progress("converting", done, len(sessions))
     sbatch_args = [str(a) for a in site.setting("slurm", "sbatch_args", [])]
-    for job in run_jobs(specs, jobs, executor, sbatch_args):
+    sizes = [_input_files(study, spec) for spec in specs]
+    for job in run_jobs(specs, jobs, executor, sbatch_args, sizes):
         result = results[job.name]
+        checkpoint("job-done")
         try:
             if job.commits:
                 datasets.replay_commits(study.root, job.commits, PARALLEL_MERGES)
