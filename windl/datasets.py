@@ -822,12 +822,35 @@ def job_commits(ds: Path, name: str, base: str) -> list[str]:
 
 
 def remove_job_worktree(ds: Path, name: str) -> None:
-    """Remove job ``name``'s worktrees (its subdatasets' too); its branch stays."""
+    """Remove job ``name``'s worktrees (its subdatasets' too); its branch stays.
+
+    Each worktree goes with its own administrative folder in its repository's git dir,
+    and nothing else: ``git worktree prune`` here would race with the other jobs, whose
+    worktrees are being made at the same time.
+    """
     path = ds / _JOBS_DIR / name
-    if path.exists():
-        shutil.rmtree(path)
-    for repo in [ds, *(s for s in subdatasets(ds) if (s / ".git").exists())]:
-        git(repo, "worktree", "prune", check=False)
+    if not path.exists():
+        return
+    # the subdatasets' worktrees inside first (a sparse job worktree holds few files)
+    nested = sorted(
+        (p for p in path.rglob(".git") if p != path / ".git"), key=lambda p: -len(p.parts)
+    )
+    for dot_git in [*nested, path / ".git"]:
+        admin = _worktree_admin_dir(dot_git)
+        shutil.rmtree(dot_git.parent, ignore_errors=True)
+        if admin is not None:
+            shutil.rmtree(admin, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _worktree_admin_dir(dot_git: Path) -> Path | None:
+    """The ``.git/worktrees/<id>`` folder of the worktree whose ``.git`` is ``dot_git``."""
+    if dot_git.is_symlink():
+        return dot_git.resolve()
+    if dot_git.is_file():
+        target = Path(dot_git.read_text(encoding="utf-8").split(":", 1)[1].strip())
+        return target if target.is_absolute() else (dot_git.parent / target).resolve()
+    return None
 
 
 def remove_job(ds: Path, name: str) -> None:
@@ -854,18 +877,25 @@ def prepare_jobs(ds: Path) -> None:
 
 
 def recover_jobs(ds: Path) -> None:
-    """Remove what interrupted jobs left (worktrees, branches); the dataset never saw them."""
-    names = {
-        ref.removeprefix(_JOB_BRANCH)
-        for ref in git(
-            ds, "for-each-ref", "--format=%(refname:short)", "refs/heads/" + _JOB_BRANCH
-        ).split()
-    }
+    """Remove what interrupted jobs left (worktrees, branches); the dataset never saw them.
+
+    Run when no job is running. A job killed inside ``git worktree add`` leaves its
+    worktree registered and locked, which ``git worktree prune`` keeps: such entries,
+    all pointing into the jobs folder, are removed by hand first.
+    """
     jobs_dir = ds / _JOBS_DIR
+    for repo in [ds, *(s for s in subdatasets(ds) if (s / ".git").exists())]:
+        for admin in (repo / ".git" / "worktrees").glob("*"):
+            gitdir = admin / "gitdir"
+            target = gitdir.read_text(encoding="utf-8").strip() if gitdir.exists() else ""
+            if target.startswith(str(jobs_dir) + os.sep) or not target:
+                shutil.rmtree(admin, ignore_errors=True)
+        git(repo, "worktree", "prune", check=False)
     if jobs_dir.is_dir():
-        names |= {p.name for p in jobs_dir.iterdir() if p.is_dir()}
-    for name in names:
-        remove_job(ds, name)
+        shutil.rmtree(jobs_dir)
+    refs = git(ds, "for-each-ref", "--format=%(refname:short)", "refs/heads/" + _JOB_BRANCH)
+    for branch in refs.split():
+        git(ds, "branch", "-q", "-D", branch)
 
 
 #: merges a path both the job and the dataset changed: (base, ours, theirs) → merged bytes
