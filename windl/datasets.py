@@ -752,11 +752,13 @@ def add_job_worktree(
     base: str,
     folders: Sequence[str],
     subdatasets: Mapping[str, Sequence[str]],
+    pinned: Mapping[str, str] | None = None,
 ) -> Path:
     """A worktree of ``ds`` at ``base`` on branch ``windl-job/<name>``, for one job's runs.
 
     Each subdataset in ``subdatasets`` (path → the paths inside it that the job reads) gets a
-    worktree of its own at the commit ``base`` records, checked out sparsely to those paths.
+    worktree of its own at the commit ``pinned`` names for it, else the one ``base``
+    records, checked out sparsely to those paths.
     Worktrees share the object store and the annex of ``ds``: a job costs no copy of its
     inputs, and what ``datalad run`` annexes there is in ``ds``'s annex already. The
     worktree of ``ds`` itself holds the top-level files, ``.datalad/``, ``code/`` and
@@ -768,12 +770,13 @@ def add_job_worktree(
     remove_job(ds, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     git(ds, "worktree", "add", "--quiet", "--no-checkout", "-b", branch, str(path), base)
-    sub_commits = {}
+    sub_commits = dict(pinned or {})
     for sub in subdatasets:
-        entry = git(ds, "ls-tree", base, "--", sub).split()
-        if not entry or entry[1] != "commit":
-            raise WindlError(f"{sub} is not a subdataset at {base[:10]}", ds)
-        sub_commits[sub] = entry[2]
+        if sub not in sub_commits:
+            entry = git(ds, "ls-tree", base, "--", sub).split()
+            if not entry or entry[1] != "commit":
+                raise WindlError(f"{sub} is not a subdataset at {base[:10]}", ds)
+            sub_commits[sub] = entry[2]
     cone = sorted({*folders, *_top_folders(subdatasets), "code", ".datalad"})
     git(path, "sparse-checkout", "set", "--cone", *cone)
     _checkout_without_hooks(path, branch)

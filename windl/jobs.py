@@ -65,6 +65,7 @@ class JobSpec:
     runs: list[Run]
     folders: list[str] = field(default_factory=list)  # checked out besides code/ (outputs)
     subdatasets: dict[str, list[str]] = field(default_factory=dict)  # path → paths read
+    pinned: dict[str, str] = field(default_factory=dict)  # subdataset path → commit to use
 
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
@@ -91,7 +92,7 @@ def run_job(spec: JobSpec) -> JobResult:
     error = None
     try:
         worktree = datasets.add_job_worktree(
-            ds, spec.name, spec.base, spec.folders, spec.subdatasets
+            ds, spec.name, spec.base, spec.folders, spec.subdatasets, spec.pinned
         )
         for run in spec.runs:
             datasets.datalad_run(

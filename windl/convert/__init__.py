@@ -237,6 +237,9 @@ def _session_job(study: Study, result: SessionConversion, units: list[Unit], bas
             for u in units
         ],
         folders=[prefix],
+        # the raw data as sourcedata has it now (what a serial run reads, and what the
+        # up-to-date check looked at), even if the study has not recorded that commit yet
+        pinned={"sourcedata": datasets.head(study.sourcedata)},
         subdatasets={
             "sourcedata": [i.removeprefix("sourcedata/") for u in units for i in u.inputs]
         },
