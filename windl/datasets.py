@@ -111,6 +111,11 @@ def _datalad() -> Any:
     return dl
 
 
+def import_datalad() -> None:
+    """Import DataLad's API now (it takes ~1 s), e.g. before forking workers that use it."""
+    _datalad()
+
+
 def _call(func: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """Call a DataLad command; turn failed results into one :class:`WindlError`."""
     kwargs.setdefault("result_renderer", "disabled")
@@ -840,9 +845,14 @@ def remove_job_worktree(ds: Path, name: str) -> None:
     )
     for dot_git in [*nested, path / ".git"]:
         admin = _worktree_admin_dir(dot_git)
+        if admin is not None and admin.is_dir():
+            # renamed away in one step: git commands of other jobs list every worktree and
+            # fail on a half-deleted administrative folder
+            trash = admin.parent.parent / "windl" / "trash" / uuid.uuid4().hex
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(admin, trash)
+            shutil.rmtree(trash, ignore_errors=True)
         shutil.rmtree(dot_git.parent, ignore_errors=True)
-        if admin is not None:
-            shutil.rmtree(admin, ignore_errors=True)
     shutil.rmtree(path, ignore_errors=True)
 
 

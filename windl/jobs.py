@@ -138,7 +138,11 @@ def run_jobs(
         raise WindlError(f"--jobs must be at least 1, not {jobs}")
     # spawn: a fork would copy DataLad's and git-annex's open state into the workers
     order = sorted(range(len(specs)), key=lambda i: -sizes[i]) if sizes else range(len(specs))
-    with ProcessPoolExecutor(min(jobs, len(specs)), mp_context=get_context("spawn")) as pool:
+    # DataLad imported once, here, and forked into the workers: importing it in each
+    # worker was most of what --jobs 2 cost in CPU over --jobs 1. Nothing of DataLad has
+    # run in this process yet, so the workers inherit no open state of it.
+    datasets.import_datalad()
+    with ProcessPoolExecutor(min(jobs, len(specs)), mp_context=get_context("fork")) as pool:
         futures = {i: pool.submit(run_job, specs[i]) for i in order}
         for i in range(len(specs)):
             yield futures[i].result()
