@@ -26,6 +26,7 @@ Executors:
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -136,7 +137,6 @@ def run_jobs(
         return
     if jobs < 1:
         raise WindlError(f"--jobs must be at least 1, not {jobs}")
-    # spawn: a fork would copy DataLad's and git-annex's open state into the workers
     order = sorted(range(len(specs)), key=lambda i: -sizes[i]) if sizes else range(len(specs))
     # DataLad imported once, here, and forked into the workers: importing it in each
     # worker was most of what --jobs 2 cost in CPU over --jobs 1. Nothing of DataLad has
@@ -144,8 +144,12 @@ def run_jobs(
     datasets.import_datalad()
     with ProcessPoolExecutor(min(jobs, len(specs)), mp_context=get_context("fork")) as pool:
         futures = {i: pool.submit(run_job, specs[i]) for i in order}
-        for i in range(len(specs)):
-            yield futures[i].result()
+        for i, spec in enumerate(specs):
+            try:
+                yield futures[i].result()
+            except Exception as exc:  # a worker died (killed, out of memory): say so
+                commits = datasets.job_commits(Path(spec.dataset), spec.name, spec.base)
+                yield JobResult(spec.name, commits, f"job process failed: {exc!r}")
 
 
 # ----------------------------------------------------------------------------- Slurm
@@ -163,7 +167,7 @@ def _sbatch(spec: JobSpec, sbatch_args: Sequence[str]) -> str:
     spec_file.parent.mkdir(parents=True, exist_ok=True)
     result_file.unlink(missing_ok=True)
     atomic_write_text(spec_file, json.dumps(asdict(spec), indent=1) + "\n")
-    command = f"{sys.executable} -m windl.jobs {spec_file} {result_file}"
+    command = shlex.join([sys.executable, "-m", "windl.jobs", str(spec_file), str(result_file)])
     proc = datasets.run_tool(
         [
             "sbatch",
