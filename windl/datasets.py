@@ -955,7 +955,10 @@ def replay_commits(
     if head(ds) != start:
         raise WindlError("dataset changed while windl was writing to it; run again", ds)
     if tip != start:
-        git(ds, "merge", "--quiet", "--ff-only", tip)
+        # without git-annex's post-merge hook (`smudge --update`, for unlocked files): the
+        # replayed files are datalad run outputs, which are locked, and the hook started
+        # git-annex once per job in this serial part
+        git(ds, "-c", "core.hooksPath=/dev/null", "merge", "--quiet", "--ff-only", tip)
     return tip
 
 
