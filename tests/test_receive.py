@@ -151,7 +151,7 @@ def test_sent_dcm_qa_nih_is_ingested_into_routed_studies_byte_identical_and_conv
     for name in ("study1", "study2"):
         add_task_settings(site, name)
     port = free_port()
-    configure(site, port, idle=2, routes=ROUTE_SIEMENS + ROUTE_GE, convert=True)
+    configure(site, port, idle=5, routes=ROUTE_SIEMENS + ROUTE_GE, convert=True)
     files = nih_files(data)
     assert len(files) == 608
     with receiver(site):
@@ -159,10 +159,12 @@ def test_sent_dcm_qa_nih_is_ingested_into_routed_studies_byte_identical_and_conv
         # storescu re-encodes them), so byte identity can be checked end to end
         assert send(port, files) == ["0000"] * len(files)
         result = wait_handed_off(site, studies=2)
-    assert {(e["study"], e["files"]) for e in result["ingested"]} == {
-        ("study1", 8),
-        ("study2", 600),
-    }
+    # a loaded machine can pause the sender longer than the idle time: a study may then be
+    # handed off in more than one part, which is correct as long as nothing is missing
+    per_study: dict[str, int] = {}
+    for entry in result["ingested"]:
+        per_study[entry["study"]] = per_study.get(entry["study"], 0) + entry["files"]
+    assert per_study == {"study1": 8, "study2": 600}
     assert all(e["conversion"] == "converted" for e in result["ingested"])
     received = ingested_dicom(site, ["study1", "study2"])
     assert sorted(map(dataset_sha, received)) == sorted(map(dataset_sha, files))
