@@ -244,8 +244,11 @@ def fill(engine: sa.Engine, templates: list[Template], n_datasets: int, n_files:
                         f"(SELECT max(id) FROM {table}))"
                     )
                 )
-    with engine.begin() as connection:
-        connection.execute(sa.text("ANALYZE"))
+    # statistics for the planner, and on PostgreSQL the GIN index's pending list merged:
+    # what autovacuum does shortly after any large `windl catalog index`
+    maintenance = "VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text(maintenance))
 
 
 @dataclass(frozen=True)

@@ -267,21 +267,18 @@ def search(
     if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
         raise BadInput(f"page must be 1 or more and per_page 1..{MAX_PER_PAGE}")
     e = entries_t.c
-    # one query over the narrow search rows: every version the viewer may see that matches,
-    # in result order; total, page and facet counts all come from it
-    matching = sa.select(e.version_id, e.scope, e.license, e.terms).where(
-        representative(viewer), *_filters(query)
-    )
+    # one query over the narrow search rows: every version the viewer may see that matches;
+    # total, order, page and facet counts all come from exactly these rows
+    columns = (e.version_id, e.dataset_id, e.scope, e.license, e.terms)
     if query.words and engine.dialect.name == "sqlite":
         fts = _fts5_matches(query.words)
-        matching = matching.join(fts, fts.c.version_id == e.version_id).order_by(
-            fts.c.rank, e.dataset_id
-        )
+        matching = sa.select(*columns, fts.c.rank).join(fts, fts.c.version_id == e.version_id)
     elif query.words:
         condition, rank = _tsvector_match(query.words)
-        matching = matching.where(condition).order_by(rank, e.dataset_id)
+        matching = sa.select(*columns, rank.label("rank")).where(condition)
     else:
-        matching = matching.order_by(e.dataset_id)
+        matching = sa.select(*columns, sa.literal(0).label("rank"))
+    matching = matching.where(representative(viewer), *_filters(query))
     with engine.connect() as connection:
         try:
             rows = connection.execute(matching).all()
@@ -290,6 +287,9 @@ def search(
             if not sa.inspect(connection).has_table(entries_t.name):
                 raise CatalogNotIndexed(NOT_INDEXED) from None
             raise
+        # sorted here, not by the database: code-point order of ids on both backends, and
+        # no database-side sort of whole rows under a locale's collation
+        rows.sort(key=lambda r: (r.rank, r.dataset_id))
         shown = [r.version_id for r in rows[(page - 1) * per_page : page * per_page]]
         summaries = {
             r.version_id: _to_summary(r)
