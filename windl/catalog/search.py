@@ -307,18 +307,18 @@ def search(
         # sorted here, not by the database: code-point order of ids on both backends, and
         # no database-side sort under a locale's collation
         rows.sort(key=lambda r: (r.rank, r.dataset_id))
-        groups = connection.execute(
-            sa.select(e.terms_key, e.scope, e.license, sa.func.count())
+        grouped = (
+            sa.select(e.terms_key, e.scope, e.license, sa.func.count().label("n"))
             .select_from(source)
             .where(*conditions)
             .group_by(e.terms_key, e.scope, e.license)
-        ).all()
-        keys = {key for key, _, _, _ in groups}
-        packed = dict(
-            connection.execute(
-                sa.select(termsets_t.c.key, termsets_t.c.terms).where(termsets_t.c.key.in_(keys))
-            ).all()
+            .subquery("grouped")
         )
+        groups = connection.execute(
+            sa.select(termsets_t.c.terms, grouped.c.scope, grouped.c.license, grouped.c.n)
+            .select_from(grouped)
+            .outerjoin(termsets_t, termsets_t.c.key == grouped.c.terms_key)
+        ).all()
         shown = [r.version_id for r in rows[(page - 1) * per_page : page * per_page]]
         summaries = {
             r.version_id: _to_summary(r)
@@ -330,7 +330,7 @@ def search(
                 .where(versions_t.c.id.in_(shown))
             )
         }
-    facets = _facets([(packed.get(key, ""), scope, lic, n) for key, scope, lic, n in groups])
+    facets = _facets([(terms or "", scope, lic, n) for terms, scope, lic, n in groups])
     return SearchPage(
         total=len(rows),
         page=page,
