@@ -14,6 +14,7 @@ command -v gpg >/dev/null || need_apt+=(gnupg)   # encrypted stores of the indiv
     || need_apt+=(postgresql)
 # the portal's and reports' tests drive Debian's headless Chromium (Playwright, executablePath)
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v storescu >/dev/null || need_apt+=(dcmtk)   # receive tests' sender, benchmark baseline
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -386,3 +386,136 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'windl.sqlite'}"
     return request.getfixturevalue("postgres_url")
+
+
+# ----------------------------------------------------------------------------- portal
+#: a study with only a members release: invisible to external users everywhere
+MEMBERS_ONLY_STUDY = "secretstudy"
+
+
+@pytest.fixture(scope="session")
+def published_site_template(
+    release_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
+    """study1's members and external releases 1.0.0 audited and published, plus a study
+    with only a published members release (:data:`MEMBERS_ONLY_STUDY`), and the catalog
+    indexed. Made once; copy it (:func:`copy_site`) before changing it."""
+    base = tmp_path_factory.mktemp("published")
+    root = base / "site"
+    shutil.copytree(release_site_template, root, symlinks=True)
+    site = ("--site", root)
+    for scope in ("members", "external"):
+        run_windl("audit", release_dir(root, scope), *site)
+        run_windl("publish", "study1", "--scope", scope, "--version", "1.0.0", *site)
+    secret = MEMBERS_ONLY_STUDY
+    run_windl("study", "create", secret, *site)
+    run_windl("ingest", secret, data / "mne_testfiles/brainvision", "--subject", "01", *site)
+    run_windl("convert", secret, "--task", "rest", *site)
+    (base / "consent2.csv").write_text(
+        "participant_id,scopes,form_version,date\nsub-01,members,v1,2026-11-01\n"
+    )
+    run_windl("consent", "import", secret, base / "consent2.csv", *site)
+    run_windl("release", "build", secret, "--scope", "members", "--version", "1.0.0", *site)
+    run_windl("audit", root / "superdataset" / "releases" / secret / "members", *site)
+    run_windl("publish", secret, "--scope", "members", "--version", "1.0.0", *site)
+    run_windl("catalog", "index", *site)
+    return root
+
+
+def copy_site(template: Path, target: Path) -> Path:
+    """A copy of a site; the stores' RIA URLs keep pointing at the template (read-only)."""
+    shutil.copytree(template, target, symlinks=True)
+    return target
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def portal_server(site: Path) -> Iterator[str]:
+    """``windl serve`` on a free port in a child process; yields its base URL."""
+    import socket
+    import time
+
+    port = free_port()
+    log = site.parent / f"serve-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*WINDL, "serve", "--port", str(port), "--site", str(site)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"windl serve did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def datalad_user(home: Path, base_url: str, token: str | None) -> dict[str, str]:
+    """A user's environment on another machine: own HOME, DataLad's git credential helper
+    holding ``token`` for ``base_url`` (as the portal's "how to clone" text says).
+
+    Two settings only stand in for "another machine": git-annex refuses loopback
+    addresses unless allowed, and the stores' own file:// special remotes (which the
+    clone's git-annex branch names) are ignored, so every byte comes through the portal.
+    """
+    from windl.datasets import tool_env
+
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **tool_env(),
+        "HOME": str(home),
+        "GIT_TERMINAL_PROMPT": "0",
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+    }
+    settings = {
+        "user.name": "external user",
+        "user.email": "user@example.org",
+        "credential.helper": "datalad",
+        "datalad.credentials.githelper.noninteractive": "true",
+        "annex.security.allowed-ip-addresses": "127.0.0.1",
+        "remote.external-store-storage.annex-ignore": "true",
+        "remote.members-store-storage.annex-ignore": "true",
+    }
+    for key, value in settings.items():
+        subprocess.run(["git", "config", "--global", key, value], env=env, check=True)
+    if token is not None:
+        protocol, host = base_url.split("://")
+        subprocess.run(
+            ["git", "credential", "approve"],
+            input=f"protocol={protocol}\nhost={host}\nusername=user\npassword={token}\n\n",
+            text=True,
+            env=env,
+            check=True,
+        )
+    return env
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def only_match(folder: Path, pattern: str) -> Path:
+    """The one path under ``folder`` matching ``pattern`` (fails on none or several)."""
+    (found,) = sorted(folder.glob(pattern))
+    return found

@@ -789,3 +789,105 @@ def search_cmd(
             shown = ", ".join(f"{value} ({n})" for value, n in list(counts.items())[:12])
             lines.append(f"  {facet}: {shown}")
     _emit(found.to_dict(), as_json, "\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- portal
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@site_option
+def serve_cmd(host: str, port: int, site_dir: Path | None) -> None:
+    """Run the web portal and HTTP API (token-gated clone/get under /git/STUDY/SCOPE)."""
+    from windl.portal.app import serve
+
+    serve(_site(site_dir), host=host, port=port)
+
+
+@main.group()
+def portal() -> None:
+    """Manage the portal's accounts."""
+
+
+@portal.command("invite")
+@click.argument("email")
+@click.option(
+    "--role",
+    type=click.Choice(["member", "operator", "external"]),
+    default="member",
+    show_default=True,
+)
+@site_option
+def portal_invite(email: str, role: str, site_dir: Path | None) -> None:
+    """Invite EMAIL to the portal with ROLE (the link to set a password is mailed)."""
+    from windl.portal.operate import invite
+
+    user = invite(_site(site_dir), email, role)
+    click.echo(f"invited {user.email} as {role}")
+
+
+@main.command("audit-log")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Only entries from this day (UTC) on.",
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the CSV to FILE (default: standard output).",
+)
+@site_option
+def audit_log_cmd(since: Any, csv_file: Path | None, site_dir: Path | None) -> None:
+    """Export the portal's audit log (logins, DUA acceptances, searches, clones…) as CSV."""
+    from windl.portal.operate import audit_log
+
+    text, rows = audit_log(_site(site_dir), csv_file, since.date() if since else None)
+    if csv_file is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"{rows} entries written to {csv_file}", err=True)
+# ----------------------------------------------------------------------------- receive
+@main.command("receive")
+@click.option("--port", type=int, default=None, help="TCP port (default: receive.port, 11112).")
+@click.option("--status", "show_status", is_flag=True, help="Show queues, last studies, errors.")
+@click.option(
+    "--requeue",
+    "requeue_uid",
+    metavar="STUDY_UID",
+    default=None,
+    help="Route a quarantined study again (after fixing the rules, or with --study).",
+)
+@click.option("--study", "study_name", default=None, help="With --requeue: the windl study.")
+@site_option
+@json_option
+def receive_cmd(
+    port: int | None,
+    show_status: bool,
+    requeue_uid: str | None,
+    study_name: str | None,
+    site_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """DICOM C-STORE receiver (settings and routing rules in windl.toml [receive])."""
+    from windl.receive.service import requeue, serve, status, status_text
+
+    site_obj = _site(site_dir)
+    if show_status:
+        data = status(site_obj)
+        _emit(data, as_json, status_text(data))
+        return
+    if requeue_uid is not None:
+        path = requeue(site_obj, requeue_uid, study_name)
+        _emit(
+            {"requeued": requeue_uid, "study": study_name, "spool": str(path)},
+            as_json,
+            f"requeued {requeue_uid}" + (f" to {study_name}" if study_name else ""),
+        )
+        return
+    if study_name is not None:
+        raise click.UsageError("--study goes with --requeue")
+    serve(site_obj, port=port)

@@ -6,6 +6,7 @@ Everything that changes a dataset goes through here, so the rules that keep data
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -696,3 +697,43 @@ def rerun_logged(
         lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         detail = lines[-1].strip() if lines else str(exc)
         raise WindlError(f"{detail} (full log: {log})") from None
+
+
+# --------------------------------------------------------------------------- git over HTTP
+async def start_http_backend(repo: Path, cgi_env: Mapping[str, str]) -> asyncio.subprocess.Process:
+    """Start ``git http-backend`` (CGI) for the bare repository ``repo``, pipes on all ends.
+
+    ``cgi_env`` holds the request's CGI variables (``REQUEST_METHOD``, ``PATH_INFO``
+    relative to ``repo``, ``QUERY_STRING``, ``CONTENT_TYPE``, ``GIT_PROTOCOL``…). Only
+    fetching is possible: ``http.receivepack`` is off whatever the repository says, and the
+    repository is trusted as a ``safe.directory`` (the server may run as another user).
+    """
+    require_tool("git")
+    env = {
+        "PATH": tool_env()["PATH"],
+        "GIT_PROJECT_ROOT": str(repo),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_0": "safe.directory",
+        "GIT_CONFIG_VALUE_0": str(repo),
+        "GIT_CONFIG_KEY_1": "http.receivepack",
+        "GIT_CONFIG_VALUE_1": "false",
+        **cgi_env,
+    }
+    return await asyncio.create_subprocess_exec(
+        "git",
+        "http-backend",
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+def config_value(repo: Path, key: str) -> str | None:
+    """``git config --get KEY`` of ``repo`` (bare or not), None when unset."""
+    proc = run_tool(["git", "-C", str(repo), "config", "--get", key], check=False)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None

@@ -93,3 +93,15 @@ class PseudonymMissing(WindlError):
 
 class InvalidMetadata(BadInput):
     """Metadata that its schema refuses (e.g. a DOI's DataCite record); names the first problem."""
+
+
+class ReceiveError(WindlError):
+    """The DICOM receiver cannot start or its state cannot be read (port, settings, spool)."""
+
+
+class MalformedDataset(BadInput):
+    """Received DICOM dataset bytes that are not one complete dataset (truncated, no UIDs)."""
+
+
+class Unroutable(ReceiveError):
+    """A received study that no routing rule of ``[[receive.routes]]`` maps to a windl study."""
