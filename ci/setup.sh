@@ -15,6 +15,9 @@ command -v gpg >/dev/null || need_apt+=(gnupg)   # encrypted stores of the indiv
 # the portal's and reports' tests drive Debian's headless Chromium (Playwright, executablePath)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v storescu >/dev/null || need_apt+=(dcmtk)   # receive tests' sender, benchmark baseline
+# `convert --executor slurm` is tested on a real single-node Slurm (started by the tests)
+[ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] || need_apt+=(slurm-wlm)
+[ -x /usr/sbin/munged ] || need_apt+=(munge)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

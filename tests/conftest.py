@@ -519,3 +519,99 @@ def only_match(folder: Path, pattern: str) -> Path:
     """The one path under ``folder`` matching ``pattern`` (fails on none or several)."""
     (found,) = sorted(folder.glob(pattern))
     return found
+
+
+# --------------------------------------------------------------------------- Slurm
+SLURM_CONF = """\
+ClusterName=windltest
+SlurmctldHost={host}
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+AuthType=auth/munge
+AuthInfo=socket={dir}/munge.sock
+CredType=cred/munge
+StateSaveLocation={dir}/state
+SlurmdSpoolDir={dir}/spool
+SlurmctldPidFile={dir}/slurmctld.pid
+SlurmdPidFile={dir}/slurmd.pid
+SlurmctldLogFile={dir}/slurmctld.log
+SlurmdLogFile={dir}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+ReturnToService=2
+MpiDefault=none
+NodeName={host} CPUs=2 State=UNKNOWN
+PartitionName=windl Nodes={host} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[dict[str, str]]:
+    """A real single-node Slurm of Debian's slurm-wlm on this host (munged, slurmctld,
+    slurmd as root, no cgroups, state in a temporary folder, free ports); yields the
+    environment (``SLURM_CONF``) under which sbatch/squeue talk to it. Stopped at the end."""
+    import contextlib
+    import signal
+    import socket
+    import tempfile
+    import time
+
+    for program in ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "sinfo"):
+        if shutil.which(program, path=os.environ["PATH"] + ":/usr/sbin") is None:
+            pytest.fail(f"{program} is not installed (ci/setup.sh installs slurm-wlm and munge)")
+    folder = Path(tempfile.mkdtemp(prefix="windl-slurm-"))
+    (folder / "state").mkdir()
+    (folder / "spool").mkdir()
+    host = socket.gethostname().split(".")[0]
+    conf = folder / "slurm.conf"
+    conf.write_text(
+        SLURM_CONF.format(host=host, dir=folder, ctld_port=free_port(), d_port=free_port())
+    )
+    env = {"SLURM_CONF": str(conf)}
+    full_env = {**os.environ, **env}
+    key = folder / "munge.key"
+    subprocess.run(["/usr/sbin/mungekey", "-c", "-k", str(key)], check=True)
+    key.chmod(0o600)
+    started = []
+    try:
+        subprocess.run(
+            ["/usr/sbin/munged", "--force", f"--socket={folder}/munge.sock",
+             f"--key-file={key}", f"--pid-file={folder}/munged.pid",
+             f"--log-file={folder}/munged.log", f"--seed-file={folder}/munge.seed"],
+            check=True,
+        )  # fmt: skip
+        started.append(folder / "munged.pid")
+        subprocess.run(["/usr/sbin/slurmctld", "-f", str(conf)], check=True, env=full_env)
+        started.append(folder / "slurmctld.pid")
+        subprocess.run(["/usr/sbin/slurmd", "-f", str(conf), "-N", host], check=True, env=full_env)
+        started.append(folder / "slurmd.pid")
+        deadline = time.monotonic() + 60
+        state = ""
+        while time.monotonic() < deadline:
+            state = subprocess.run(
+                ["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, env=full_env
+            ).stdout.strip()
+            if state == "idle":
+                break
+            time.sleep(0.5)
+        else:
+            log = (folder / "slurmctld.log").read_text(errors="replace")[-2000:]
+            pytest.fail(f"Slurm node not idle after 60 s (state {state!r}):\n{log}")
+        yield env
+    finally:
+        for pid_file in reversed(started):
+            deadline = time.monotonic() + 10
+            while not pid_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)  # daemons write their pid file after forking
+            if pid_file.exists():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+        time.sleep(1)
+        shutil.rmtree(folder, ignore_errors=True)

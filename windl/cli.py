@@ -170,6 +170,14 @@ def ingest_cmd(
     default=None,
     help="BIDS task label for EEG/MEG recordings (default: code/study.toml, else file name).",
 )
+@click.option(
+    "--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+    help="Sessions converted at the same time (each a job in a worktree of its own).",
+)  # fmt: skip
+@click.option(
+    "--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+    help="Where jobs run: this machine, or one Slurm job per session ([slurm] in windl.toml).",
+)  # fmt: skip
 @site_option
 @json_option
 def convert_cmd(
@@ -177,6 +185,8 @@ def convert_cmd(
     subject: str | None,
     session: str | None,
     task: str | None,
+    jobs: int,
+    executor: str,
     site_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -186,7 +196,14 @@ def convert_cmd(
     from windl.convert import convert, raise_for_failures
 
     results = convert(
-        _site(site_dir), study_name, subject, session, task=task, progress=_progress_printer()
+        _site(site_dir),
+        study_name,
+        subject,
+        session,
+        task=task,
+        progress=_progress_printer(),
+        jobs=jobs,
+        executor=executor,
     )
     lines = []
     for r in results:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import chdir, contextmanager
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,11 @@ def _datalad() -> Any:
     import datalad.api as dl  # imported lazily: it takes ~1 s
 
     return dl
+
+
+def import_datalad() -> None:
+    """Import DataLad's API now (it takes ~1 s), e.g. before forking workers that use it."""
+    _datalad()
 
 
 def _call(func: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -737,3 +742,256 @@ def config_value(repo: Path, key: str) -> str | None:
     if proc.returncode != 0:
         return None
     return proc.stdout.strip() or None
+
+
+# --------------------------------------------------------------------------- job worktrees
+#: where job worktrees live: inside the dataset's git dir, so a cluster node that sees the
+#: dataset sees them, and nothing in them is ever tracked
+_JOBS_DIR = WINDL_GITDIR / "jobs"
+_JOB_BRANCH = "windl-job/"
+
+
+def add_job_worktree(
+    ds: Path,
+    name: str,
+    base: str,
+    folders: Sequence[str],
+    subdatasets: Mapping[str, Sequence[str]],
+    pinned: Mapping[str, str] | None = None,
+) -> Path:
+    """A worktree of ``ds`` at ``base`` on branch ``windl-job/<name>``, for one job's runs.
+
+    Each subdataset in ``subdatasets`` (path → the paths inside it that the job reads) gets a
+    worktree of its own at the commit ``pinned`` names for it, else the one ``base``
+    records, checked out sparsely to those paths.
+    Worktrees share the object store and the annex of ``ds``: a job costs no copy of its
+    inputs, and what ``datalad run`` annexes there is in ``ds``'s annex already. The
+    worktree of ``ds`` itself holds the top-level files, ``.datalad/``, ``code/`` and
+    ``folders`` (the job's own; a cone-mode sparse checkout), so creating one does not grow
+    with the study.
+    """
+    path = ds / _JOBS_DIR / name
+    branch = _JOB_BRANCH + name
+    remove_job(ds, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    git(ds, "worktree", "add", "--quiet", "--no-checkout", "-b", branch, str(path), base)
+    sub_commits = dict(pinned or {})
+    for sub in subdatasets:
+        if sub not in sub_commits:
+            entry = git(ds, "ls-tree", base, "--", sub).split()
+            if not entry or entry[1] != "commit":
+                raise WindlError(f"{sub} is not a subdataset at {base[:10]}", ds)
+            sub_commits[sub] = entry[2]
+    cone = sorted({*folders, *_top_folders(subdatasets), "code", ".datalad"})
+    git(path, "sparse-checkout", "set", "--cone", *cone)
+    _checkout_without_hooks(path, branch)
+    for sub, commit in sub_commits.items():
+        target = path / sub
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        git(
+            ds / sub, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(target), commit
+        )
+        # the subdataset's top-level files (.datalad/config, .gitattributes) and what is read
+        patterns = ["/*", "!/*/", "/.datalad/", *(f"/{p.strip('/')}/" for p in subdatasets[sub])]
+        git(target, "sparse-checkout", "set", "--no-cone", *patterns)
+        _checkout_without_hooks(target, "--detach", commit)
+    return path
+
+
+def _checkout_without_hooks(worktree: Path, *args: str) -> None:
+    """``git checkout`` in a new job worktree, and its ``.git`` file made a symlink.
+
+    Annex links (``../.git/annex/objects/…``) resolve only through a ``.git`` that is a
+    symlink to the worktree's git dir; git-annex's post-checkout hook would do that too,
+    but it starts git-annex twice per job (``smudge --update``, for unlocked files, which
+    windl datasets do not have) and that was most of a job's set-up time.
+    """
+    git(worktree, "-c", "core.hooksPath=/dev/null", "checkout", "--quiet", *args)
+    dot_git = worktree / ".git"
+    if dot_git.is_file():
+        gitdir = Path(dot_git.read_text(encoding="utf-8").split(":", 1)[1].strip())
+        gitdir = gitdir if gitdir.is_absolute() else (worktree / gitdir).resolve()
+        dot_git.unlink()
+        dot_git.symlink_to(os.path.relpath(gitdir, worktree))
+
+
+def _top_folders(subdatasets: Mapping[str, Sequence[str]]) -> set[str]:
+    # a subdataset's mount point must be in the cone for its worktree to sit there
+    return {Path(sub).parts[0] for sub in subdatasets}
+
+
+def job_commits(ds: Path, name: str, base: str) -> list[str]:
+    """The commits job ``name`` made on its branch since ``base``, oldest first."""
+    ref = f"refs/heads/{_JOB_BRANCH}{name}"
+    if run_tool(["git", "-C", str(ds), "rev-parse", "-q", "--verify", ref], check=False).returncode:
+        return []
+    return git(ds, "rev-list", "--reverse", f"{base}..{ref}").split()
+
+
+def remove_job_worktree(ds: Path, name: str) -> None:
+    """Remove job ``name``'s worktrees (its subdatasets' too); its branch stays.
+
+    Each worktree goes with its own administrative folder in its repository's git dir,
+    and nothing else: ``git worktree prune`` here would race with the other jobs, whose
+    worktrees are being made at the same time.
+    """
+    path = ds / _JOBS_DIR / name
+    if not path.exists():
+        return
+    # the subdatasets' worktrees inside first (a sparse job worktree holds few files)
+    nested = sorted(
+        (p for p in path.rglob(".git") if p != path / ".git"), key=lambda p: -len(p.parts)
+    )
+    for dot_git in [*nested, path / ".git"]:
+        admin = _worktree_admin_dir(dot_git)
+        if admin is not None and admin.is_dir():
+            # renamed away in one step: git commands of other jobs list every worktree and
+            # fail on a half-deleted administrative folder
+            trash = admin.parent.parent / "windl" / "trash" / uuid.uuid4().hex
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(admin, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(dot_git.parent, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _worktree_admin_dir(dot_git: Path) -> Path | None:
+    """The ``.git/worktrees/<id>`` folder of the worktree whose ``.git`` is ``dot_git``."""
+    if dot_git.is_symlink():
+        return dot_git.resolve()
+    if dot_git.is_file():
+        target = Path(dot_git.read_text(encoding="utf-8").split(":", 1)[1].strip())
+        return target if target.is_absolute() else (dot_git.parent / target).resolve()
+    return None
+
+
+def remove_job(ds: Path, name: str) -> None:
+    """Remove job ``name``'s worktrees and its branch."""
+    remove_job_worktree(ds, name)
+    git(ds, "branch", "-q", "-D", _JOB_BRANCH + name, check=False)
+
+
+def prepare_jobs(ds: Path) -> None:
+    """Make ``ds`` ready for job worktrees; remove what interrupted jobs left.
+
+    Sparse worktrees keep their sparse settings in per-worktree config; git turns that on
+    (``extensions.worktreeConfig``) in the shared config the first time, which two jobs
+    starting together would race for, so it is turned on here, once, before any job.
+    Leftover worktrees and branches of interrupted jobs go: the dataset never saw them.
+    """
+    for repo in [ds, *(s for s in subdatasets(ds) if (s / ".git").exists())]:
+        if (
+            git(repo, "config", "--bool", "--default", "false", "extensions.worktreeConfig").strip()
+            != "true"
+        ):
+            git(repo, "config", "extensions.worktreeConfig", "true")
+    recover_jobs(ds)
+
+
+def recover_jobs(ds: Path) -> None:
+    """Remove what interrupted jobs left (worktrees, branches); the dataset never saw them.
+
+    Run when no job is running. A job killed inside ``git worktree add`` leaves its
+    worktree registered and locked, which ``git worktree prune`` keeps: such entries,
+    all pointing into the jobs folder, are removed by hand first.
+    """
+    jobs_dir = ds / _JOBS_DIR
+    for repo in [ds, *(s for s in subdatasets(ds) if (s / ".git").exists())]:
+        for admin in (repo / ".git" / "worktrees").glob("*"):
+            gitdir = admin / "gitdir"
+            target = gitdir.read_text(encoding="utf-8").strip() if gitdir.exists() else ""
+            if target.startswith(str(jobs_dir) + os.sep) or not target:
+                shutil.rmtree(admin, ignore_errors=True)
+        git(repo, "worktree", "prune", check=False)
+    if jobs_dir.is_dir():
+        shutil.rmtree(jobs_dir)
+    refs = git(ds, "for-each-ref", "--format=%(refname:short)", "refs/heads/" + _JOB_BRANCH)
+    for branch in refs.split():
+        git(ds, "branch", "-q", "-D", branch)
+
+
+#: merges a path both the job and the dataset changed: (base, ours, theirs) → merged bytes
+Resolver = Callable[[bytes, bytes, bytes], bytes]
+
+
+def replay_commits(
+    ds: Path, commits: Sequence[str], resolvers: Mapping[str, Resolver] | None = None
+) -> str:
+    """Put ``commits`` (a job's, oldest first) onto ``ds``'s branch, one commit each.
+
+    A commit whose parent is HEAD is fast-forwarded to, so it lands unchanged. Otherwise
+    it is replayed like ``git cherry-pick``, with plumbing and no checkout: HEAD's tree
+    with the commit's changes, keeping its message (the run record) and author. A path
+    the commit changed that HEAD also changed since the commit's parent is merged by
+    ``resolvers[path]`` when there is one, else refused (:class:`WindlError`); nothing
+    is written to the branch before every commit has been replayed. The working tree
+    follows by a fast-forward. Returns the new HEAD.
+    """
+    resolvers = resolvers or {}
+    start = tip = head(ds)
+    for commit in commits:
+        parent = git(ds, "rev-parse", f"{commit}^").strip()
+        if parent == tip:
+            tip = commit
+            continue
+        changes = git(ds, "diff-tree", "-r", "-z", "--no-renames", parent, commit).split("\0")
+        entries = []
+        for meta, path in zip(changes[0::2], changes[1::2], strict=False):
+            _, new_mode, old_blob, new_blob, _ = meta.lstrip(":").split()
+            ours = _blob_at(ds, tip, path)
+            if ours == (old_blob if set(old_blob) != {"0"} else None):
+                entries.append(f"{new_mode} {new_blob}\t{path}")
+            elif path in resolvers:
+                merged = resolvers[path](
+                    _blob_bytes(ds, old_blob), _blob_bytes(ds, ours), _blob_bytes(ds, new_blob)
+                )
+                blob = git(ds, "hash-object", "-w", "--stdin", "--path", path,
+                           input_text=merged.decode("utf-8")).strip()  # fmt: skip
+                entries.append(f"{new_mode} {blob}\t{path}")
+            else:
+                raise WindlError(f"{path} was changed since the job started; run again", ds)
+        tip = _commit_with_entries(ds, tip, commit, entries)
+    if head(ds) != start:
+        raise WindlError("dataset changed while windl was writing to it; run again", ds)
+    if tip != start:
+        # without git-annex's post-merge hook (`smudge --update`, for unlocked files): the
+        # replayed files are datalad run outputs, which are locked, and the hook started
+        # git-annex once per job in this serial part
+        git(ds, "-c", "core.hooksPath=/dev/null", "merge", "--quiet", "--ff-only", tip)
+    return tip
+
+
+def _blob_at(ds: Path, rev: str, path: str) -> str | None:
+    out = git(ds, "ls-tree", "-z", rev, "--", path).rstrip("\0")
+    return out.split()[2] if out else None
+
+
+def _blob_bytes(ds: Path, blob: str | None) -> bytes:
+    if blob is None or set(blob) == {"0"}:
+        return b""
+    return git_bytes(ds, "cat-file", "blob", blob)
+
+
+def _commit_with_entries(ds: Path, parent: str, like: str, entries: Sequence[str]) -> str:
+    """A commit on ``parent`` whose tree is ``parent``'s with ``entries`` (index-info lines)
+    applied, carrying ``like``'s message, author and dates."""
+    with tempfile.TemporaryDirectory(dir=ds / WINDL_GITDIR) as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git(ds, "read-tree", parent, env=env)
+        # mode 000000 deletes the path (how diff-tree reports a removed file)
+        lines = [e if not e.startswith("000000 ") else "0 " + "0" * 40 + "\t" + e.split("\t", 1)[1]
+                 for e in entries]  # fmt: skip
+        if lines:
+            git(ds, "update-index", "--index-info", input_text="\n".join(lines) + "\n", env=env)
+        tree = git(ds, "write-tree", env=env).strip()
+    fields = git(ds, "log", "-1", "--format=%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI", like).split(
+        "\0"
+    )
+    message = git(ds, "cat-file", "commit", like).split("\n\n", 1)[1]  # exactly as stored
+    author = dict(zip(
+        ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE",
+         "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_COMMITTER_DATE"),
+        (f.strip() for f in fields), strict=True,
+    ))  # fmt: skip
+    return git(ds, "commit-tree", tree, "-p", parent, input_text=message, env=author).strip()

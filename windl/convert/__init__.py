@@ -16,16 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from windl import datasets
+from windl.checkpoints import checkpoint
 from windl.config import Site
 from windl.convert import ephys
 from windl.convert.ephys import EPHYS_KINDS
-from windl.convert.finalize import conversion_record
+from windl.convert.finalize import conversion_record, merge_participants
 from windl.errors import ConversionFailed, NothingToConvert, WindlError
+from windl.jobs import JobSpec, Run, run_jobs
 from windl.labels import bids_label
 from windl.study import Study, get_study
 
 HEURISTIC = "code/heuristic.py"
 Progress = Callable[[str, int, int], None]
+#: files that parallel conversions all change, and how two versions are merged
+PARALLEL_MERGES = {"participants.tsv": merge_participants}
 
 
 @dataclass
@@ -116,31 +120,51 @@ class Unit:
     record: dict[str, Any]
 
 
-def _run_unit(study: Study, prefix: str, unit: Unit) -> str:
-    """Run ``unit`` unless its stored record equals the current one; return the status."""
-    record_path = study.conversion_records / f"{unit.stem}.json"
-    outputs = [
+def _outputs(prefix: str, unit: Unit) -> list[str]:
+    return [
         prefix,
         "participants.tsv",
         f"code/conversion/{unit.stem}.tsv",
         f"code/conversion/{unit.stem}.json",
     ]
-    # an interrupted earlier run may have left windl-owned outputs behind
+
+
+def _message(prefix: str, unit: Unit) -> str:
+    return f"windl convert: {prefix.replace('/', ' ')} ({unit.what})"
+
+
+def _log(study: Study, unit: Unit) -> Path:
+    return study.root / datasets.WINDL_GITDIR / "logs" / f"convert-{unit.stem}.log"
+
+
+def _needs_run(study: Study, prefix: str, unit: Unit) -> bool:
+    """False when ``unit``'s stored record equals the current one (nothing to redo).
+
+    An interrupted earlier run may have left windl-owned outputs behind: they are
+    discarded first.
+    """
+    outputs = _outputs(prefix, unit)
     datasets.discard_changes(study.root, [outputs[0], *outputs[2:]])
     datasets.require_clean(study.root, ["participants.tsv"])
-    if (
+    record_path = study.conversion_records / f"{unit.stem}.json"
+    return not (
         record_path.exists()
         and (study.root / prefix).is_dir()
         and json.loads(record_path.read_text(encoding="utf-8")) == unit.record
-    ):
+    )
+
+
+def _run_unit(study: Study, prefix: str, unit: Unit) -> str:
+    """Run ``unit`` unless its stored record equals the current one; return the status."""
+    if not _needs_run(study, prefix, unit):
         return "up to date"
     datasets.datalad_run(
         study.root,
         unit.command,
         inputs=unit.inputs,
-        outputs=outputs,
-        message=f"windl convert: {prefix.replace('/', ' ')} ({unit.what})",
-        log=study.root / datasets.WINDL_GITDIR / "logs" / f"convert-{unit.stem}.log",
+        outputs=_outputs(prefix, unit),
+        message=_message(prefix, unit),
+        log=_log(study, unit),
     )
     return "converted"
 
@@ -154,12 +178,11 @@ def line_frequency(site: Site, study: Study) -> float:
     return 50.0
 
 
-def convert_session(
+def session_units(
     site: Site, study: Study, subject: str, session: str | None, task: str | None = None
-) -> SessionConversion:
-    """Convert one session's MRI and EEG/MEG, each unless its record says up to date."""
-    result = SessionConversion(subject, session, status="up to date")
-    prefix = result.prefix
+) -> list[Unit]:
+    """The ``datalad run`` units of one session: MRI, then EEG/MEG (each if there is raw)."""
+    prefix = SessionConversion(subject, session, status="").prefix
     stem = prefix.replace("/", "_")
     units = []
     dicom = f"sourcedata/{prefix}/dicom"
@@ -177,16 +200,113 @@ def convert_session(
             _ephys_command(subject, session, raw, freq, task),
             ephys.conversion_record(study.root, raw, task, freq),
         ))  # fmt: skip
+    return units
+
+
+def _read_records(study: Study, result: SessionConversion) -> None:
+    stem = result.prefix.replace("/", "_")
+    result.series = _read_tsv_records(study.conversion_records / f"{stem}.tsv")
+    result.recordings = _read_tsv_records(study.conversion_records / f"{stem}_ephys.tsv")
+
+
+def convert_session(
+    site: Site, study: Study, subject: str, session: str | None, task: str | None = None
+) -> SessionConversion:
+    """Convert one session's MRI and EEG/MEG, each unless its record says up to date."""
+    result = SessionConversion(subject, session, status="up to date")
     try:
-        for unit in units:
-            if _run_unit(study, prefix, unit) == "converted":
+        for unit in session_units(site, study, subject, session, task):
+            if _run_unit(study, result.prefix, unit) == "converted":
                 result.status = "converted"
     except WindlError as exc:
         result.status = "failed"
         result.error = exc.message
-    result.series = _read_tsv_records(study.conversion_records / f"{stem}.tsv")
-    result.recordings = _read_tsv_records(study.conversion_records / f"{stem}_ephys.tsv")
+    _read_records(study, result)
     return result
+
+
+def _session_job(study: Study, result: SessionConversion, units: list[Unit], base: str) -> JobSpec:
+    """One job per session: its units run in order in one worktree (they share scans.tsv)."""
+    prefix = result.prefix
+    return JobSpec(
+        dataset=str(study.root),
+        name=prefix.replace("/", "_"),
+        base=base,
+        runs=[
+            Run(u.command, u.inputs, _outputs(prefix, u), _message(prefix, u), str(_log(study, u)))
+            for u in units
+        ],
+        folders=[prefix],
+        # the raw data as sourcedata has it now (what a serial run reads, and what the
+        # up-to-date check looked at), even if the study has not recorded that commit yet
+        pinned={"sourcedata": datasets.head(study.sourcedata)},
+        subdatasets={
+            "sourcedata": [i.removeprefix("sourcedata/") for u in units for i in u.inputs]
+        },
+    )
+
+
+def _input_files(study: Study, spec: JobSpec) -> int:
+    """How many raw files a job reads: a cheap measure of how long it takes."""
+    paths = [p for run in spec.runs for p in run.inputs]
+    return sum(len(datasets.ls_tree(study.sourcedata, "HEAD", p.removeprefix("sourcedata/")))
+               for p in paths)  # fmt: skip
+
+
+def _convert_in_jobs(
+    site: Site,
+    study: Study,
+    sessions: list[tuple[str, str | None]],
+    task: str | None,
+    jobs: int,
+    executor: str,
+    progress: Progress | None,
+) -> list[SessionConversion]:
+    """Convert ``sessions`` as parallel jobs, then replay their records in session order.
+
+    Every job starts from the same commit; the records land one after the other, as a
+    serial run would have made them, and participants.tsv gets every job's rows.
+    """
+    datasets.prepare_jobs(study.root)
+    base = datasets.head(study.root)
+    results: dict[str, SessionConversion] = {}
+    specs = []
+    done = 0
+    for sub, ses in sessions:
+        result = SessionConversion(sub, ses, status="up to date")
+        results[result.prefix.replace("/", "_")] = result
+        try:
+            units = session_units(site, study, sub, ses, task)
+            todo = [u for u in units if _needs_run(study, result.prefix, u)]
+        except WindlError as exc:
+            result.status, result.error, todo = "failed", exc.message, []
+        if todo:
+            specs.append(_session_job(study, result, todo, base))
+        else:
+            done += 1
+            _read_records(study, result)
+    if progress and done:
+        progress("converting", done, len(sessions))
+    sbatch_args = [str(a) for a in site.setting("slurm", "sbatch_args", [])]
+    sizes = [_input_files(study, spec) for spec in specs]
+    for job in run_jobs(specs, jobs, executor, sbatch_args, sizes):
+        result = results[job.name]
+        checkpoint("job-done")
+        try:
+            if job.commits:
+                datasets.replay_commits(study.root, job.commits, PARALLEL_MERGES)
+                result.status = "converted"
+        except WindlError as exc:
+            job.error = job.error or exc.message
+        finally:
+            datasets.remove_job(study.root, job.name)
+        if job.error:
+            result.status, result.error = "failed", job.error
+        _read_records(study, result)
+        done += 1
+        if progress:
+            progress("converting", done, len(sessions))
+    return list(results.values())
 
 
 def convert(
@@ -196,21 +316,36 @@ def convert(
     session: str | None = None,
     task: str | None = None,
     progress: Progress | None = None,
+    jobs: int = 1,
+    executor: str = "local",
 ) -> list[SessionConversion]:
     """Convert every matching ingested session of ``study_name`` to BIDS.
 
-    A failing session does not stop the others; :class:`ConversionFailed` is raised at
-    the end, after the successful ones are saved.
+    Parameters
+    ----------
+    jobs
+        Sessions converted at the same time (local executor). 1 converts them one after
+        the other in the study itself; more run each session as a job in a worktree of
+        its own (:mod:`windl.jobs`) with the same records and files as a serial run.
+    executor
+        ``local`` or ``slurm`` (every session a Slurm job, whatever ``jobs`` says).
+
+    A failing session does not stop the others; the caller raises
+    :class:`ConversionFailed` (:func:`raise_for_failures`) after the successful ones are
+    saved, and running again retries only the sessions that are not up to date.
     """
     for tool in ("heudiconv", "dcm2niix", "git-annex"):
         datasets.require_tool(tool)
     study = get_study(site, study_name)
     sessions = find_sessions(study, subject, session)
-    results = []
-    for done, (sub, ses) in enumerate(sessions, 1):
-        results.append(convert_session(site, study, sub, ses, task))
-        if progress:
-            progress("converting", done, len(sessions))
+    if jobs > 1 or executor != "local":
+        results = _convert_in_jobs(site, study, sessions, task, jobs, executor, progress)
+    else:
+        results = []
+        for done, (sub, ses) in enumerate(sessions, 1):
+            results.append(convert_session(site, study, sub, ses, task))
+            if progress:
+                progress("converting", done, len(sessions))
     datasets.record_subdataset_state(site.superdataset, study.root, f"windl convert: {study.name}")
     return results
 

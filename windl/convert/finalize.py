@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import io
 import json
 import re
 import subprocess
@@ -34,15 +35,18 @@ def _read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), list(reader)
 
 
+def _format_tsv(columns: list[str], rows: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(
+        out, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 def _write_tsv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(
-            fh, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore"
-        )
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    atomic_write_text(path, _format_tsv(columns, rows))
 
 
 def _age_years(dicom_age: str | None) -> str:
@@ -159,6 +163,18 @@ def remove_stale(session_dir: Path, written: list[Path]) -> list[str]:
     return stale
 
 
+def _merge_participant(columns: list[str], rows: list[dict[str, str]], row: dict[str, str]) -> None:
+    """Add ``row`` to ``rows``, or fill the unknown values of the participant's row."""
+    existing = next((r for r in rows if r.get("participant_id") == row["participant_id"]), None)
+    if existing is None:
+        rows.append({c: row.get(c, "n/a") for c in columns})
+    else:
+        for column, value in row.items():
+            if column in columns and existing.get(column) in (None, "", "n/a"):
+                existing[column] = value
+    rows.sort(key=lambda r: r["participant_id"])
+
+
 def add_participant(dataset: Path, subject: str, participant: dict[str, Any]) -> None:
     path = dataset / "participants.tsv"
     columns, rows = _read_tsv(path) if path.exists() else (list(PARTICIPANTS_COLUMNS), [])
@@ -167,15 +183,28 @@ def add_participant(dataset: Path, subject: str, participant: dict[str, Any]) ->
         "age": _age_years(participant.get("age")),
         "sex": (participant.get("sex") or "n/a").strip() or "n/a",
     }
-    existing = next((r for r in rows if r.get("participant_id") == row["participant_id"]), None)
-    if existing is None:
-        rows.append({c: row.get(c, "n/a") for c in columns})
-    else:
-        for column, value in row.items():
-            if existing.get(column) in (None, "", "n/a"):
-                existing[column] = value
-    rows.sort(key=lambda r: r["participant_id"])
+    _merge_participant(columns, rows, row)
     _write_tsv(path, columns, rows)
+
+
+def _parse_tsv(data: bytes) -> tuple[list[str], list[dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8")), delimiter="\t")
+    return list(reader.fieldnames or []), list(reader)
+
+
+def merge_participants(base: bytes, ours: bytes, theirs: bytes) -> bytes:
+    """participants.tsv of two conversions made from the same ``base`` in parallel.
+
+    Each row ``theirs`` added or changed is merged into ``ours`` as :func:`add_participant`
+    would have done had the conversions run one after the other, so the result is the
+    file a serial run writes.
+    """
+    columns, rows = _parse_tsv(ours) if ours else (list(PARTICIPANTS_COLUMNS), [])
+    base_rows = {r.get("participant_id"): r for r in _parse_tsv(base)[1]} if base else {}
+    for row in _parse_tsv(theirs)[1]:
+        if base_rows.get(row.get("participant_id")) != row:
+            _merge_participant(columns, rows, row)
+    return _format_tsv(columns, rows).encode("utf-8")
 
 
 def _sha256(path: Path) -> str:
