@@ -61,12 +61,13 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from windl import database, datasets  # noqa: E402
 from windl.catalog.access import Viewer  # noqa: E402
 from windl.catalog.extract import Snapshot, snapshot  # noqa: E402
-from windl.catalog.index import Source, pack_terms, search_document  # noqa: E402
+from windl.catalog.index import Source, pack_terms, search_document, terms_key  # noqa: E402
 from windl.catalog.models import (  # noqa: E402
     datasets_t,
     entries_t,
     files_t,
     terms_t,
+    termsets_t,
     versions_t,
 )
 from windl.catalog.query import parse_query  # noqa: E402
@@ -121,6 +122,7 @@ def fill(engine: sa.Engine, templates: list[Template], n_datasets: int, n_files:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     dataset_rows, version_rows, entry_rows, term_rows, file_rows = [], [], [], [], []
     file_id = term_id = 0
+    termsets: dict[int, str] = {}
     for i in range(n_datasets):
         template = templates[(i // len(SCOPES)) % len(templates)]
         snap = template.snap
@@ -194,8 +196,10 @@ def fill(engine: sa.Engine, templates: list[Template], n_datasets: int, n_files:
                 "n_participants": participants,
                 "has_qc": False,
                 "terms": pack_terms(snap),
+                "terms_key": terms_key(pack_terms(snap)),
             }
         )
+        termsets[terms_key(pack_terms(snap))] = pack_terms(snap)
         for facet, values in (
             ("modality", snap.modalities),
             ("datatype", snap.datatypes),
@@ -230,6 +234,7 @@ def fill(engine: sa.Engine, templates: list[Template], n_datasets: int, n_files:
             (datasets_t, dataset_rows),
             (versions_t, version_rows),
             (entries_t, entry_rows),
+            (termsets_t, [{"key": k, "terms": t} for k, t in termsets.items()]),
             (terms_t, term_rows),
             (files_t, file_rows),
         ):
@@ -244,8 +249,11 @@ def fill(engine: sa.Engine, templates: list[Template], n_datasets: int, n_files:
                         f"(SELECT max(id) FROM {table}))"
                     )
                 )
-    with engine.begin() as connection:
-        connection.execute(sa.text("ANALYZE"))
+    # statistics for the planner, and on PostgreSQL the GIN index's pending list merged:
+    # what autovacuum does shortly after any large `windl catalog index`
+    maintenance = "VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text(maintenance))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from windl.catalog.models import (
     grants_t,
     meta_t,
     terms_t,
+    termsets_t,
     versions_t,
 )
 from windl.config import Site
@@ -353,6 +355,11 @@ def _insert_version(
     ]
     if terms:
         connection.execute(sa.insert(terms_t), terms)
+    packed = pack_terms(snap)
+    key = terms_key(packed)
+    known = connection.execute(sa.select(termsets_t.c.key).where(termsets_t.c.key == key))
+    if known.scalar() is None:
+        connection.execute(sa.insert(termsets_t).values(key=key, terms=packed))
     connection.execute(
         sa.insert(entries_t).values(
             version_id=version_id,
@@ -365,7 +372,8 @@ def _insert_version(
             license=snap.license,
             n_participants=snap.n_participants,
             has_qc=bool(snap.qc),
-            terms=pack_terms(snap),
+            terms=packed,
+            terms_key=key,
         )
     )
     return version_id
@@ -379,6 +387,11 @@ def facet_values(snap: Snapshot) -> list[tuple[str, list[str]]]:
         ("suffix", snap.suffixes),
         ("task", snap.tasks),
     ]
+
+
+def terms_key(packed: str) -> int:
+    """A stable 63-bit key of a packed term set (its ``catalog_termsets`` row)."""
+    return int.from_bytes(hashlib.sha256(packed.encode()).digest()[:8], "big") >> 1
 
 
 def pack_terms(snap: Snapshot) -> str:

@@ -183,6 +183,18 @@ class Entry(Base):
     n_participants: Mapped[int] = mapped_column(sa.Integer)
     has_qc: Mapped[bool] = mapped_column(sa.Boolean)
     terms: Mapped[str] = mapped_column(sa.Text)
+    # catalog_termsets.key of ``terms``: facets are counted per distinct set in the database
+    terms_key: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class TermSet(Base):
+    """One distinct packed set of facet values (many datasets share the same set)."""
+
+    __tablename__ = "catalog_termsets"
+
+    key: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    terms: Mapped[str] = mapped_column(sa.Text)
 
 
 entries_t = Entry.__table__
+termsets_t = TermSet.__table__

@@ -1,12 +1,13 @@
 """Search the catalog and show one dataset: the interface of the CLI, HTTP API and portal.
 
 Everything a viewer may not see, and everything the query excludes, is filtered in SQL
-(:mod:`windl.catalog.access`) in one query over the narrow ``catalog_entries`` rows; the
-total, the page and the facet counts are all taken from exactly those rows, so an invisible
-dataset can never show up in any of them. Only the shown page's summaries are then read
-from the wide version rows. Full-text matching is the only dialect-specific part: FTS5
-``MATCH`` ranked by ``bm25`` on SQLite, ``@@`` on ``catalog_entries.search_tsv`` ranked by
-``ts_rank`` on PostgreSQL (name words weigh most); both match every word as a prefix.
+(:mod:`windl.catalog.access`) over the narrow ``catalog_entries`` rows; the total, the
+page and the facet counts (grouped per distinct term set) are all taken under exactly the
+same conditions, so an invisible dataset can never show up in any of them. Only the shown
+page's summaries are then read from the wide version rows. Full-text matching is the only
+dialect-specific part: FTS5 ``MATCH`` ranked by ``bm25`` on SQLite, ``@@`` on
+``catalog_entries.search_tsv`` ranked by ``ts_rank`` on PostgreSQL (name words weigh most);
+both match every word as a prefix.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from windl.catalog.models import (
     entries_t,
     files_t,
     meta_t,
-    terms_t,
+    termsets_t,
     versions_t,
 )
 from windl.catalog.query import Query
@@ -206,23 +207,34 @@ def _tsvector_match(words: list[str]) -> tuple[sa.ColumnElement[bool], Any]:
     return vector.op("@@")(tsquery), -sa.func.ts_rank(vector, tsquery)
 
 
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _filters(query: Query) -> list[sa.ColumnElement[bool]]:
     e = entries_t.c
     conditions: list[sa.ColumnElement[bool]] = []
-    for facet, values in (
-        ("modality", query.modality),
-        ("datatype", query.datatype),
-        ("suffix", query.suffix),
-        ("task", query.task),
-    ):
-        if values:
-            conditions.append(
-                sa.exists().where(
-                    terms_t.c.version_id == e.version_id,
-                    terms_t.c.facet == facet,
-                    terms_t.c.norm.in_([x.lower() for x in values]),
-                )
+    # facet filters select term sets (few, and each stands for many datasets): a set
+    # qualifies when, per facet asked, it holds one of the values asked (whole lines of the
+    # packed "facet<TAB>value" text, case-insensitively)
+    lines = sa.func.lower(sa.literal("\n") + termsets_t.c.terms + sa.literal("\n"))
+    wanted = [
+        sa.or_(
+            *(
+                lines.like(f"%\n{facet}\t{_like_escaped(value.lower())}\n%", escape="\\")
+                for value in values
             )
+        )
+        for facet, values in (
+            ("modality", query.modality),
+            ("datatype", query.datatype),
+            ("suffix", query.suffix),
+            ("task", query.task),
+        )
+        if values
+    ]
+    if wanted:
+        conditions.append(e.terms_key.in_(sa.select(termsets_t.c.key).where(*wanted)))
     if query.scope:
         conditions.append(e.scope.in_([s.lower() for s in query.scope]))
     if query.license:
@@ -267,29 +279,46 @@ def search(
     if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
         raise BadInput(f"page must be 1 or more and per_page 1..{MAX_PER_PAGE}")
     e = entries_t.c
-    # one query over the narrow search rows: every version the viewer may see that matches,
-    # in result order; total, page and facet counts all come from it
-    matching = sa.select(e.version_id, e.scope, e.license, e.terms).where(
-        representative(viewer), *_filters(query)
-    )
+    # the narrow search rows of every version the viewer may see that matches; the total,
+    # order and page come from their ids, the facets from one grouped row per distinct
+    # (term set, scope, license) of the same rows
+    source: Any = entries_t
+    conditions = [representative(viewer), *_filters(query)]
+    rank: Any = sa.literal(0)
     if query.words and engine.dialect.name == "sqlite":
         fts = _fts5_matches(query.words)
-        matching = matching.join(fts, fts.c.version_id == e.version_id).order_by(
-            fts.c.rank, e.dataset_id
-        )
+        source = entries_t.join(fts, fts.c.version_id == e.version_id)
+        rank = fts.c.rank
     elif query.words:
         condition, rank = _tsvector_match(query.words)
-        matching = matching.where(condition).order_by(rank, e.dataset_id)
-    else:
-        matching = matching.order_by(e.dataset_id)
+        conditions.append(condition)
     with engine.connect() as connection:
         try:
-            rows = connection.execute(matching).all()
+            rows = connection.execute(
+                sa.select(e.version_id, e.dataset_id, rank.label("rank"))
+                .select_from(source)
+                .where(*conditions)
+            ).all()
         except sa.exc.DatabaseError:
             connection.rollback()  # PostgreSQL refuses anything else in a failed transaction
             if not sa.inspect(connection).has_table(entries_t.name):
                 raise CatalogNotIndexed(NOT_INDEXED) from None
             raise
+        # sorted here, not by the database: code-point order of ids on both backends, and
+        # no database-side sort under a locale's collation
+        rows.sort(key=lambda r: (r.rank, r.dataset_id))
+        grouped = (
+            sa.select(e.terms_key, e.scope, e.license, sa.func.count().label("n"))
+            .select_from(source)
+            .where(*conditions)
+            .group_by(e.terms_key, e.scope, e.license)
+            .subquery("grouped")
+        )
+        groups = connection.execute(
+            sa.select(termsets_t.c.terms, grouped.c.scope, grouped.c.license, grouped.c.n)
+            .select_from(grouped)
+            .outerjoin(termsets_t, termsets_t.c.key == grouped.c.terms_key)
+        ).all()
         shown = [r.version_id for r in rows[(page - 1) * per_page : page * per_page]]
         summaries = {
             r.version_id: _to_summary(r)
@@ -301,12 +330,13 @@ def search(
                 .where(versions_t.c.id.in_(shown))
             )
         }
+    facets = _facets([(terms or "", scope, lic, n) for terms, scope, lic, n in groups])
     return SearchPage(
         total=len(rows),
         page=page,
         per_page=per_page,
         results=[summaries[vid] for vid in shown],
-        facets=_facets(rows),
+        facets=facets,
         query=query,
     )
 
@@ -317,14 +347,11 @@ def _to_summary(row: Any) -> DatasetSummary:
     return DatasetSummary(**{k: v for k, v in data.items() if k in names})
 
 
-def _facets(rows: list[Any]) -> dict[str, dict[str, int]]:
-    """Facet counts of the matching search rows (each row counts once per value)."""
-    # rows with the same terms, scope and license are counted together: catalogs repeat
-    # the same few combinations (a study and its releases, studies of one lab)
-    groups = Counter((r.terms, r.scope, r.license) for r in rows)
+def _facets(groups: list[tuple[str, str | None, str | None, int]]) -> dict[str, dict[str, int]]:
+    """Facet counts from (packed terms, scope, license, number of matching datasets)."""
     facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
     terms: Counter[str] = Counter()
-    for (packed, scope, license_), count in groups.items():
+    for packed, scope, license_, count in groups:
         for line in packed.split("\n") if packed else ():
             terms[line] += count
         if scope:
