@@ -294,19 +294,29 @@ def search(
         conditions.append(condition)
     with engine.connect() as connection:
         try:
-            rows = connection.execute(
-                sa.select(e.version_id, e.dataset_id, rank.label("rank"))
-                .select_from(source)
-                .where(*conditions)
-            ).all()
+            total = connection.execute(
+                sa.select(sa.func.count()).select_from(source).where(*conditions)
+            ).scalar_one()
         except sa.exc.DatabaseError:
             connection.rollback()  # PostgreSQL refuses anything else in a failed transaction
             if not sa.inspect(connection).has_table(entries_t.name):
                 raise CatalogNotIndexed(NOT_INDEXED) from None
             raise
-        # sorted here, not by the database: code-point order of ids on both backends, and
-        # no database-side sort under a locale's collation
-        rows.sort(key=lambda r: (r.rank, r.dataset_id))
+        # ties broken by the code-point order of ids on both backends: PostgreSQL's default
+        # collation follows the locale, so the id is compared as "C" there
+        dataset_order = (
+            e.dataset_id.collate("C") if engine.dialect.name == "postgresql" else e.dataset_id
+        )
+        shown = list(
+            connection.execute(
+                sa.select(e.version_id)
+                .select_from(source)
+                .where(*conditions)
+                .order_by(*([rank] if query.words else []), dataset_order)
+                .limit(per_page)
+                .offset((page - 1) * per_page)
+            ).scalars()
+        )
         grouped = (
             sa.select(e.terms_key, e.scope, e.license, sa.func.count().label("n"))
             .select_from(source)
@@ -319,7 +329,6 @@ def search(
             .select_from(grouped)
             .outerjoin(termsets_t, termsets_t.c.key == grouped.c.terms_key)
         ).all()
-        shown = [r.version_id for r in rows[(page - 1) * per_page : page * per_page]]
         summaries = {
             r.version_id: _to_summary(r)
             for r in connection.execute(
@@ -332,7 +341,7 @@ def search(
         }
     facets = _facets([(terms or "", scope, lic, n) for terms, scope, lic, n in groups])
     return SearchPage(
-        total=len(rows),
+        total=total,
         page=page,
         per_page=per_page,
         results=[summaries[vid] for vid in shown],
