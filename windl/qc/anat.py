@@ -75,6 +75,8 @@ def anat_metrics(volume: Array, zooms: tuple[float, ...]) -> tuple[dict[str, Any
     if volume.ndim != 3 or min(volume.shape) < 8:
         raise BadInput(f"not a 3D anatomical image (shape {volume.shape})")
     volume = np.clip(volume, 0, None)
+    if float(volume.max()) <= float(volume.min()):
+        raise BadInput("the image is constant (no head in it)")
     head = head_mask(volume)
     if head.sum() < 1000:
         raise BadInput("no head found in the image (fewer than 1000 foreground voxels)")
