@@ -458,6 +458,25 @@ def consent_import(study_name: str, csv_file: Path, site_dir: Path | None, as_js
     _emit(change.to_dict(), as_json, "\n".join(_consent_change_lines(change)))
 
 
+# --------------------------------------------------------------------------- qc
+@main.command("qc")
+@click.argument("study_name", metavar="STUDY")
+@click.option("--subject", default=None, help="Only this subject (01 or sub-01).")
+@site_option
+@json_option
+def qc_cmd(study_name: str, subject: str | None, site_dir: Path | None, as_json: bool) -> None:
+    """Quality metrics + HTML reports of STUDY's MRI/EEG/MEG into derivatives/qc (datalad run)."""
+    from windl.qc import run_qc
+
+    result = run_qc(_site(site_dir), study_name, subject)
+    state = f"commit {(result.commit or '')[:10]}" if result.changed else "unchanged"
+    text = (
+        f"qc {result.study}: {result.recordings} files, {state}\n"
+        f"  {result.path}\n  report: {result.path / 'group_qc.html'}"
+    )
+    _emit(result.to_dict(), as_json, text)
+
+
 # --------------------------------------------------------------------------- release
 @main.group()
 def release() -> None:
