@@ -92,9 +92,7 @@ def anat_metrics(volume: Array, zooms: tuple[float, ...]) -> tuple[dict[str, Any
     mad_air, sd_air = stats["bg"]["mad"], stats["bg"]["stdv"]
     noise = mad_air if mad_air > 1.0 else sd_air
     for t in TISSUES:
-        m[f"snrd_{t}"] = (
-            float(DIETRICH_FACTOR * stats[t]["mean"] / noise) if noise > 1e-3 else -1.0
-        )
+        m[f"snrd_{t}"] = float(DIETRICH_FACTOR * stats[t]["mean"] / noise) if noise > 1e-3 else -1.0
     m["snrd_total"] = float(np.mean([m[f"snrd_{t}"] for t in TISSUES]))
     gm, wm = stats["gm"], stats["wm"]
     m["cnr"] = float(

@@ -75,8 +75,10 @@ def kmeans_tissues(volume: Array, mask: Array, classes: int = 3, iterations: int
     for _ in range(iterations):
         assign = np.argmin(np.abs(values[:, None] - centers[None, :]), axis=1)
         new = np.array(
-            [values[assign == k].mean() if np.any(assign == k) else centers[k]
-             for k in range(classes)]
+            [
+                values[assign == k].mean() if np.any(assign == k) else centers[k]
+                for k in range(classes)
+            ]
         )
         if np.allclose(new, centers):
             break
@@ -90,7 +92,7 @@ def kmeans_tissues(volume: Array, mask: Array, classes: int = 3, iterations: int
 
 
 def summary_stats(values: Array) -> dict[str, float]:
-    """MRIQC's ``summary_*`` statistics of one region (mad = 1.4826 × median abs deviation)."""
+    """MRIQC's ``summary_*`` statistics of one region (mad = 1.4826 x median abs deviation)."""
     if values.size == 0:
         return {k: 0.0 for k in ("mean", "median", "stdv", "mad", "k", "p05", "p95", "n")}
     median = float(np.median(values))

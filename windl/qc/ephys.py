@@ -35,7 +35,7 @@ class EphysQC:
     path: Path
     metrics: dict[str, Any]
     psd_freqs: Array = field(repr=False)
-    psd: dict[str, Array] = field(repr=False)  # channel type → channels × freqs (log10)
+    psd: dict[str, Array] = field(repr=False)  # channel type → channels x freqs (log10)
     channel_sd: dict[str, float] = field(default_factory=dict, repr=False)
 
 
@@ -51,7 +51,7 @@ def read_raw(path: Path) -> Any:
 
 def line_noise_ratio(freqs: Array, psd: Array, line_freq: float) -> Array:
     """Per channel: mean power within ±1 Hz (or one bin) of ``line_freq`` over the mean power
-    in the flanking bands 2–6 Hz away from it (1 = no line noise)."""
+    in the flanking bands 2-6 Hz away from it (1 = no line noise)."""
     step = float(freqs[1] - freqs[0]) if freqs.size > 1 else 1.0
     half = max(1.0, step / 2 + 1e-9)
     at = np.abs(freqs - line_freq) <= half

@@ -66,9 +66,9 @@ def rigid_motion(series: Array, zooms: tuple[float, ...], shrink: int = 2) -> Ar
     fixed = image(series[..., 0] / scale)
     params = np.zeros((series.shape[3], 6))
     previous = sitk.Euler3DTransform()
-    previous.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint(
-        [(s - 1) / 2 for s in fixed.GetSize()]
-    ))
+    previous.SetCenter(
+        fixed.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in fixed.GetSize()])
+    )
     for t in range(1, series.shape[3]):
         moving = image(series[..., t] / scale)
         reg = sitk.ImageRegistrationMethod()
@@ -99,7 +99,7 @@ def framewise_displacement(params: Array, radius: float = FD_RADIUS_MM) -> Array
 
 def dvars(series: Array, mask: Array) -> dict[str, Array]:
     """DVARS per frame transition: ``nstd`` (raw), ``std`` (standardised), ``vstd`` (voxel-wise)."""
-    ts = series[mask].astype(np.float64)  # voxels × time
+    ts = series[mask].astype(np.float64)  # voxels x time
     ts = ts[ts.std(axis=1) > 1e-10]
     if ts.shape[1] < 2 or ts.shape[0] == 0:
         return {k: np.zeros(0) for k in ("nstd", "std", "vstd")}

@@ -112,11 +112,14 @@ def recording_report(rel: str, kind: str, qc: Any, html_path: Path) -> Path:
         parts.append(
             "<h2>Slices with the tissue segmentation</h2>"
             f"<p>Outlines: csf (blue), gm (orange), wm (red). Segmentation: "
-            f"{html.escape(SEGMENTATION_METHOD)}.</p>" + _img(mosaic(qc.volume, qc.labels), "mosaic")
+            f"{html.escape(SEGMENTATION_METHOD)}.</p>"
+            + _img(mosaic(qc.volume, qc.labels), "mosaic")
         )
     elif kind == "bold":
-        parts.append("<h2>Mean EPI with the brain mask</h2>"
-                     + _img(mosaic(qc.mean, qc.mask.astype(np.uint8) * 3), "mean EPI"))
+        parts.append(
+            "<h2>Mean EPI with the brain mask</h2>"
+            + _img(mosaic(qc.mean, qc.mask.astype(np.uint8) * 3), "mean EPI")
+        )
         parts.append("<h2>tSNR map</h2>" + _img(mosaic(qc.tsnr_map), "tSNR"))
         parts.append(
             "<h2>Framewise displacement, DVARS, outliers</h2>"
@@ -162,17 +165,33 @@ KEY_METRICS = {
     "T1w": ["snr_total", "cnr", "cjv", "efc", "fber", "wm2max", "fwhm_avg", "snrd_total"],
     "T2w": ["snr_total", "cnr", "cjv", "efc", "fber", "wm2max", "fwhm_avg", "snrd_total"],
     "bold": ["tsnr", "dvars_std", "fd_mean", "fd_perc", "gsr_x", "gsr_y", "aor", "fwhm_avg"],
-    "eeg": ["duration_s", "sampling_frequency", "line_noise_ratio", "n_flat_channels",
-            "n_noisy_channels", "eeg_ptp_median", "n_events"],
-    "meg": ["duration_s", "sampling_frequency", "line_noise_ratio", "n_flat_channels",
-            "n_noisy_channels", "mag_ptp_median", "head_origin_distance_mm"],
+    "eeg": [
+        "duration_s",
+        "sampling_frequency",
+        "line_noise_ratio",
+        "n_flat_channels",
+        "n_noisy_channels",
+        "eeg_ptp_median",
+        "n_events",
+    ],
+    "meg": [
+        "duration_s",
+        "sampling_frequency",
+        "line_noise_ratio",
+        "n_flat_channels",
+        "n_noisy_channels",
+        "mag_ptp_median",
+        "head_origin_distance_mm",
+    ],
 }
 
 
 def dataset_report(groups: Mapping[str, Sequence[Mapping[str, Any]]], html_path: Path) -> Path:
     """Write the dataset report: per kind, metric distributions and a table with links."""
-    parts = [f"<p>Segmentation: {html.escape(SEGMENTATION_METHOD)}. Metric definitions: "
-             "MRIQC (Esteban et al. 2017); EEG/MEG: MNE-Python.</p>"]
+    parts = [
+        f"<p>Segmentation: {html.escape(SEGMENTATION_METHOD)}. Metric definitions: "
+        "MRIQC (Esteban et al. 2017); EEG/MEG: MNE-Python.</p>"
+    ]
     for kind, rows in sorted(groups.items()):
         if not rows:
             continue

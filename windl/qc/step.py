@@ -45,14 +45,15 @@ def _description(version: str) -> dict[str, Any]:
         "Name": "windl QC",
         "BIDSVersion": "1.10.0",
         "DatasetType": "derivative",
-        "GeneratedBy": [{
-            "Name": "windl-qc",
-            "Version": version,
-            "Description": "MRIQC-defined image quality metrics (Esteban et al. 2017) "
-            f"reimplemented with numpy/scipy/SimpleITK; segmentation: {SEGMENTATION_METHOD}; "
-            "EEG/MEG metrics with MNE-Python.",
-            "CodeURL": "https://github.com/windl/windl",
-        }],  # fmt: skip
+        "GeneratedBy": [
+            {
+                "Name": "windl-qc",
+                "Version": version,
+                "Description": "MRIQC-defined image quality metrics (Esteban et al. 2017) "
+                f"reimplemented with numpy/scipy/SimpleITK; segmentation: {SEGMENTATION_METHOD}; "
+                "EEG/MEG metrics with MNE-Python.",
+            }
+        ],
         "SourceDatasets": [{"URL": "../../"}],
     }
 
