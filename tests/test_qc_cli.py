@@ -70,6 +70,18 @@ def test_qc_writes_bids_derivatives_and_rerun_reproduces_them(
     ).stdout
     assert "windl qc: study1" in message and "python -m windl.qc.step" in message
 
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:  # the reports open in a real browser; screenshots kept next to the test's site
+        for page in ("group_qc.html", "sub-02/func/sub-02_task-rest_bold_qc.html"):
+            shot = tmp_path / (Path(page).stem + ".png")
+            proc = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                 "--window-size=1200,1600", f"--screenshot={shot}", (qc / page).as_uri()],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            assert shot.stat().st_size > 10_000
+
     before = _metric_files(qc)
     head = git_head(study)
     assert "unchanged" in windl("qc", "study1", "--site", site).stdout
