@@ -238,7 +238,7 @@ def _t1w_bids(data: Path, root: Path) -> Path:
 def release_site_template(
     empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
 ) -> Path:
-    """A site whose study1 has DICOM, EEG and a T1w, consent, and both releases 1.0.0."""
+    """A site whose study1 has DICOM, EEG and a T1w, their QC, consent, and both releases 1.0.0."""
     from windl.datasets import save
 
     base = tmp_path_factory.mktemp("release")
@@ -261,6 +261,7 @@ def release_site_template(
     run_windl("ingest", "study1", data / "mne_testfiles/brainvision", "--subject", "02", *site)
     run_windl("convert", "study1", *site)
     run_windl("import", "study1", _t1w_bids(data, base / "t1w"), *site)
+    run_windl("qc", "study1", *site)  # releases carry the QC of their participants
     (base / "consent.csv").write_text(CONSENT + "\n")
     run_windl("consent", "import", "study1", base / "consent.csv", *site)
     for scope in ("members", "external"):
@@ -343,23 +344,49 @@ def throwaway_postgres() -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data_dir / "data"), "-A", "trust",
-         "-U", "windl", "--no-sync"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            str(bindir / "initdb"),
+            "-D",
+            str(data_dir / "data"),
+            "-A",
+            "trust",
+            "-U",
+            "windl",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
-        [*as_user, str(bindir / "pg_ctl"), "-D", str(data_dir / "data"), "-w",
-         "-l", str(data_dir / "server.log"),
-         "-o", f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
-         "start"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data_dir / "data"),
+            "-w",
+            "-l",
+            str(data_dir / "server.log"),
+            "-o",
+            f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     try:
         yield f"postgresql+psycopg://windl@127.0.0.1:{port}"
     finally:
         subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data_dir / "data"), "-m", "immediate",
-             "stop"],
+            [
+                *as_user,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data_dir / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             capture_output=True,
         )
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -615,3 +642,66 @@ def slurm_cluster() -> Iterator[dict[str, str]]:
                     os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
         time.sleep(1)
         shutil.rmtree(folder, ignore_errors=True)
+
+# ------------------------------------------------------------------ headless Chromium (reports)
+#: Debian's Chromium (ci/setup.sh installs it); Playwright drives it, never downloads a browser
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = (
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+#: screenshots the tests keep for people to look at (gitignored, as the portal's)
+ARTIFACTS = REPO / "tests" / "artifacts" / "qc"
+
+
+def open_in_chromium(page: Path, screenshot: str) -> dict[str, object]:
+    """Open a local HTML file in headless Chromium with a fresh profile; save a full-page
+    screenshot as ``ARTIFACTS/<screenshot>``.
+
+    Returns ``errors`` (console errors and uncaught page errors), ``images`` (how many) and
+    ``broken_images`` (those that did not decode), ``links`` (local hrefs) and ``screenshot``.
+    """
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} missing (ci/setup.sh installs Debian's chromium)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / screenshot
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="windl-chromium-") as profile, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=list(CHROMIUM_ARGS),
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            tab = context.new_page()
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda e: errors.append(str(e)))
+            tab.goto(page.as_uri(), wait_until="load")
+            images = tab.evaluate("document.images.length")
+            broken = tab.evaluate(
+                "Array.from(document.images).filter(i => !i.complete || !i.naturalWidth).length"
+            )
+            links = tab.evaluate(
+                "Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))"
+            )
+            tab.screenshot(path=str(shot), full_page=True)
+        finally:
+            context.close()
+    return {
+        "errors": errors,
+        "images": images,
+        "broken_images": broken,
+        "links": links,
+        "screenshot": shot,
+    }

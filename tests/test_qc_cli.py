@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
 
 import nibabel as nib
 
-from conftest import Runner, git_head, git_status, rerun_onto_parent, study_path
+from windl.qc import GROUP_TEXT_COLUMNS, read_group
+
+from conftest import Runner, git_head, git_status, open_in_chromium, rerun_onto_parent, study_path
 
 TINY = "mne_bids_tiny_bids/tiny_bids"
 BOLD = "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4.nii"
@@ -70,17 +73,17 @@ def test_qc_writes_bids_derivatives_and_rerun_reproduces_them(
     ).stdout
     assert "windl qc: study1" in message and "python -m windl.qc.step" in message
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium:  # the reports open in a real browser; screenshots kept next to the test's site
-        for page in ("group_qc.html", "sub-02/func/sub-02_task-rest_bold_qc.html"):
-            shot = tmp_path / (Path(page).stem + ".png")
-            proc = subprocess.run(
-                [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                 "--window-size=1200,1600", f"--screenshot={shot}", (qc / page).as_uri()],
-                capture_output=True, text=True, timeout=120,
-            )  # fmt: skip
-            assert proc.returncode == 0, proc.stderr
-            assert shot.stat().st_size > 10_000
+    for page in ("group_qc.html", "sub-02/func/sub-02_task-rest_bold_qc.html"):
+        opened = open_in_chromium(qc / page, f"qc-{Path(page).stem}.png")
+        assert opened["errors"] == [] and opened["broken_images"] == 0
+        assert opened["images"] >= 1 and opened["screenshot"].stat().st_size > 10_000
+        assert all((qc / page).parent.joinpath(href).is_file() for href in opened["links"])
+    groups = {p.name: read_group(p) for p in qc.glob("group_*.tsv")}
+    assert set(groups) == {"group_bold.tsv", "group_eeg.tsv"}
+    for rows in groups.values():  # the format the catalog reads (windl.qc docstring)
+        for row in rows:
+            numbers = {k: v for k, v in row.items() if k not in GROUP_TEXT_COLUMNS}
+            assert numbers and all(v is None or math.isfinite(v) for v in numbers.values())
 
     before = _metric_files(qc)
     head = git_head(study)

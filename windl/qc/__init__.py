@@ -5,6 +5,26 @@
 derivatives (see :mod:`windl.qc.step`), so ``datalad rerun`` reproduces them.
 Metric definitions: :mod:`windl.qc.anat` (MRIQC anatomical), :mod:`windl.qc.func` (MRIQC
 functional), :mod:`windl.qc.ephys` (MNE).
+
+The group tables (a stable format; the catalog reads them)
+-----------------------------------------------------------
+``derivatives/qc/group_<kind>.tsv`` of a study dataset and of a release dataset holds one
+row per recording of that kind (``kind`` one of :data:`KINDS`: ``T1w``, ``T2w``, ``bold``,
+``eeg``, ``meg``; MRIQC's ``group_<modality>.tsv`` convention). Tab-separated, UTF-8,
+``\n`` line ends, a header row, ``n/a`` where a recording has no value for a column.
+
+- ``bids_name``: the recording's BIDS name without extension (``sub-X_..._bold``);
+- ``source``: its path in the dataset the table belongs to (in a release: the release's
+  re-keyed path);
+- the columns of :data:`GROUP_TEXT_COLUMNS` hold text (comma-separated channel names,
+  ``type=count`` lists of events);
+- every other column is a number (int or float, booleans as 0/1): the metrics named in
+  :mod:`windl.qc.anat`, :mod:`windl.qc.func` and :mod:`windl.qc.ephys`.
+
+Columns are only ever added, never renamed; a reader selects them by header name.
+:func:`read_group` reads a table with the numbers parsed. In a release the tables and the
+dataset report ``group_qc.html`` are regenerated from the release's own per-file metrics
+(consented participants only, labels re-keyed) -- see :mod:`windl.release.build`.
 """
 
 from __future__ import annotations
@@ -12,15 +32,29 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from windl import datasets
 from windl.config import Site
-from windl.errors import NothingToConvert
+from windl.errors import BadInput, NothingToConvert
 from windl.labels import bids_label
 from windl.study import get_study
 
 QC_DIR = "derivatives/qc"
+#: the kinds of recording with a group table ``group_<kind>.tsv``
+KINDS = ("T1w", "T2w", "bold", "eeg", "meg")
+#: group-table columns that hold text; all others are numbers (see the module docstring)
+GROUP_TEXT_COLUMNS = (
+    "bids_name",
+    "source",
+    "flat_channels",
+    "noisy_channels",
+    "events",
+    "flat_ref_meg",
+)
+#: per-file descriptions kept out of the group tables (the same for every row; they are in
+#: the per-file JSON and in dataset_description.json)
+DESCRIPTIVE_KEYS = ("segmentation", "motion")
 #: (glob below a subject folder, kind); kind names the group TSV, as MRIQC's group_<kind>.tsv
 PATTERNS = (
     ("anat/*_T1w.nii*", "T1w"),
@@ -34,6 +68,51 @@ PATTERNS = (
     ("meg/*_meg.fif", "meg"),
     ("meg/*_meg.ds", "meg"),
 )
+
+
+def recording_kind(rel: str) -> str | None:
+    """The QC kind of a dataset-relative recording path (``None``: QC does not look at it)."""
+    parts = PurePosixPath(rel).parts
+    if not parts or not parts[0].startswith("sub-"):
+        return None
+    rest = parts[2:] if len(parts) > 1 and parts[1].startswith("ses-") else parts[1:]
+    if len(rest) != 2:
+        return None
+    for pattern, kind in PATTERNS:
+        if PurePosixPath(*rest).match(pattern):
+            return kind
+    return None
+
+
+def read_group(path: Path) -> list[dict[str, str | float | None]]:
+    """Rows of a ``group_<kind>.tsv``: text columns as ``str``, the others as numbers.
+
+    ``n/a`` (no value) becomes ``None``.
+
+    Raises
+    ------
+    BadInput
+        A numeric column holds something that is not a number.
+    """
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return []
+    header = lines[0].split("\t")
+    rows: list[dict[str, str | float | None]] = []
+    for number, line in enumerate(lines[1:], start=2):
+        row: dict[str, str | float | None] = {}
+        for name, cell in zip(header, line.split("\t"), strict=False):
+            if name in GROUP_TEXT_COLUMNS:
+                row[name] = cell
+            elif cell in ("n/a", ""):
+                row[name] = None
+            else:
+                try:
+                    row[name] = float(cell)
+                except ValueError:
+                    raise BadInput(f"line {number}: column {name} is not a number", path) from None
+        rows.append(row)
+    return rows
 
 
 def find_recordings(root: Path, subject: str | None = None) -> list[tuple[str, str]]:

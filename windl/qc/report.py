@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from windl.files import atomic_write_text
 from windl.qc.common import SEGMENTATION_METHOD, Array
 
 STYLE = (
@@ -138,9 +139,7 @@ def recording_report(rel: str, kind: str, qc: Any, html_path: Path) -> Path:
                 + _img(psd_plot(qc.psd_freqs, qc.psd, qc.metrics["power_line_frequency"]), "PSD")
             )
     parts.append("<h2>Metrics</h2>" + _table(qc.metrics))
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(_page(f"QC: {Path(rel).name}", "".join(parts)), encoding="utf-8")
-    return html_path
+    return atomic_write_text(html_path, _page(f"QC: {Path(rel).name}", "".join(parts)))
 
 
 def distributions(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> Any:
@@ -186,12 +185,18 @@ KEY_METRICS = {
 }
 
 
-def dataset_report(groups: Mapping[str, Sequence[Mapping[str, Any]]], html_path: Path) -> Path:
-    """Write the dataset report: per kind, metric distributions and a table with links."""
-    parts = [
+def dataset_report(
+    groups: Mapping[str, Sequence[Mapping[str, Any]]], html_path: Path, note: str = ""
+) -> Path:
+    """Write the dataset report: per kind, metric distributions and a table with links.
+
+    A row links its per-file report when its ``report`` is set; ``note`` is shown on top.
+    """
+    parts = [f"<p>{html.escape(note)}</p>"] if note else []
+    parts.append(
         f"<p>Segmentation: {html.escape(SEGMENTATION_METHOD)}. Metric definitions: "
         "MRIQC (Esteban et al. 2017); EEG/MEG: MNE-Python.</p>"
-    ]
+    )
     for kind, rows in sorted(groups.items()):
         if not rows:
             continue
@@ -201,11 +206,16 @@ def dataset_report(groups: Mapping[str, Sequence[Mapping[str, Any]]], html_path:
             parts.append(_img(distributions(rows, names), f"{kind} distributions"))
         head = "".join(f"<th>{html.escape(n)}</th>" for n in ["recording", *names])
         body = "".join(
-            f"<tr><td><a href='{html.escape(r['report'])}'>{html.escape(r['bids_name'])}</a></td>"
+            f"<tr><td>{_link(r)}</td>"
             + "".join(f"<td>{html.escape(str(r[n]))}</td>" for n in names)
             + "</tr>"
             for r in rows
         )
         parts.append(f"<table><tr>{head}</tr>{body}</table>")
-    html_path.write_text(_page("QC: dataset", "".join(parts)), encoding="utf-8")
-    return html_path
+    return atomic_write_text(html_path, _page("QC: dataset", "".join(parts)))
+
+
+def _link(row: Mapping[str, Any]) -> str:
+    name = html.escape(str(row["bids_name"]))
+    report = row.get("report")
+    return f"<a href='{html.escape(report)}'>{name}</a>" if report else name

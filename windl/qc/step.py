@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from windl.qc import QC_DIR, find_recordings
+from windl.files import atomic_write_text
+from windl.qc import DESCRIPTIVE_KEYS, QC_DIR, find_recordings, recording_kind
 from windl.qc.common import SEGMENTATION_METHOD
 
 SUFFIXES = re.compile(r"\.(nii\.gz|nii|vhdr|edf|bdf|set|fif|ds)$")
@@ -63,7 +66,6 @@ def qc_one(root: Path, rel: str, kind: str) -> dict[str, Any]:
     from windl.qc import report
 
     out_dir = root / QC_DIR / Path(rel).parent
-    out_dir.mkdir(parents=True, exist_ok=True)
     name = _bids_name(rel)
     if kind in ("T1w", "T2w"):
         from windl.qc.anat import anat_qc
@@ -73,48 +75,88 @@ def qc_one(root: Path, rel: str, kind: str) -> dict[str, Any]:
         from windl.qc.func import func_qc
 
         qc = func_qc(root / rel)
-        with (out_dir / f"{name}_timeseries.tsv").open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-            writer.writerow(list(qc.timeseries))
-            writer.writerows(zip(*qc.timeseries.values(), strict=True))
+        columns = list(qc.timeseries)
+        rows = zip(*qc.timeseries.values(), strict=True)
+        atomic_write_text(out_dir / f"{name}_timeseries.tsv", _tsv([columns, *rows]))
     else:
         from windl.qc.ephys import ephys_qc
 
         qc = ephys_qc(root / rel, _line_freq(root, rel))
     metrics = {"bids_name": name, "source": rel, **qc.metrics}
-    (out_dir / f"{name}_qc.json").write_text(
-        json.dumps(metrics, indent=2, sort_keys=False) + "\n", encoding="utf-8"
-    )
+    atomic_write_text(out_dir / f"{name}_qc.json", json.dumps(metrics, indent=2) + "\n")
     report.recording_report(rel, kind, qc, out_dir / f"{name}_qc.html")
     return metrics
 
 
-def write_groups(root: Path) -> dict[str, list[dict[str, Any]]]:
-    """Rebuild every group TSV and the dataset report from the per-file JSON files."""
+def _tsv(rows: Iterable[Iterable[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter="\t", lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def group_rows(qc_root: Path, metric_files: Iterable[Path]) -> dict[str, list[dict[str, Any]]]:
+    """Per kind, the rows of the per-file metric JSONs (``*_qc.json``) below ``qc_root``.
+
+    A row's ``report`` is the per-file report's path relative to ``qc_root`` when that
+    report exists (a release leaves some out), else ``None``.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(metric_files):
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        kind = recording_kind(str(metrics.get("source", "")))
+        if kind is None:
+            continue
+        page = path.with_name(path.name.removesuffix("_qc.json") + "_qc.html")
+        metrics["report"] = page.relative_to(qc_root).as_posix() if page.is_file() else None
+        groups.setdefault(kind, []).append(metrics)
+    return groups
+
+
+def group_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The text of a ``group_<kind>.tsv`` (format: :mod:`windl.qc`)."""
+    skip = {"report", *DESCRIPTIVE_KEYS}
+    columns = list(dict.fromkeys(k for r in rows for k in r if k not in skip))
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "n/a"
+        if isinstance(value, bool):
+            return str(int(value))
+        return str(value).replace("\t", " ").replace("\n", " ")
+
+    return _tsv([columns, *([cell(r.get(c)) for c in columns] for r in rows)])
+
+
+def write_group_files(
+    groups: Mapping[str, Sequence[Mapping[str, Any]]], out: Path, note: str = ""
+) -> list[Path]:
+    """Write ``group_<kind>.tsv`` per kind and the dataset report ``group_qc.html`` to ``out``.
+
+    ``note`` is shown at the top of the dataset report.
+    """
     from windl.qc import report
 
+    written = [
+        atomic_write_text(out / f"group_{kind}.tsv", group_table(rows))
+        for kind, rows in sorted(groups.items())
+        if rows
+    ]
+    written.append(report.dataset_report(groups, out / "group_qc.html", note))
+    return written
+
+
+def write_groups(root: Path) -> dict[str, list[dict[str, Any]]]:
+    """Rebuild every group TSV and the dataset report from the per-file JSON files.
+
+    Metrics of files no longer in the dataset are left out.
+    """
     qc_root = root / QC_DIR
-    kinds = dict(find_recordings(root))
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(qc_root.glob("sub-*/**/*_qc.json")):
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-        kind = kinds.get(metrics.get("source", ""))
-        if kind is None:  # its source file is gone
-            continue
-        metrics["report"] = path.with_suffix(".html").relative_to(qc_root).as_posix()
-        groups.setdefault(kind, []).append(metrics)
+    present = {rel for rel, _ in find_recordings(root)}
+    groups = group_rows(qc_root, qc_root.glob("sub-*/**/*_qc.json"))
+    groups = {k: [r for r in rows if r["source"] in present] for k, rows in groups.items()}
     for stale in qc_root.glob("group_*.tsv"):
         stale.unlink()
-    for kind, rows in groups.items():
-        columns = list(dict.fromkeys(k for r in rows for k in r if k != "report"))
-        with (qc_root / f"group_{kind}.tsv").open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(
-                fh, columns, delimiter="\t", lineterminator="\n", restval="n/a",
-                extrasaction="ignore",
-            )  # fmt: skip
-            writer.writeheader()
-            writer.writerows(rows)
-    report.dataset_report(groups, qc_root / "group_qc.html")
+    write_group_files(groups, qc_root)
     return groups
 
 
@@ -123,8 +165,9 @@ def run_step(root: Path, subject: str | None = None) -> int:
 
     qc_root = root / QC_DIR
     qc_root.mkdir(parents=True, exist_ok=True)
-    (qc_root / "dataset_description.json").write_text(
-        json.dumps(_description(version("windl")), indent=2) + "\n", encoding="utf-8"
+    atomic_write_text(
+        qc_root / "dataset_description.json",
+        json.dumps(_description(version("windl")), indent=2) + "\n",
     )
     recordings = find_recordings(root, subject)
     for rel, kind in recordings:
