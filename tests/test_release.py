@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from collections import defaultdict
@@ -19,6 +20,7 @@ import pytest
 from windl.config import load_site
 from windl.deid.dicom import DeidPolicy, check_dataset
 from windl.pseudonyms import mapping
+from windl.qc import read_group
 from windl.release.identifiers import study_identifiers
 from windl.study import get_study
 
@@ -28,6 +30,7 @@ from conftest import (
     consent_external,
     git_head,
     git_status,
+    open_in_chromium,
     release_dir,
     rerun_onto_parent,
     run_killed_at,
@@ -53,6 +56,12 @@ def _text_files(ds: Path) -> dict[str, str]:
         ):
             out[rel] = path.read_text(encoding="utf-8", errors="replace")
     return out
+
+
+def _holds(text: str, needle: str) -> bool:
+    """``needle`` as a token of its own in ``text``: release labels are random, so
+    ``sub-02uYp8zP`` may start with ``sub-02`` and is not the original label."""
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(needle)}(?![A-Za-z0-9])", text) is not None
 
 
 def _audit(release: Path, check: bool = True) -> tuple[int, dict]:
@@ -166,6 +175,24 @@ def _plant_scanner_id_in_name(release: Path) -> str:
     return planted.relative_to(release).as_posix()
 
 
+def _plant_label_in_qc_table(release: Path) -> str:
+    table = release / "derivatives/qc/group_eeg.tsv"
+    lines = table.read_text().splitlines()
+    label = lines[1].split("\t")[0].split("_")[0]
+    table.write_text(table.read_text().replace(label, "sub-02"))  # the original label
+    return table.relative_to(release).as_posix()
+
+
+def _plant_face_qc_report(release: Path) -> str:
+    """The study's T1w QC report (slices of the face, before defacing), under the release's name."""
+    study_qc = release.parents[2] / "studies" / "study1" / "derivatives" / "qc"
+    label = next(release.glob("sub-*/anat/*_T1w.nii.gz")).name.split("_")[0]
+    target = release / "derivatives/qc" / label / "anat" / f"{label}_T1w_qc.html"
+    text = (study_qc / "sub-03/anat/sub-03_T1w_qc.html").read_text()
+    target.write_text(text.replace("sub-03", label))
+    return target.relative_to(release).as_posix()
+
+
 @pytest.mark.parametrize(
     ("plant", "check"),
     [
@@ -173,8 +200,17 @@ def _plant_scanner_id_in_name(release: Path) -> str:
         (_plant_birth_date, "identifiers"),
         (_plant_face, "deface"),
         (_plant_scanner_id_in_name, "identifiers"),
+        (_plant_label_in_qc_table, "identifiers"),
+        (_plant_face_qc_report, "layout"),
     ],
-    ids=["patient-name-in-sidecar", "birth-date-in-tsv", "undefaced-t1w", "scanner-id-in-name"],
+    ids=[
+        "patient-name-in-sidecar",
+        "birth-date-in-tsv",
+        "undefaced-t1w",
+        "scanner-id-in-name",
+        "original-label-in-qc-table",
+        "face-slices-in-qc-report",
+    ],
 )
 def test_planted_leak_fails_the_audit_naming_the_file(
     release_site: Path, plant, check: str
@@ -229,7 +265,7 @@ def test_release_history_holds_no_original_identifier(release_site_template: Pat
         )
         assert matcher.kinds_in_text(content) == set()
         for needle in ("sub-01", "sub-02", "sub-03", DATE_SESSION, "2018-09-18", "Regression"):
-            assert needle not in content, f"{scope} history holds {needle}"
+            assert not _holds(content, needle), f"{scope} history holds {needle}"
 
 
 def test_release_never_shares_a_commit_with_the_study(release_site_template: Path) -> None:
@@ -396,6 +432,49 @@ def test_rerun_of_the_release_record_rebuilds_identical_files(release_site: Path
         check=True,
     ).stdout
     assert diff == ""
+
+
+def test_releases_carry_the_qc_of_their_participants_rekeyed(
+    release_site_template: Path,
+) -> None:
+    site = release_site_template
+    study_qc = study_path(site) / "derivatives" / "qc"
+    originals = ("sub-01", "sub-02", "sub-03", DATE_SESSION, "2018-09-18")
+    for scope, expected in (("members", {"bold", "eeg", "T1w"}), ("external", {"eeg", "T1w"})):
+        qc = release_dir(site, scope) / "derivatives" / "qc"
+        labels = _labels(site, scope)
+        consented = {labels[p] for p in ("sub-02", "sub-03")} | (
+            {labels["sub-01"]} if scope == "members" else set()
+        )
+        assert {p.name for p in qc.glob("sub-*")} == consented
+        assert {p.stem.removeprefix("group_") for p in qc.glob("group_*.tsv")} == expected
+        for path in qc.rglob("*"):
+            if path.is_file():
+                text = path.read_text(encoding="utf-8")
+                for needle in originals:
+                    assert not _holds(f"{path.name}\n{text}", needle), (path, needle)
+        rows = {kind: read_group(qc / f"group_{kind}.tsv") for kind in expected}
+        for kind_rows in rows.values():
+            for row in kind_rows:
+                assert str(row["bids_name"]).split("_")[0] in consented
+                assert (qc.parent.parent / str(row["source"])).exists()  # the release's file
+        (t1w,) = rows["T1w"]
+        released = json.loads(next(qc.glob("sub-*/anat/*_T1w_qc.json")).read_text())
+        original = json.loads((study_qc / "sub-03/anat/sub-03_T1w_qc.json").read_text())
+        assert {k: v for k, v in released.items() if k not in ("bids_name", "source")} == {
+            k: v for k, v in original.items() if k not in ("bids_name", "source")
+        }
+        assert t1w["snr_total"] == original["snr_total"]
+        # slices of the face were drawn before defacing: that report stays at the site
+        assert not list(qc.glob("sub-*/anat/*_qc.html"))
+        assert list(qc.glob("sub-*/eeg/*_qc.html"))
+        report = (qc / "group_qc.html").read_text()
+        assert report != (study_qc / "group_qc.html").read_text()
+        assert labels["sub-02"] in report and "left out" in report
+        opened = open_in_chromium(qc / "group_qc.html", f"release-{scope}-group_qc.png")
+        assert opened["errors"] == [] and opened["broken_images"] == 0 and opened["images"] >= 2
+        assert opened["links"] and all((qc / href).is_file() for href in opened["links"])
+    assert len(rows["eeg"]) == 1 and "bold" not in rows  # external: sub-01 did not consent
 
 
 def test_every_release_ships_its_methods(release_site_template: Path) -> None:

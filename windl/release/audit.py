@@ -10,7 +10,9 @@ Checks (names as in the report):
     The release has no uncommitted changes and all annexed content is present.
 ``layout``
     Nothing from ``restricted/``, heudiconv's ``.heudiconv/`` or ``code/conversion/``; raw
-    DICOM (``sourcedata/``) only when the study opts in for the scope; the ``sub-*`` folders
+    DICOM (``sourcedata/``) only when the study opts in for the scope; of ``derivatives/``
+    only QC (``derivatives/qc/``), of listed participants, without per-file reports of
+    face-showing images; the ``sub-*`` folders
     and ``participants.tsv`` list the same participants; the release was built with the
     study's current de-identification settings.
 ``consent``
@@ -24,9 +26,10 @@ Checks (names as in the report):
     No JSON file has a key on the forbidden list of the study's policy.
 ``identifiers``
     No original participant ID, name, birth date, accession number, scanner-side ID or
-    acquisition date (:mod:`windl.release.identifiers`) in any file name, text file or
-    header (NIfTI header and extensions, DICOM elements, EDF header, FIF measurement info),
-    nor, for the longer ones, anywhere in the bytes of any file.
+    acquisition date (:mod:`windl.release.identifiers`) in any file name, text file (the
+    QC tables and reports too) or header (NIfTI header and extensions, DICOM elements, EDF
+    header, FIF measurement info), nor, for the longer ones, anywhere in the bytes of any
+    file.
 ``deface``
     Every image that shows a face (:func:`windl.deid.deface.needs_defacing`) has a deface
     record whose output hash is the file's, and at least :data:`FACE_ZERO_FRACTION` of the
@@ -251,12 +254,25 @@ def _check_layout(audit: _Audit, files: list[str]) -> None:
             audit.finding(
                 "layout", rel, f"raw data; the study does not release it to {audit.scope}"
             )
+        if parts[0] == "derivatives":
+            _check_qc_layout(audit, rel, parts)
     folders = {rel.split("/", 1)[0] for rel in files if rel.startswith("sub-") and "/" in rel}
     listed = set(audit.listed)
     for pid in sorted(folders - listed):
         audit.finding("layout", pid, "participant folder not listed in participants.tsv")
     for pid in sorted(listed - folders):
         audit.finding("layout", "participants.tsv", f"{pid} is listed but has no data")
+
+
+def _check_qc_layout(audit: _Audit, rel: str, parts: list[str]) -> None:
+    """Derivatives: only QC, of listed participants, no slices of a face drawn before defacing."""
+    if parts[1:2] != ["qc"]:
+        audit.finding("layout", rel, "derivatives other than derivatives/qc are not released")
+        return
+    if len(parts) > 3 and parts[2].startswith("sub-") and parts[2] not in audit.listed:
+        audit.finding("layout", rel, "QC of a participant not listed in participants.tsv")
+    if rel.endswith("_qc.html") and needs_defacing(parts[-1].removesuffix("_qc.html")):
+        audit.finding("layout", rel, "QC report of a face-showing image: its slices show the face")
 
 
 def _participants_listed(release: Path) -> list[str]:

@@ -412,6 +412,7 @@ def assemble_release(site: Site, study_name: str, scope: str, version: str) -> d
             checkpoint("release-half-written")
         if number % 50 == 0:
             print(f"{number}/{len(plan.files)} files", file=sys.stderr, flush=True)
+    made_now.extend(_qc_groups(ctx, outputs))
     removed = 0
     for rel in sorted(tracked - set(outputs) - _generated_names()):
         (ds / rel).unlink(missing_ok=True)
@@ -563,6 +564,9 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
     elif planned.kind == "dicom":
         pid = planned.participant or ""
         deidentify_file(src, staged, policy, ctx.uid_map, offset, ctx.labels[pid])
+    elif planned.kind == "qc":
+        text = src.read_text(encoding="utf-8")
+        staged.write_text(_rekey_labels(text, ctx, planned.participant), encoding="utf-8")
     else:
         shutil.copyfile(src, staged)
     made[planned.dst] = _place(ctx, staged, planned.dst)
@@ -600,6 +604,56 @@ def _rekey_text(value: str, ctx: _Context, pid: str | None) -> str:
     if value.startswith("ses-") and (pid, value[4:]) in sessions:
         return "ses-" + sessions[(pid, value[4:])]
     return rename(f"{pid}/{value}", labels, sessions).split("/", 1)[1]
+
+
+def _rekey_labels(text: str, ctx: _Context, pid: str | None) -> str:
+    """Every ``sub-``/``ses-`` label of participant ``pid`` in ``text`` re-keyed, as whole
+    tokens (``sub-01`` but not ``sub-012``)."""
+    if pid is None:
+        return text
+    swaps = {pid: ctx.labels[pid]}
+    swaps |= {
+        f"ses-{old}": f"ses-{new}" for (owner, old), new in ctx.sessions.items() if owner == pid
+    }
+    body = "|".join(re.escape(k) for k in sorted(swaps, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![A-Za-z0-9])({body})(?![A-Za-z0-9])")
+    return pattern.sub(lambda m: swaps[m.group(1)], text)
+
+
+QC_NOTE = (
+    "The QC of this release: the released recordings only, labels re-keyed. Metrics were "
+    "computed on the images as acquired, before defacing; the per-file reports of "
+    "face-showing images (slices of the head) are left out."
+)
+
+
+def _qc_groups(ctx: _Context, outputs: dict[str, str]) -> list[str]:
+    """Make the QC group tables and dataset report from the release's own per-file metrics.
+
+    Returns the files that changed (placed), after adding every one to ``outputs``.
+    """
+    from windl.qc import QC_DIR
+    from windl.qc.step import group_rows, write_group_files
+
+    qc_root = ctx.ds / QC_DIR
+    metric_files = [
+        ctx.ds / rel
+        for rel in outputs
+        if rel.startswith(QC_DIR + "/sub-") and rel.endswith("_qc.json")
+    ]
+    if not metric_files:
+        return []
+    scratch = Path(tempfile.mkdtemp(dir=ctx.stage))
+    placed = []
+    for path in write_group_files(group_rows(qc_root, metric_files), scratch, QC_NOTE):
+        rel = f"{QC_DIR}/{path.name}"
+        sha = datasets.file_digest(path, "sha256")
+        if _current_sha256(ctx.ds, rel) != sha:
+            _place(ctx, path, rel)
+            placed.append(rel)
+        outputs[rel] = sha
+    shutil.rmtree(scratch, ignore_errors=True)
+    return placed
 
 
 def _rekey_columns(
