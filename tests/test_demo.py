@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 
 from windl.datasets import tool_env
+from windl.qc import read_group
 
-from conftest import git_head, git_status, run_windl
+from conftest import git_head, git_status, open_in_chromium, run_windl
 
 
 def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
@@ -36,6 +37,20 @@ def test_demo_builds_a_valid_study_with_mri_eeg_and_meg(tmp_path: Path) -> None:
         assert tags.split() == ["v1.0.0"]
         assert f"ria+file://{site}/stores/{scope}#~demo-{scope}@v1.0.0" in proc.stdout
     assert list((releases / "members").glob("sub-*/ses-*/anat/*_T1w.nii.gz"))  # defaced
+    # QC ran before the releases: the study's report opens in a browser, releases carry QC
+    qc = study / "derivatives" / "qc"
+    assert f"dataset report: {qc / 'group_qc.html'}" in proc.stdout
+    opened = open_in_chromium(qc / "group_qc.html", "demo-group_qc.png")
+    assert opened["errors"] == [] and opened["broken_images"] == 0 and opened["images"] >= 4
+    assert all((qc / href).is_file() for href in opened["links"])
+    kinds = {"T1w", "bold", "eeg", "meg"}
+    assert {p.stem.removeprefix("group_") for p in qc.glob("group_*.tsv")} == kinds
+    for scope in ("members", "external"):
+        released = releases / scope / "derivatives" / "qc"
+        assert f"QC report of the release: {released / 'group_qc.html'}" in proc.stdout
+        rows = [r for p in released.glob("group_*.tsv") for r in read_group(p)]
+        subjects = {str(r["bids_name"]).split("_")[0] for r in rows}
+        assert subjects and subjects <= {p.name for p in (releases / scope).glob("sub-*")}
     assert "runs rerun: all identical" in proc.stdout  # windl reproduce on the demo study
     # the catalog, indexed after publishing: outsiders find the external release only
     assert "== search 'rest modality:eeg' as an external user: 1 dataset(s)" in proc.stdout

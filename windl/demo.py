@@ -26,6 +26,7 @@ from windl.convert import convert, raise_for_failures
 from windl.errors import BadInput
 from windl.ingest import ingest
 from windl.methods import reproduce, study_methods, write_methods
+from windl.qc import run_qc
 from windl.release import AuditResult, ReleaseRefused, ReleaseResult, audit_release, build_release
 from windl.share.doi import mint_doi
 from windl.share.publish import PublishResult, publish
@@ -171,7 +172,8 @@ def _consent_table(scratch: Path, subjects: list[str]) -> Path:
 
 
 def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResult:
-    """Build the demo site in ``directory``: ingest → convert → add → validate → release → audit.
+    """Build the demo site in ``directory``: ingest → convert → add → validate → qc → release →
+    audit.
 
     Run again on the same folder, it reuses the site and changes nothing (every step is
     idempotent), so ``make demo`` can be repeated.
@@ -232,6 +234,13 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         if change.changed
         else "== consent: registry unchanged"
     )
+    say("== qc (MRIQC-style metrics, EEG/MEG with MNE; under datalad run)")
+    checked = run_qc(site, STUDY)
+    say(
+        f"   {checked.recordings} files"
+        + (f", commit {(checked.commit or '')[:10]}" if checked.changed else ", unchanged")
+    )
+    say(f"   dataset report: {checked.path / 'group_qc.html'}")
     releases, audits, published_results = [], [], []
     for scope in ("members", "external"):
         built = build_release(site, STUDY, scope, RELEASE_VERSION, say=say)
@@ -240,6 +249,9 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
             f"   {built.path}: {built.participants} participants, {built.files} files "
             f"({built.made} made, {built.reused} reused)" + ("" if built.changed else ", unchanged")
         )
+        release_qc = Path(built.path) / "derivatives" / "qc" / "group_qc.html"
+        if release_qc.is_file():
+            say(f"   QC report of the release: {release_qc}")
         say(f"== audit {scope} {RELEASE_VERSION}")
         audit = audit_release(Path(built.path), site=site)
         audits.append(audit)
