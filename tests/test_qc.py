@@ -16,8 +16,8 @@ from windl.qc.ephys import ephys_metrics, ephys_qc, read_raw
 from windl.qc.func import func_metrics, func_qc
 
 T1W = "pydeface_t1w_face/ds000031_sub-01_ses-006_run-001_T1w.nii.gz"
-SIEMENS_BOLD = "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4.nii"  # 64x64x15x10
-GE_EPI = "dcm_qa_nih/Ref/EPI_PE=AP_3.nii"  # 72x72x5x2
+GE_BOLD = "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4.nii"  # GE MR750, 64x64x15x10
+SIEMENS_EPI = "dcm_qa_nih/Ref/EPI_PE=AP_3.nii"  # Siemens Skyra, 72x72x5x2
 EEG_FILES = ("mne_testfiles/brainvision/test.vhdr", "mne_testfiles/edf/test.edf")
 MEG_FILE = "mne_testfiles/fif/test_ctf_comp_raw.fif"
 
@@ -61,7 +61,7 @@ def test_noise_added_to_t1w_lowers_snr_and_cnr_and_raises_cjv(data: Path, t1w) -
     assert degraded["snrd_total"] < t1w.metrics["snrd_total"]
 
 
-@pytest.mark.parametrize("name", [SIEMENS_BOLD, GE_EPI])
+@pytest.mark.parametrize("name", [GE_BOLD, SIEMENS_EPI])
 def test_bold_metrics_are_finite_and_plausible(data: Path, name: str) -> None:
     q = func_qc(data / name)
     m = q.metrics
@@ -76,7 +76,7 @@ def test_bold_metrics_are_finite_and_plausible(data: Path, name: str) -> None:
 
 
 def test_noise_lowers_tsnr_and_a_zeroed_slice_raises_outliers_and_dvars(data: Path) -> None:
-    series, zooms = load_canonical(data / SIEMENS_BOLD)
+    series, zooms = load_canonical(data / GE_BOLD)
     base = func_metrics(series, zooms)
     rng = np.random.default_rng(0)
     noisy = series + rng.normal(0, 0.2 * base.metrics["summary_fg_median"], series.shape)
@@ -91,7 +91,7 @@ def test_noise_lowers_tsnr_and_a_zeroed_slice_raises_outliers_and_dvars(data: Pa
 
 
 def test_moved_volume_raises_framewise_displacement(data: Path) -> None:
-    series, zooms = load_canonical(data / GE_EPI)
+    series, zooms = load_canonical(data / SIEMENS_EPI)
     still = series[..., [0, 0, 0]]
     moved = still.copy()
     moved[..., 2] = np.roll(still[..., 2], 1, axis=0)  # 3 mm shift in x

@@ -11,7 +11,7 @@ The group tables (a stable format; the catalog reads them)
 ``derivatives/qc/group_<kind>.tsv`` of a study dataset and of a release dataset holds one
 row per recording of that kind (``kind`` one of :data:`KINDS`: ``T1w``, ``T2w``, ``bold``,
 ``eeg``, ``meg``; MRIQC's ``group_<modality>.tsv`` convention). Tab-separated, UTF-8,
-``\n`` line ends, a header row, ``n/a`` where a recording has no value for a column.
+LF line ends, a header row, ``n/a`` where a recording has no value for a column.
 
 - ``bids_name``: the recording's BIDS name without extension (``sub-X_..._bold``);
 - ``source``: its path in the dataset the table belongs to (in a release: the release's
