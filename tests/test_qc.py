@@ -119,7 +119,7 @@ def test_meg_checks_report_head_position_and_references(data: Path) -> None:
     m = ephys_qc(data / MEG_FILE).metrics
     _finite(m)
     assert m["n_mag"] == 274 and m["n_ref_meg"] == 29
-    assert m["dev_head_t"] is True and 20 < m["head_origin_distance_mm"] < 200
+    assert m["device_head_transform"] is True and 20 < m["head_origin_distance_mm"] < 200
     assert m["compensation_grade"] == 3 and m["flat_ref_meg"] == ""
     assert 0 < m["mag_ptp_median"] < 1e-9  # tesla
 
