@@ -593,22 +593,9 @@ def _place_text(ctx: _Context, rel: str, text: str) -> str:
     return _place(ctx, staged, rel)
 
 
-def _rekey_text(value: str, ctx: _Context, pid: str | None) -> str:
-    """Re-key ``sub-``/``ses-`` entities of one participant inside a cell."""
-    if pid is None:
-        return value
-    from windl.release.plan import rename
-
-    labels = {pid: ctx.labels[pid]}
-    sessions = {k: v for k, v in ctx.sessions.items() if k[0] == pid}
-    if value.startswith("ses-") and (pid, value[4:]) in sessions:
-        return "ses-" + sessions[(pid, value[4:])]
-    return rename(f"{pid}/{value}", labels, sessions).split("/", 1)[1]
-
-
 def _rekey_labels(text: str, ctx: _Context, pid: str | None) -> str:
     """Every ``sub-``/``ses-`` label of participant ``pid`` in ``text`` re-keyed, as whole
-    tokens (``sub-01`` but not ``sub-012``)."""
+    tokens (``sub-01`` but not ``sub-012``): in a TSV cell, a path or a whole QC report."""
     if pid is None:
         return text
     swaps = {pid: ctx.labels[pid]}
@@ -670,7 +657,7 @@ def _rekey_columns(
         cells = line.split("\t")
         for i in index:
             if i < len(cells):
-                cells[i] = _rekey_text(cells[i], ctx, pid)
+                cells[i] = _rekey_labels(cells[i], ctx, pid)
         out.append("\t".join(cells))
     dst.write_text("\n".join(out) + "\n", encoding="utf-8")
 
