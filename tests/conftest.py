@@ -344,49 +344,23 @@ def throwaway_postgres() -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     subprocess.run(
-        [
-            *as_user,
-            str(bindir / "initdb"),
-            "-D",
-            str(data_dir / "data"),
-            "-A",
-            "trust",
-            "-U",
-            "windl",
-            "--no-sync",
-        ],
-        check=True,
-        capture_output=True,
+        [*as_user, str(bindir / "initdb"), "-D", str(data_dir / "data"), "-A", "trust",
+         "-U", "windl", "--no-sync"],
+        check=True, capture_output=True,
     )
     subprocess.run(
-        [
-            *as_user,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data_dir / "data"),
-            "-w",
-            "-l",
-            str(data_dir / "server.log"),
-            "-o",
-            f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
+        [*as_user, str(bindir / "pg_ctl"), "-D", str(data_dir / "data"), "-w",
+         "-l", str(data_dir / "server.log"),
+         "-o", f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+         "start"],
+        check=True, capture_output=True,
     )
     try:
         yield f"postgresql+psycopg://windl@127.0.0.1:{port}"
     finally:
         subprocess.run(
-            [
-                *as_user,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data_dir / "data"),
-                "-m",
-                "immediate",
-                "stop",
-            ],
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data_dir / "data"), "-m", "immediate",
+             "stop"],
             capture_output=True,
         )
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -471,6 +471,8 @@ def test_releases_carry_the_qc_of_their_participants_rekeyed(
         report = (qc / "group_qc.html").read_text()
         assert report != (study_qc / "group_qc.html").read_text()
         assert labels["sub-02"] in report and "left out" in report
+        readme = (release_dir(site, scope) / "README.md").read_text()
+        assert "`derivatives/qc/group_qc.html`" in readme
         opened = open_in_chromium(qc / "group_qc.html", f"release-{scope}-group_qc.png")
         assert opened["errors"] == [] and opened["broken_images"] == 0 and opened["images"] >= 2
         assert opened["links"] and all((qc / href).is_file() for href in opened["links"])

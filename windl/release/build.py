@@ -64,6 +64,7 @@ from windl.pseudonyms import (
     release_secret,
     session_mapping,
 )
+from windl.qc import QC_DIR
 from windl.release.identifiers import study_identifiers
 from windl.release.plan import (
     PlannedFile,
@@ -607,6 +608,7 @@ def _rekey_labels(text: str, ctx: _Context, pid: str | None) -> str:
     return pattern.sub(lambda m: swaps[m.group(1)], text)
 
 
+QC_GROUP_REPORT = f"{QC_DIR}/group_qc.html"
 QC_NOTE = (
     "The QC of this release: the released recordings only, labels re-keyed. Metrics were "
     "computed on the images as acquired, before defacing; the per-file reports of "
@@ -619,7 +621,6 @@ def _qc_groups(ctx: _Context, outputs: dict[str, str]) -> list[str]:
 
     Returns the files that changed (placed), after adding every one to ``outputs``.
     """
-    from windl.qc import QC_DIR
     from windl.qc.step import group_rows, write_group_files
 
     qc_root = ctx.ds / QC_DIR
@@ -830,6 +831,13 @@ def _write_generated(
             else ""
         ),
         study_readme=_study_readme(study),
+        qc=(
+            "\n- **Quality control:** image and recording quality metrics of the released "
+            "files in `derivatives/qc/` (one table per kind, `group_<kind>.tsv`; dataset report "
+            "`derivatives/qc/group_qc.html`)."
+            if QC_GROUP_REPORT in outputs
+            else ""
+        ),
     )
     if kept_doi:
         from windl.share.doi import citation_cff, readme_with_doi

@@ -6,8 +6,8 @@ its working tree, so a build always describes one commit. The rules:
 - files of participants who did not consent to the scope are left out, everything else
   under ``sub-*`` is renamed to the release labels (folders and file-name entities);
 - ``sourcedata/``, ``restricted/``, ``derivatives/`` (QC aside, see below), ``code/`` and
-  hidden files never go in; de-identified raw DICOM does (as ``sourcedata/``) only when the study opts in for
-  the scope;
+  hidden files never go in; de-identified raw DICOM does (as ``sourcedata/``) only when the
+  study opts in for the scope;
 - the QC derivatives (``derivatives/qc/``, :mod:`windl.qc`) do, for the consented
   participants: per-file metrics (JSON, timeseries TSV) and reports re-keyed in name and
   text, except the per-file reports of face-showing images (their slice mosaics were drawn
