@@ -234,16 +234,12 @@ def _t1w_bids(data: Path, root: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def release_site_template(
-    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
-) -> Path:
-    """A site whose study1 has DICOM, EEG and a T1w, their QC, consent, and both releases 1.0.0."""
+def _release_site(base: Path, empty_site: Path, data: Path, qc: bool) -> Path:
+    """study1 with DICOM, EEG and a T1w (and their QC when ``qc``), consent, both releases."""
     from windl.datasets import save
 
-    base = tmp_path_factory.mktemp("release")
     root = base / "site"
-    shutil.copytree(empty_site_template, root, symlinks=True)
+    shutil.copytree(empty_site, root, symlinks=True)
     study = study_path(root)
     (study / "code" / "study.toml").write_text(SETTINGS, encoding="utf-8")
     save(study, ["code/study.toml"], "test: settings")
@@ -261,7 +257,8 @@ def release_site_template(
     run_windl("ingest", "study1", data / "mne_testfiles/brainvision", "--subject", "02", *site)
     run_windl("convert", "study1", *site)
     run_windl("import", "study1", _t1w_bids(data, base / "t1w"), *site)
-    run_windl("qc", "study1", *site)  # releases carry the QC of their participants
+    if qc:
+        run_windl("qc", "study1", *site)
     (base / "consent.csv").write_text(CONSENT + "\n")
     run_windl("consent", "import", "study1", base / "consent.csv", *site)
     for scope in ("members", "external"):
@@ -269,10 +266,33 @@ def release_site_template(
     return root
 
 
+@pytest.fixture(scope="session")
+def release_site_template(
+    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
+    """A site whose study1 has DICOM, EEG and a T1w, consent, and both releases 1.0.0."""
+    return _release_site(tmp_path_factory.mktemp("release"), empty_site_template, data, qc=False)
+
+
 @pytest.fixture
 def release_site(release_site_template: Path, tmp_path: Path) -> Path:
     target = tmp_path / "site"
     shutil.copytree(release_site_template, target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def qc_release_site_template(
+    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
+    """As :func:`release_site_template`, with ``windl qc`` run before the releases."""
+    return _release_site(tmp_path_factory.mktemp("qc-release"), empty_site_template, data, qc=True)
+
+
+@pytest.fixture
+def qc_release_site(qc_release_site_template: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "site"
+    shutil.copytree(qc_release_site_template, target, symlinks=True)
     return target
 
 

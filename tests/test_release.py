@@ -64,6 +64,30 @@ def _holds(text: str, needle: str) -> bool:
     return re.search(rf"(?<![A-Za-z0-9]){re.escape(needle)}(?![A-Za-z0-9])", text) is not None
 
 
+def _history(ds: Path) -> str:
+    """Everything a release's git history says: commits, patches, notes."""
+    log = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(ds),
+            "log",
+            "--all",
+            "-p",
+            "--format=fuller",
+            "--name-status",
+            "--notes=*",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # git's own diff headers say /dev/null for added files; that is not content
+    return "\n".join(
+        line for line in log.splitlines() if line not in ("--- /dev/null", "+++ /dev/null")
+    )
+
+
 def _audit(release: Path, check: bool = True) -> tuple[int, dict]:
     proc = run_windl("audit", release, "--json", check=False)
     if check:
@@ -193,28 +217,8 @@ def _plant_face_qc_report(release: Path) -> str:
     return target.relative_to(release).as_posix()
 
 
-@pytest.mark.parametrize(
-    ("plant", "check"),
-    [
-        (_plant_sidecar_name, "identifiers"),
-        (_plant_birth_date, "identifiers"),
-        (_plant_face, "deface"),
-        (_plant_scanner_id_in_name, "identifiers"),
-        (_plant_label_in_qc_table, "identifiers"),
-        (_plant_face_qc_report, "layout"),
-    ],
-    ids=[
-        "patient-name-in-sidecar",
-        "birth-date-in-tsv",
-        "undefaced-t1w",
-        "scanner-id-in-name",
-        "original-label-in-qc-table",
-        "face-slices-in-qc-report",
-    ],
-)
-def test_planted_leak_fails_the_audit_naming_the_file(
-    release_site: Path, plant, check: str
-) -> None:
+def _planted_leak_fails_the_audit_naming_the_file(release_site: Path, plant, check: str) -> None:
+    """Plant a leak into the members release, commit it: the audit names file and check."""
     from windl.datasets import save
 
     release = release_dir(release_site, "members")
@@ -230,6 +234,33 @@ def test_planted_leak_fails_the_audit_naming_the_file(
     assert "Regression" not in out and "1970" not in out  # findings never quote identifiers
 
 
+@pytest.mark.parametrize(
+    ("plant", "check"),
+    [
+        (_plant_sidecar_name, "identifiers"),
+        (_plant_birth_date, "identifiers"),
+        (_plant_face, "deface"),
+        (_plant_scanner_id_in_name, "identifiers"),
+    ],
+    ids=["patient-name-in-sidecar", "birth-date-in-tsv", "undefaced-t1w", "scanner-id-in-name"],
+)
+def test_planted_leak_fails_the_audit_naming_the_file(
+    release_site: Path, plant, check: str
+) -> None:
+    _planted_leak_fails_the_audit_naming_the_file(release_site, plant, check)
+
+
+@pytest.mark.parametrize(
+    ("plant", "check"),
+    [(_plant_label_in_qc_table, "identifiers"), (_plant_face_qc_report, "layout")],
+    ids=["original-label-in-qc-table", "face-slices-in-qc-report"],
+)
+def test_planted_leak_in_the_qc_fails_the_audit_naming_the_file(
+    qc_release_site: Path, plant, check: str
+) -> None:
+    _planted_leak_fails_the_audit_naming_the_file(qc_release_site, plant, check)
+
+
 def test_uncommitted_change_fails_the_audit(release_site: Path) -> None:
     release = release_dir(release_site, "external")
     (release / "README.md").write_text("edited\n")
@@ -243,26 +274,7 @@ def test_release_history_holds_no_original_identifier(release_site_template: Pat
     study = get_study(load_site(release_site_template), "study1")
     matcher = study_identifiers(study, DeidPolicy()).matcher()
     for scope in ("members", "external"):
-        log = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(release_dir(release_site_template, scope)),
-                "log",
-                "--all",
-                "-p",
-                "--format=fuller",
-                "--name-status",
-                "--notes=*",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        # git's own diff headers say /dev/null for added files; that is not content
-        content = "\n".join(
-            line for line in log.splitlines() if line not in ("--- /dev/null", "+++ /dev/null")
-        )
+        content = _history(release_dir(release_site_template, scope))
         assert matcher.kinds_in_text(content) == set()
         for needle in ("sub-01", "sub-02", "sub-03", DATE_SESSION, "2018-09-18", "Regression"):
             assert not _holds(content, needle), f"{scope} history holds {needle}"
@@ -435,9 +447,9 @@ def test_rerun_of_the_release_record_rebuilds_identical_files(release_site: Path
 
 
 def test_releases_carry_the_qc_of_their_participants_rekeyed(
-    release_site_template: Path,
+    qc_release_site_template: Path,
 ) -> None:
-    site = release_site_template
+    site = qc_release_site_template
     study_qc = study_path(site) / "derivatives" / "qc"
     originals = ("sub-01", "sub-02", "sub-03", DATE_SESSION, "2018-09-18")
     for scope, expected in (("members", {"bold", "eeg", "T1w"}), ("external", {"eeg", "T1w"})):
@@ -477,6 +489,14 @@ def test_releases_carry_the_qc_of_their_participants_rekeyed(
         assert opened["errors"] == [] and opened["broken_images"] == 0 and opened["images"] >= 2
         assert opened["links"] and all((qc / href).is_file() for href in opened["links"])
     assert len(rows["eeg"]) == 1 and "bold" not in rows  # external: sub-01 did not consent
+    study = get_study(load_site(site), "study1")
+    matcher = study_identifiers(study, DeidPolicy()).matcher()
+    for scope in ("members", "external"):
+        release = release_dir(site, scope)
+        assert _audit(release)[1]["passed"]
+        log = _history(release)
+        assert matcher.kinds_in_text(log) == set()
+        assert not any(_holds(log, needle) for needle in originals)
 
 
 def test_every_release_ships_its_methods(release_site_template: Path) -> None:
