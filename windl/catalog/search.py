@@ -292,21 +292,30 @@ def search(
     elif query.words:
         condition, rank = _tsvector_match(query.words)
         conditions.append(condition)
+    grouped = (
+        sa.select(e.terms_key, e.scope, e.license, sa.func.count().label("n"))
+        .select_from(source)
+        .where(*conditions)
+        .group_by(e.terms_key, e.scope, e.license)
+        .subquery("grouped")
+    )
+    # ties broken by the code-point order of ids on both backends: PostgreSQL's default
+    # collation follows the locale, so the id is compared as "C" there
+    dataset_order = (
+        e.dataset_id.collate("C") if engine.dialect.name == "postgresql" else e.dataset_id
+    )
     with engine.connect() as connection:
         try:
-            total = connection.execute(
-                sa.select(sa.func.count()).select_from(source).where(*conditions)
-            ).scalar_one()
+            groups = connection.execute(
+                sa.select(termsets_t.c.terms, grouped.c.scope, grouped.c.license, grouped.c.n)
+                .select_from(grouped)
+                .outerjoin(termsets_t, termsets_t.c.key == grouped.c.terms_key)
+            ).all()
         except sa.exc.DatabaseError:
             connection.rollback()  # PostgreSQL refuses anything else in a failed transaction
             if not sa.inspect(connection).has_table(entries_t.name):
                 raise CatalogNotIndexed(NOT_INDEXED) from None
             raise
-        # ties broken by the code-point order of ids on both backends: PostgreSQL's default
-        # collation follows the locale, so the id is compared as "C" there
-        dataset_order = (
-            e.dataset_id.collate("C") if engine.dialect.name == "postgresql" else e.dataset_id
-        )
         shown = list(
             connection.execute(
                 sa.select(e.version_id)
@@ -317,18 +326,6 @@ def search(
                 .offset((page - 1) * per_page)
             ).scalars()
         )
-        grouped = (
-            sa.select(e.terms_key, e.scope, e.license, sa.func.count().label("n"))
-            .select_from(source)
-            .where(*conditions)
-            .group_by(e.terms_key, e.scope, e.license)
-            .subquery("grouped")
-        )
-        groups = connection.execute(
-            sa.select(termsets_t.c.terms, grouped.c.scope, grouped.c.license, grouped.c.n)
-            .select_from(grouped)
-            .outerjoin(termsets_t, termsets_t.c.key == grouped.c.terms_key)
-        ).all()
         summaries = {
             r.version_id: _to_summary(r)
             for r in connection.execute(
@@ -341,7 +338,7 @@ def search(
         }
     facets = _facets([(terms or "", scope, lic, n) for terms, scope, lic, n in groups])
     return SearchPage(
-        total=total,
+        total=sum(n for *_, n in groups),  # the groups partition the matching rows
         page=page,
         per_page=per_page,
         results=[summaries[vid] for vid in shown],
