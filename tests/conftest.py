@@ -75,10 +75,21 @@ def study_path(site: Path, name: str = "study1") -> Path:
     return site / "superdataset" / "studies" / name
 
 
-def git_head(ds: Path) -> str:
+def git_out(ds: Path, *args: str) -> str:
+    """Standard output of ``git -C ds ARGS`` (which must succeed)."""
     return subprocess.run(
-        ["git", "-C", str(ds), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+        ["git", "-C", str(ds), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def git_head(ds: Path) -> str:
+    return git_out(ds, "rev-parse", "HEAD").strip()
+
+
+def commit_messages_since(ds: Path, since: str) -> list[str]:
+    """Messages (with their run records) of the commits after ``since``, oldest first."""
+    out = git_out(ds, "log", "--reverse", "--format=%B%x00", f"{since}..HEAD")
+    return [m.strip() for m in out.split("\0") if m.strip()]
 
 
 def git_status(ds: Path) -> str:

@@ -12,25 +12,15 @@ import pytest
 from windl.convert.finalize import merge_participants
 
 from conftest import (
+    commit_messages_since,
     git_head,
+    git_out,
     git_status,
     rerun_onto_parent,
     run_killed_at,
     run_windl,
     study_path,
 )
-
-
-def _git(ds: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(ds), *args], capture_output=True, text=True, check=True
-    ).stdout
-
-
-def _records(ds: Path, since: str) -> list[str]:
-    """Messages (with the run records) of the commits after ``since``, oldest first."""
-    out = _git(ds, "log", "--reverse", "--format=%B%x00", f"{since}..HEAD")
-    return [m.strip() for m in out.split("\0") if m.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +53,16 @@ def test_parallel_conversion_writes_the_same_tree_and_records_as_serial(
     serial, parallel, before = serial_and_parallel
     one, two = study_path(serial), study_path(parallel)
     # same tree object: every file byte-identical (annexed ones under the same key)
-    assert _git(two, "rev-parse", "HEAD^{tree}") == _git(one, "rev-parse", "HEAD^{tree}")
-    records = _records(two, before)
-    assert records == _records(one, before)
+    assert git_out(two, "rev-parse", "HEAD^{tree}") == git_out(one, "rev-parse", "HEAD^{tree}")
+    records = commit_messages_since(two, before)
+    assert records == commit_messages_since(one, before)
     assert [r.splitlines()[0] for r in records] == [
         "[DATALAD RUNCMD] windl convert: sub-01 (heudiconv + dcm2niix)",
         "[DATALAD RUNCMD] windl convert: sub-02 (heudiconv + dcm2niix)",
         "[DATALAD RUNCMD] windl convert: sub-03 (heudiconv + dcm2niix)",
         "[DATALAD RUNCMD] windl convert: sub-03 (mne-bids)",
     ]
-    assert _git(two, "rev-list", "--merges", f"{before}..HEAD") == ""  # linear history
+    assert git_out(two, "rev-list", "--merges", f"{before}..HEAD") == ""  # linear history
     assert (two / "participants.tsv").read_text().count("sub-0") == 3
 
 
@@ -82,16 +72,16 @@ def test_parallel_conversion_leaves_a_clean_study_with_all_content(
     _, parallel, _ = serial_and_parallel
     study = study_path(parallel)
     assert git_status(study) == ""
-    assert len(_git(study, "worktree", "list").splitlines()) == 1
-    assert len(_git(study / "sourcedata", "worktree", "list").splitlines()) == 1
-    assert "windl-job" not in _git(study, "branch", "--list")
+    assert len(git_out(study, "worktree", "list").splitlines()) == 1
+    assert len(git_out(study / "sourcedata", "worktree", "list").splitlines()) == 1
+    assert "windl-job" not in git_out(study, "branch", "--list")
     assert not list((study / ".git" / "windl").glob("jobs/*"))
     # every converted file's content is in the study's annex, and git-annex knows it
     subprocess.run(["git", "annex", "fsck", "--fast", "--quiet"], cwd=study, check=True)
     nifti = sorted(study.glob("sub-*/func/*.nii.gz"))
     assert len(nifti) == 12 and all(p.resolve().is_file() for p in nifti)
     superdataset = parallel / "superdataset"
-    assert _git(superdataset, "ls-tree", "HEAD", "studies/study1").split()[2] == git_head(study)
+    assert git_out(superdataset, "ls-tree", "HEAD", "studies/study1").split()[2] == git_head(study)
 
 
 def test_datalad_rerun_of_a_replayed_parallel_record_reproduces_its_files(
@@ -102,8 +92,8 @@ def test_datalad_rerun_of_a_replayed_parallel_record_reproduces_its_files(
     # sub-02's job started from the same commit as sub-01's: its record was replayed
     # onto sub-01's, participants.tsv merged
     original = rerun_onto_parent(study, "convert: sub-02", "rerun-sub-02")
-    assert _git(study, "rev-parse", f"{original}^") != before
-    assert _git(study, "diff", "--stat", original, "HEAD") == ""
+    assert git_out(study, "rev-parse", f"{original}^") != before
+    assert git_out(study, "diff", "--stat", original, "HEAD") == ""
     assert git_status(study) == ""
 
 
@@ -138,10 +128,10 @@ def test_a_failing_session_does_not_stop_the_others_and_a_rerun_retries_only_it(
     assert error.startswith("windl: error: sub-02:") and "sub-01" not in error
     assert not (study / "sub-02").exists()
     assert git_status(study) == ""
-    assert "windl-job" not in _git(study, "branch", "--list")
+    assert "windl-job" not in git_out(study, "branch", "--list")
 
-    _git(study, "rm", "-q", "code/refuse-ge")
-    _git(study, "commit", "-q", "-m", "test: GE allowed again")
+    git_out(study, "rm", "-q", "code/refuse-ge")
+    git_out(study, "commit", "-q", "-m", "test: GE allowed again")
     second = run_windl("convert", "study1", "--jobs", "2", "--site", site)
     assert "sub-01: up to date" in second.stdout and "sub-03: up to date" in second.stdout
     assert "sub-02: converted" in second.stdout
@@ -174,8 +164,8 @@ def test_killed_parallel_conversion_leaves_the_study_intact_and_a_rerun_complete
     assert git_status(study) == ""
     run_windl("convert", "study1", "--jobs", "2", "--site", site)
     serial, _, _ = serial_and_parallel
-    assert _git(study, "rev-parse", "HEAD^{tree}") == _git(
+    assert git_out(study, "rev-parse", "HEAD^{tree}") == git_out(
         study_path(serial), "rev-parse", "HEAD^{tree}"
     )
-    assert "windl-job" not in _git(study, "branch", "--list")
-    assert len(_git(study, "worktree", "list").splitlines()) == 1
+    assert "windl-job" not in git_out(study, "branch", "--list")
+    assert len(git_out(study, "worktree", "list").splitlines()) == 1

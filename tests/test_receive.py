@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pydicom
 import pytest
@@ -173,6 +174,21 @@ def test_sent_dcm_qa_nih_is_ingested_into_routed_studies_byte_identical_and_conv
         assert list(func.glob("*_bold.nii*")), f"{name} not converted"
 
 
+def sending_until_spooled(
+    site: Path, port: int, files: list[Path], log_path: Path, spooled_at_least: int
+) -> tuple[subprocess.Popen[bytes], IO[str]]:
+    """Start the test sender in the background; return once the spool holds enough files."""
+    log = open(log_path, "w")  # noqa: SIM115
+    sender = subprocess.Popen(
+        [sys.executable, str(SENDER), str(port), "SENDER", "WINDL", *map(str, files)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(spooled(site)) < spooled_at_least and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sender, log
+
+
 def _acknowledged(sender_log: str) -> list[str]:
     """Files the sender got a Success response for (``0000<TAB>path`` lines)."""
     return [line.split("\t", 1)[1] for line in sender_log.splitlines() if line.startswith("0000\t")]
@@ -186,14 +202,7 @@ def test_kill_9_during_a_send_loses_no_acknowledged_instance_and_resend_stores_e
     configure(site, port, idle=3600, routes=ROUTE_SIEMENS + ROUTE_GE)
     files = nih_files(data)[:292] + nih_files(data)[-8:]  # both studies, half the GE one
     with receiver(site) as proc:
-        log = open(tmp_path / "sender.log", "w")  # noqa: SIM115
-        sender = subprocess.Popen(
-            [sys.executable, str(SENDER), str(port), "SENDER", "WINDL", *map(str, files)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while len(spooled(site)) < 100 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        sender, log = sending_until_spooled(site, port, files, tmp_path / "sender.log", 100)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         sender.wait(60)
@@ -396,14 +405,7 @@ def test_sigterm_during_a_send_lets_the_association_finish_then_exits_0(
     configure(site, port, idle=3600, routes=ROUTE_SIEMENS + ROUTE_GE)
     files = nih_files(data)[:200]  # GE: enough to be mid-association at SIGTERM
     with receiver(site) as proc:
-        log = open(tmp_path / "sender.log", "w")  # noqa: SIM115
-        sender = subprocess.Popen(
-            [sys.executable, str(SENDER), str(port), "SENDER", "WINDL", *map(str, files)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while len(spooled(site)) < 50 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        sender, log = sending_until_spooled(site, port, files, tmp_path / "sender.log", 50)
         proc.send_signal(signal.SIGTERM)
         at_sigterm = len(spooled(site))
         assert sender.wait(120) == 0

@@ -8,18 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import git_head, git_status, run_windl, study_path
-
-
-def _git(ds: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(ds), *args], capture_output=True, text=True, check=True
-    ).stdout
-
-
-def _records(ds: Path, since: str) -> list[str]:
-    out = _git(ds, "log", "--reverse", "--format=%B%x00", f"{since}..HEAD")
-    return [m.strip() for m in out.split("\0") if m.strip()]
+from conftest import commit_messages_since, git_head, git_out, git_status, run_windl, study_path
 
 
 def test_slurm_conversion_of_two_sessions_equals_a_local_one(
@@ -37,9 +26,11 @@ def test_slurm_conversion_of_two_sessions_equals_a_local_one(
     assert "sub-01: converted" in proc.stdout and "sub-02: converted" in proc.stdout
     on_slurm, here = study_path(site), study_path(local)
     # the same files (tree object) and the same records, in the same order
-    assert _git(on_slurm, "rev-parse", "HEAD^{tree}") == _git(here, "rev-parse", "HEAD^{tree}")
-    records = _records(on_slurm, before)
-    assert len(records) == 2 and records == _records(here, before)
+    assert git_out(on_slurm, "rev-parse", "HEAD^{tree}") == git_out(
+        here, "rev-parse", "HEAD^{tree}"
+    )
+    records = commit_messages_since(on_slurm, before)
+    assert len(records) == 2 and records == commit_messages_since(here, before)
     assert all('"cmd": "WINDL_PLAN_OUT=' in r for r in records)
     assert git_status(on_slurm) == ""
     subprocess.run(["git", "annex", "fsck", "--fast", "--quiet"], cwd=on_slurm, check=True)

@@ -295,6 +295,8 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         + f" ({reproduced.html_path})"
     )
     say(f"== done: {get_study(site, STUDY).root}")
+    say(f"   the portal (search, DUA, tokens, clone/get over HTTP): windl serve --site {site.root}")
+    say(f"   the DICOM receiver (routing rules in windl.toml): windl receive --site {site.root}")
     return DemoResult(
         site=site,
         validation=report,
