@@ -7,6 +7,7 @@ Everything that changes a dataset goes through here, so the rules that keep data
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
@@ -751,6 +752,24 @@ _JOBS_DIR = WINDL_GITDIR / "jobs"
 _JOB_BRANCH = "windl-job/"
 
 
+@contextmanager
+def _job_worktrees_locked(ds: Path) -> Iterator[None]:
+    """Hold the lock that makes adding and removing job worktrees of ``ds`` one at a time.
+
+    Two ``git worktree add`` in one repository race: each lists the other's half-made
+    administrative folder and fails ("failed to read .git/worktrees/<id>/commondir"). The
+    lock covers ``ds`` and its subdatasets; it is a ``flock``, released if a job dies.
+    """
+    lock_path = ds / ".git" / "windl" / "job-worktrees.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def add_job_worktree(
     ds: Path,
     name: str,
@@ -770,9 +789,21 @@ def add_job_worktree(
     ``folders`` (the job's own; a cone-mode sparse checkout), so creating one does not grow
     with the study.
     """
+    with _job_worktrees_locked(ds):
+        return _add_job_worktree(ds, name, base, folders, subdatasets, pinned)
+
+
+def _add_job_worktree(
+    ds: Path,
+    name: str,
+    base: str,
+    folders: Sequence[str],
+    subdatasets: Mapping[str, Sequence[str]],
+    pinned: Mapping[str, str] | None,
+) -> Path:
     path = ds / _JOBS_DIR / name
     branch = _JOB_BRANCH + name
-    remove_job(ds, name)
+    _remove_job(ds, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     git(ds, "worktree", "add", "--quiet", "--no-checkout", "-b", branch, str(path), base)
     sub_commits = dict(pinned or {})
@@ -836,6 +867,11 @@ def remove_job_worktree(ds: Path, name: str) -> None:
     and nothing else: ``git worktree prune`` here would race with the other jobs, whose
     worktrees are being made at the same time.
     """
+    with _job_worktrees_locked(ds):
+        _remove_job_worktree(ds, name)
+
+
+def _remove_job_worktree(ds: Path, name: str) -> None:
     path = ds / _JOBS_DIR / name
     if not path.exists():
         return
@@ -868,7 +904,12 @@ def _worktree_admin_dir(dot_git: Path) -> Path | None:
 
 def remove_job(ds: Path, name: str) -> None:
     """Remove job ``name``'s worktrees and its branch."""
-    remove_job_worktree(ds, name)
+    with _job_worktrees_locked(ds):
+        _remove_job(ds, name)
+
+
+def _remove_job(ds: Path, name: str) -> None:
+    _remove_job_worktree(ds, name)
     git(ds, "branch", "-q", "-D", _JOB_BRANCH + name, check=False)
 
 
