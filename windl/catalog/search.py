@@ -292,40 +292,68 @@ def search(
     elif query.words:
         condition, rank = _tsvector_match(query.words)
         conditions.append(condition)
-    grouped = (
-        sa.select(e.terms_key, e.scope, e.license, sa.func.count().label("n"))
+    # one pass over the matching rows (a broad free-text match is a sequential scan that
+    # evaluates the text condition on every row): the page and the facet groups are both
+    # read from one materialised set, in one statement
+    matches = (
+        sa.select(e.version_id, e.dataset_id, e.terms_key, e.scope, e.license, rank.label("rank"))
         .select_from(source)
         .where(*conditions)
-        .group_by(e.terms_key, e.scope, e.license)
-        .subquery("grouped")
+        .cte("matches")
+        .prefix_with("MATERIALIZED")
     )
+    m = matches.c
     # ties broken by the code-point order of ids on both backends: PostgreSQL's default
     # collation follows the locale, so the id is compared as "C" there
     dataset_order = (
-        e.dataset_id.collate("C") if engine.dialect.name == "postgresql" else e.dataset_id
+        m.dataset_id.collate("C") if engine.dialect.name == "postgresql" else m.dataset_id
+    )
+    order = [*([m.rank] if query.words else []), dataset_order]
+    shown_rows = (
+        sa.select(m.version_id, sa.func.row_number().over(order_by=order).label("position"))
+        .order_by(*order)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+        .subquery("shown")
+    )
+    grouped = (
+        sa.select(m.terms_key, m.scope, m.license, sa.func.count().label("n"))
+        .group_by(m.terms_key, m.scope, m.license)
+        .subquery("grouped")
+    )
+    both = sa.union_all(
+        sa.select(
+            sa.literal("group").label("part"),
+            sa.cast(sa.null(), sa.Integer).label("version_id"),
+            termsets_t.c.terms,
+            grouped.c.scope,
+            grouped.c.license,
+            grouped.c.n,
+        )
+        .select_from(grouped)
+        .outerjoin(termsets_t, termsets_t.c.key == grouped.c.terms_key),
+        sa.select(
+            sa.literal("page").label("part"),
+            shown_rows.c.version_id,
+            sa.cast(sa.null(), sa.Text).label("terms"),
+            sa.cast(sa.null(), sa.Text).label("scope"),
+            sa.cast(sa.null(), sa.Text).label("license"),
+            shown_rows.c.position,
+        ),
     )
     with engine.connect() as connection:
         try:
-            groups = connection.execute(
-                sa.select(termsets_t.c.terms, grouped.c.scope, grouped.c.license, grouped.c.n)
-                .select_from(grouped)
-                .outerjoin(termsets_t, termsets_t.c.key == grouped.c.terms_key)
-            ).all()
+            rows = connection.execute(both).all()
         except sa.exc.DatabaseError:
             connection.rollback()  # PostgreSQL refuses anything else in a failed transaction
             if not sa.inspect(connection).has_table(entries_t.name):
                 raise CatalogNotIndexed(NOT_INDEXED) from None
             raise
-        shown = list(
-            connection.execute(
-                sa.select(e.version_id)
-                .select_from(source)
-                .where(*conditions)
-                .order_by(*([rank] if query.words else []), dataset_order)
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-            ).scalars()
-        )
+        groups = [(r.terms, r.scope, r.license, r.n) for r in rows if r.part == "group"]
+        # a union keeps no order: the page rows carry their position (in column n)
+        shown = [
+            r.version_id for r in sorted((r for r in rows if r.part == "page"), key=lambda r: r.n)
+        ]
         summaries = {
             r.version_id: _to_summary(r)
             for r in connection.execute(
