@@ -418,7 +418,9 @@ def measure(builder: Builder, size: int, repeat: int, status_repeat: int) -> dic
 def versions() -> dict[str, str]:
     def first_line(args: Sequence[str]) -> str:
         proc = subprocess.run(args, capture_output=True, text=True, env=child_env())
-        return (proc.stdout or proc.stderr).strip().splitlines()[0] if proc.returncode == 0 else ""
+        # a detached HEAD has no branch: empty output must not lose the whole report
+        lines = (proc.stdout or proc.stderr).strip().splitlines()
+        return lines[0] if proc.returncode == 0 and lines else ""
 
     import datalad
 
