@@ -38,6 +38,8 @@ from windl.study import Study, copy_templates, get_study
 _UNRECORDED = datasets.WINDL_GITDIR / "unrecorded-subjects.json"
 #: where :func:`migrate` builds a subject's dataset before it replaces the folder
 _MIGRATING = datasets.WINDL_GITDIR / "migrate"
+#: where a new subject's dataset is made, until it holds its first ingest
+_NEW = datasets.WINDL_GITDIR / "new-subjects"
 
 
 def subject_path(study: Study, subject: str) -> Path:
@@ -85,13 +87,15 @@ def raw_files(study: Study) -> dict[str, str]:
     return files
 
 
-def ensure_subject_dataset(study: Study, subject: str) -> Path:
-    """The dataset of ``subject`` in ``sourcedata``, created and registered if new.
+def open_subject_dataset(study: Study, subject: str) -> Path:
+    """The dataset an ingest of ``subject`` writes to.
 
-    Returns ``sourcedata`` itself for a subject that is a folder of it (a study made
-    before subject datasets; see :func:`migrate`). A dataset left unregistered by an
-    interrupted earlier call holds nothing but its creation commit (ingest writes into
-    a subject dataset only once it is registered), so it is made again.
+    - the subject's dataset in ``sourcedata``, when it has one;
+    - ``sourcedata`` itself, for a subject that is a folder of it (a study made before
+      subject datasets; see :func:`migrate`);
+    - for a new subject, a new dataset made aside, under ``sourcedata/.git/windl``:
+      :func:`settle_subject_dataset` puts it in place once it holds the ingest's commit,
+      so an ingest killed before that leaves ``sourcedata`` as it was.
     """
     path = subject_path(study, subject)
     kind = _entry_kind(study, subject)
@@ -104,14 +108,34 @@ def ensure_subject_dataset(study: Study, subject: str) -> Path:
                 study.sourcedata,
             )
         return path
+    if (path / ".git").exists():
+        raise WindlError(
+            f"sub-{subject} is a dataset that sourcedata does not record; "
+            "run the ingest again to record it, or remove it",
+            path,
+        )
+    aside = study.sourcedata / _NEW / path.name
+    if aside.exists():
+        shutil.rmtree(aside)  # left by an ingest killed before its commit: holds nothing
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    _create_subject_dataset(study, aside)
+    return aside
+
+
+def settle_subject_dataset(study: Study, ds: Path) -> None:
+    """Put a new subject dataset made aside (:func:`open_subject_dataset`) in its place.
+
+    It is moved in one rename; recording it in ``sourcedata`` follows and, if that is
+    interrupted, the next ingest does it (:func:`record_subjects`).
+    """
+    if ds.parent != study.sourcedata / _NEW:
+        return
+    final = study.sourcedata / ds.name
+    if final.exists():
+        raise WindlError(f"{final.name} appeared while windl was writing to it; run again", final)
+    mark_unrecorded(study, final)
     datasets.require_clean(study.sourcedata, [".gitmodules"])
-    if path.exists():
-        shutil.rmtree(path)
-    _create_subject_dataset(study, path)
-    datasets.register_subdataset(
-        study.sourcedata, path, f"windl ingest: new subject dataset sub-{subject}"
-    )
-    return path
+    os.replace(ds, final)
 
 
 def _create_subject_dataset(study: Study, path: Path) -> None:
@@ -132,9 +156,9 @@ def _unrecorded(study: Study) -> list[str]:
 def mark_unrecorded(study: Study, subject_dataset: Path) -> None:
     """Note, before writing to ``subject_dataset``, that ``sourcedata`` must record it.
 
-    An ingest killed after the subject's commit and before ``sourcedata`` recorded it is
-    then rolled forward by the next ingest of any subject (:func:`record_subjects`),
-    without looking at every subject dataset.
+    An ingest killed after the subject's commit and before ``sourcedata`` recorded it (or,
+    for a new subject, registered the dataset) is then rolled forward by the next ingest
+    of any subject (:func:`record_subjects`), without looking at every subject dataset.
     """
     if subject_dataset == study.sourcedata:
         return
@@ -148,8 +172,13 @@ def record_subjects(study: Study, message: str) -> None:
     """Record in ``sourcedata`` the commits of the subject datasets written to lately."""
     names = _unrecorded(study)
     for name in names:
-        if (study.sourcedata / name / ".git").exists():
-            datasets.record_subdataset_state(study.sourcedata, study.sourcedata / name, message)
+        path = study.sourcedata / name
+        if not (path / ".git").exists():
+            continue
+        if _entry_kind(study, name.removeprefix("sub-")) == "commit":
+            datasets.record_subdataset_state(study.sourcedata, path, message)
+        else:
+            datasets.register_subdataset(study.sourcedata, path, message)
     if names:
         (study.sourcedata / _UNRECORDED).unlink()
 

@@ -208,7 +208,7 @@ def ingest(
         result.series, result.recordings = layout.series, layout.recordings
         result.other_files = layout.others
         checkpoint("scanned")
-        ds = sourcedata.ensure_subject_dataset(study, sub)
+        ds = sourcedata.open_subject_dataset(study, sub)
         # paths in the dataset that holds them: the subject's own, or (a study made
         # before subject datasets) sourcedata with the subject's folder
         inner = "" if ds == study.sourcedata else f"sub-{sub}/"
@@ -240,6 +240,7 @@ def ingest(
                 f"from {PurePosixPath(source.name)}",
                 move=archive_kind(source) is not None,
             )
+            sourcedata.settle_subject_dataset(study, ds)
     checkpoint("merged")
     _record_upwards(site, study, f"windl ingest: {prefix.replace('/', ' ')}")
     return result
