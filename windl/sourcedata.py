@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from windl import datasets
+from windl.checkpoints import checkpoint
 from windl.config import TEMPLATES, Site
 from windl.errors import WindlError
 from windl.files import atomic_write_text
@@ -299,11 +300,13 @@ def _migrate_subject(study: Study, subject: str) -> None:
         built, "commit", "--quiet", "--no-verify", "-m",
         f"windl study migrate: raw data of {subject} from the study's sourcedata",
     )  # fmt: skip
+    checkpoint("migrate-built")
     # the folder goes and the dataset takes its place in one rename each; the commit that
-    # records it follows (a crash in between is undone by `git checkout` of the folder)
+    # records it follows (a crash in between is undone by _recover_migration)
     trash = sourcedata / _MIGRATING / f"{subject}.old"
     os.replace(sourcedata / subject, trash)
     os.replace(built, sourcedata / subject)
+    checkpoint("migrate-swapped")
     datasets.git(sourcedata, "rm", "-r", "-q", "--cached", "--", subject)
     datasets.register_subdataset(
         sourcedata, sourcedata / subject, f"windl study migrate: {subject} is a subject dataset"
