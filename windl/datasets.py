@@ -675,7 +675,10 @@ def _link_annexed(
             if source == placed:
                 os.replace(placed, content)
             else:
-                os.link(source, content)
+                try:
+                    os.link(source, content)
+                except OSError:  # another filesystem, or no hard links there
+                    shutil.copy2(source, content)
             content.chmod(0o444)
             content.parent.chmod(0o555)  # git-annex freezes the key's directory too
         if placed.exists() or placed.is_symlink():
