@@ -502,6 +502,7 @@ def print_report(report: dict[str, Any]) -> None:
     print(
         f"scale benchmark, {report['layout']}, {report['date']}, windl "
         f"{report['versions']['windl_commit'][:10]}, median of {report['parameters']['repeat']}"
+        + ("" if report.get("complete", True) else " (incomplete: stopped before the last size)")
     )
     print(table(results, "wall"))
     print()
@@ -562,7 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         builder = Builder(
             site, synthetic, template, participant, args.sessions_per_subject, workdir / "scratch"
         )
-        results = []
+        results: list[dict[str, Any]] = []
+        report: dict[str, Any] = {}
         for size in sizes:
             if builder.ingested > size:
                 raise SystemExit(f"size {size} is below the {builder.ingested} sessions built")
@@ -571,38 +573,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["build_s"] = build_s
             results.append(result)
             log(table(results, "wall"))
-        layout = layout_of(site)
+            # written after every size: a run stopped at 1,000 sessions keeps 10 and 100
+            report = {
+                "benchmark": "scale",
+                "complete": size == sizes[-1],
+                "date": started.isoformat(timespec="seconds"),
+                "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
+                "machine": {
+                    "nproc": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "load_start": load_start,
+                    "load_end": os.getloadavg(),
+                },
+                "versions": versions(),
+                "layout": layout_of(site),
+                "parameters": {
+                    "sizes": sizes,
+                    "repeat": args.repeat,
+                    "status_repeat": args.status_repeat or args.repeat,
+                    "sessions_per_subject": args.sessions_per_subject,
+                    "source": str(args.source),
+                    "dicom_files_per_session": len(synthetic.files),
+                    "bids_files_per_session": len(template.files),
+                    "seed": args.seed,
+                },
+                "ratios": ratios(results, "wall"),
+                "ratios_cpu": ratios(results, "cpu"),
+                "goal_ratio": GOAL,
+                "results": results,
+            }
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     finally:
         if not args.keep:
+            log(f"removing {workdir}")
             shutil.rmtree(workdir, ignore_errors=True)
-    report = {
-        "benchmark": "scale",
-        "date": started.isoformat(timespec="seconds"),
-        "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
-        "machine": {
-            "nproc": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_start": load_start,
-            "load_end": os.getloadavg(),
-        },
-        "versions": versions(),
-        "layout": layout,
-        "parameters": {
-            "sizes": sizes,
-            "repeat": args.repeat,
-            "sessions_per_subject": args.sessions_per_subject,
-            "source": str(args.source),
-            "dicom_files_per_session": len(synthetic.files),
-            "bids_files_per_session": len(template.files),
-            "seed": args.seed,
-        },
-        "ratios": ratios(results, "wall"),
-        "ratios_cpu": ratios(results, "cpu"),
-        "goal_ratio": GOAL,
-        "results": results,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print_report(report)
     print(f"results: {args.output}")
     return 0
