@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -55,7 +56,8 @@ class Outcome(Generic[R]):
 
 def error_line(exc: BaseException) -> str:
     """One line naming what went wrong (a :class:`WindlError`'s message as the CLI shows it)."""
-    text = str(exc) if isinstance(exc, WindlError) else f"{type(exc).__name__}: {exc}"
+    # a WindlError's path is left out: callers name the file the error belongs to
+    text = exc.message if isinstance(exc, WindlError) else f"{type(exc).__name__}: {exc}"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
 
@@ -66,7 +68,12 @@ def _guarded(func: Callable[[T], R], index: int, item: T) -> Outcome[R]:
     # must not end the others
     try:
         return Outcome(index, value=func(item))
+    except WindlError as exc:
+        return Outcome(index, error=error_line(exc))
     except Exception as exc:
+        # not one of windl's own errors, so maybe a bug: its traceback goes to the step's
+        # log (where datalad run sends stderr), the one line to the caller
+        traceback.print_exc()
         return Outcome(index, error=error_line(exc))
 
 

@@ -295,6 +295,11 @@ def build_release(
                 explicit=False,
             )
     except WindlError:
+        if datasets.head(ds) != before:
+            # DataLad saves what a failed command left behind (windl lets it go on after a
+            # failed result) as a record with a non-zero exit; a release version is one
+            # complete record or nothing
+            datasets.git(ds, "reset", "--quiet", "--hard", before)
         if not report.failed:
             raise
         raise ReleaseFilesFailed(
