@@ -562,9 +562,9 @@ def _sizes(ctx: _Context, files: Iterable[PlannedFile]) -> list[float]:
 class _KeptFiles:
     """Files made by a build that failed, kept by sha256 for the next build.
 
-    A failed assembly's working tree is reset (``datalad run`` saves nothing of a failed
-    command), so the files other workers made would be lost; they wait here, in the
-    release's git dir, until a build completes.
+    A failed assembly leaves no record: the release is reset to its last version, so the
+    files other workers made would be lost; they wait here, in the release's git dir, until
+    a build completes.
     """
 
     def __init__(self, ds: Path) -> None:
