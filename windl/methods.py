@@ -1390,11 +1390,45 @@ def _remove_tree(path: Path) -> None:
 
 
 def _sync_subdatasets(clone: Path, installed: Sequence[Path]) -> None:
-    """Check out each installed subdataset at the commit its parent's HEAD records."""
+    """Check out each installed subdataset at the commit its parent's HEAD records.
+
+    Parents first (``installed`` is in that order), so a subject dataset follows the
+    ``sourcedata`` commit that was just checked out. A subdataset that the parent's
+    commit holds as a plain folder instead (a subject of ``sourcedata`` before
+    ``windl study migrate``) is moved aside while the parent is at such a commit, so the
+    folder's files can be checked out, and comes back with a commit that has it again.
+    """
+    aside = clone.parent / "subdatasets-aside"
+
+    def held(sub: Path) -> Path:
+        return aside / sub.relative_to(clone).as_posix().replace("/", "%")
+
+    def innermost_parent(sub: Path) -> Path:
+        return max((p for p in [clone, *installed] if p in sub.parents), key=lambda p: len(p.parts))
+
     for sub in installed:
-        recorded = datasets.tree_id(clone, sub.relative_to(clone).as_posix(), "HEAD")
-        if recorded and datasets.head(sub) != recorded:
-            datasets.git(sub, "checkout", "-q", "--detach", recorded)
+        if not (sub / ".git").exists():
+            continue  # aside: its parent is at a commit that has it as a folder
+        parent = innermost_parent(sub)
+        fields = datasets.git(parent, "ls-tree", "HEAD", "--", str(sub.relative_to(parent)))
+        fields = fields.split()
+        if len(fields) < 3 or fields[1] != "commit" or datasets.head(sub) == fields[2]:
+            continue
+        children = {
+            child: datasets.git(sub, "ls-tree", fields[2], "--", str(child.relative_to(sub)))
+            for child in installed
+            if innermost_parent(child) == sub
+        }
+        for child, entry in children.items():
+            if " commit " not in entry and (child / ".git").exists():
+                aside.mkdir(exist_ok=True)
+                os.replace(child, held(child))
+        datasets.git(sub, "checkout", "-q", "--detach", fields[2])
+        for child, entry in children.items():
+            if " commit " in entry and held(child).exists():
+                if child.is_dir() and not any(child.iterdir()):
+                    child.rmdir()
+                os.replace(held(child), child)
 
 
 def _rerun_one(
@@ -1474,13 +1508,14 @@ def reproduce(
         say(f"cloning {study.name} into a temporary folder")
         datasets.clone_dataset(study.root, clone)
         wanted = sorted({p for r in records for p in [*r.inputs, *r.extra_inputs]})
+        # installs every subdataset on the way to an input (sourcedata, the subject's)
+        datasets.get_content(clone, wanted, False)
         subs = [
             s
-            for s in datasets.subdatasets(clone)
+            for s in datasets.installed_subdatasets(clone)
             if any(p == s.relative_to(clone).as_posix() or p.startswith(
                 s.relative_to(clone).as_posix() + "/") for p in wanted)
         ]  # fmt: skip
-        datasets.get_content(clone, [s.relative_to(clone).as_posix() for s in subs], False)
         present = [p for p in wanted if (clone / p).exists() or (clone / p).is_symlink()]
         say(f"getting the inputs of {_plural(len(records), 'conversion')}")
         datasets.get_content(clone, present)
