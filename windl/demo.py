@@ -26,6 +26,7 @@ from windl.convert import convert, raise_for_failures
 from windl.errors import BadInput
 from windl.ingest import ingest
 from windl.methods import reproduce, study_methods, write_methods
+from windl.qc import raise_for_failures as raise_for_qc_failures
 from windl.qc import run_qc
 from windl.release import AuditResult, ReleaseRefused, ReleaseResult, audit_release, build_release
 from windl.share.doi import mint_doi
@@ -202,10 +203,14 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         result = ingest(site, STUDY, data / source, subject, session)
         say(
             f"== ingest sub-{subject} ses-{session} ({what}): {result.added} files, "
-            f"{len(result.series)} DICOM series, {len(result.recordings)} EEG/MEG recordings"
+            f"{len(result.series)} DICOM series, {len(result.recordings)} EEG/MEG recordings "
+            f"into the subject's dataset sourcedata/sub-{subject}"
         )
-    say("== convert (MRI: heudiconv + dcm2niix; EEG/MEG: mne-bids; each under datalad run)")
-    results = convert(site, STUDY)
+    say(
+        "== convert --jobs 2 (MRI: heudiconv + dcm2niix; EEG/MEG: mne-bids; each under "
+        "datalad run, two sessions at a time, records replayed in session order)"
+    )
+    results = convert(site, STUDY, jobs=2)
     for r in results:
         converted = [s for s in r.series if s["status"] == "converted"]
         parts = [f"{len(converted)}/{len(r.series)} series"] if r.series else []
@@ -241,6 +246,7 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         + (f", commit {(checked.commit or '')[:10]}" if checked.changed else ", unchanged")
     )
     say(f"   dataset report: {checked.path / 'group_qc.html'}")
+    raise_for_qc_failures(checked)  # the demo's data are known to work: a failure is a bug
     releases, audits, published_results = [], [], []
     for scope in ("members", "external"):
         built = build_release(site, STUDY, scope, RELEASE_VERSION, say=say)
