@@ -153,6 +153,54 @@ def test_second_index_reads_nothing_and_a_new_commit_rereads_only_that_dataset(
     assert _ids(hits) == ["study1"]
 
 
+def _head_rows(engine: sa.Engine, dataset_id: str) -> tuple[dict, set[tuple]]:
+    """The HEAD version row (without its id) and its file rows (without ids) of a dataset."""
+    with engine.connect() as connection:
+        version = (
+            connection.execute(
+                sa.select(versions_t).where(
+                    versions_t.c.dataset_id == dataset_id, versions_t.c.is_head
+                )
+            )
+            .one()
+            ._asdict()
+        )
+        columns = [c for c in files_t.c if c.name not in ("id", "version_id")]
+        files = {
+            tuple(row)
+            for row in connection.execute(
+                sa.select(*columns).where(files_t.c.version_id == version["id"])
+            )
+        }
+    return {k: v for k, v in version.items() if k not in ("id", "search_tsv")}, files
+
+
+def test_one_more_commit_writes_only_its_files_and_equals_a_full_index(
+    release_site: Path, database_url: str, tmp_path: Path
+) -> None:
+    _index(release_site, database_url)
+    engine = engine_for_url(database_url)
+    study = study_path(release_site)
+    n_before = len(_head_rows(engine, "study1")[1])
+    # one file added, one changed, one removed: what an ingest + convert of a session does
+    (study / "README").write_text("A study of resting brains.\n", encoding="utf-8")
+    (study / "phenotype").mkdir(exist_ok=True)
+    (study / "phenotype" / "scale.tsv").write_text("participant_id\tx\nsub-01\t1\n")
+    removed = next(p for p in _tracked(study) if p.endswith("_scans.tsv"))
+    (study / removed).unlink()
+    save(study, ["README", "phenotype/scale.tsv", removed], "test: one more commit")
+    result = _index(release_site, database_url)
+    assert result.read == ["study1"] and result.files == 2  # README and scale.tsv rows
+    version, files = _head_rows(engine, "study1")
+    assert len(files) == n_before  # +1 file, -1 file
+    assert version["commit"] == git_head(study)
+    # the same rows as indexing that commit from nothing
+    fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    _index(release_site, fresh)
+    assert _head_rows(engine_for_url(fresh), "study1") == (version, files)
+    assert _ids(search(engine, parse_query("resting"), OPERATOR)) == ["study1"]
+
+
 def test_a_release_that_disappears_is_removed_with_its_files(
     release_site: Path, database_url: str
 ) -> None:

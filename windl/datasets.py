@@ -436,6 +436,20 @@ def ls_tree_sized(ds: Path, rev: str = "HEAD") -> list[tuple[str, str, str, int 
     return entries
 
 
+def is_ancestor(ds: Path, ancestor: str, rev: str) -> bool:
+    """True when commit ``ancestor`` is reachable from ``rev`` (or is it)."""
+    proc = run_tool(
+        ["git", "-C", str(ds), "merge-base", "--is-ancestor", ancestor, rev], check=False
+    )
+    return proc.returncode == 0
+
+
+def changed_paths(ds: Path, old: str, new: str) -> list[str]:
+    """Paths (files, links, gitlinks) that differ between commits ``old`` and ``new``."""
+    out = git(ds, "diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new)
+    return [path for path in out.split("\0") if path]
+
+
 def annex_key_size(key: str) -> int | None:
     """The content size a git-annex key names (``…-s<size>-…--…``), if it names one."""
     fields = key.partition("--")[0].split("-")
