@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import chdir, contextmanager
@@ -830,21 +831,58 @@ def _add_job_worktree(
     return path
 
 
+#: ``git -c`` options that keep git from starting git-annex's filter (``git-annex
+#: filter-process``) for one command. Every git command that checks out or hashes a regular
+#: file of an annex repository starts one, and each start costs ~50 ms of CPU with the git
+#: helpers it runs itself: in job worktrees and the replay that was most of what ``--jobs
+#: 2`` cost over ``--jobs 1``. Without the filter git reads and writes a file's bytes as
+#: they are, which is what the filter does for files in git; annexed files are locked
+#: (symlinks, which git never filters), and windl datasets have no unlocked ones.
+NO_ANNEX_FILTER = ("-c", "filter.annex.process=")
+
+
 def _checkout_without_hooks(worktree: Path, *args: str) -> None:
-    """``git checkout`` in a new job worktree, and its ``.git`` file made a symlink.
+    """``git checkout`` in a new job worktree, made ready for git-annex by hand.
 
     Annex links (``../.git/annex/objects/…``) resolve only through a ``.git`` that is a
-    symlink to the worktree's git dir; git-annex's post-checkout hook would do that too,
-    but it starts git-annex twice per job (``smudge --update``, for unlocked files, which
-    windl datasets do not have) and that was most of a job's set-up time.
+    symlink to the worktree's git dir, which holds an ``annex`` symlink to the repository's
+    annex. git-annex makes both the first time it runs in a worktree, but windl starts it
+    neither here nor through the post-checkout hook (``smudge --update``, for unlocked
+    files, which windl datasets do not have) nor through the filter (see
+    :data:`NO_ANNEX_FILTER`): those starts were most of a job's set-up time.
     """
-    git(worktree, "-c", "core.hooksPath=/dev/null", "checkout", "--quiet", *args)
+    git(worktree, "-c", "core.hooksPath=/dev/null", *NO_ANNEX_FILTER, "checkout", "--quiet", *args)
     dot_git = worktree / ".git"
     if dot_git.is_file():
         gitdir = Path(dot_git.read_text(encoding="utf-8").split(":", 1)[1].strip())
         gitdir = gitdir if gitdir.is_absolute() else (worktree / gitdir).resolve()
         dot_git.unlink()
         dot_git.symlink_to(os.path.relpath(gitdir, worktree))
+        common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+        annex_link = gitdir / "annex"
+        if (common / "annex").is_dir() and not annex_link.exists():
+            annex_link.symlink_to(os.path.relpath(common / "annex", gitdir))
+    _settle_index(worktree)
+
+
+def _settle_index(worktree: Path) -> None:
+    """Make the files a checkout just wrote not "racily clean" in the worktree's index.
+
+    They have the same mtime (second) as the index, so git cannot trust their stat data and
+    re-reads them in every later command that looks at them (DataLad's ``ls-files`` before
+    and after a run, ``git annex add``, ``git commit``), each time through git-annex's
+    filter, which starts a ``git-annex filter-process``. Dated two seconds back and
+    refreshed once (without the filter: the bytes are the blobs), the index records them
+    as clean. A sparse job worktree holds few regular files (the DICOMs are symlinks).
+    """
+    past = time.time() - 2
+    for folder, dirs, files in os.walk(worktree):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                os.utime(path, (past, past))
+    git(worktree, *NO_ANNEX_FILTER, "update-index", "-q", "--refresh", check=False)
 
 
 def _top_folders(subdatasets: Mapping[str, Sequence[str]]) -> set[str]:
@@ -987,7 +1025,9 @@ def replay_commits(
                 merged = resolvers[path](
                     _blob_bytes(ds, old_blob), _blob_bytes(ds, ours), _blob_bytes(ds, new_blob)
                 )
-                blob = git(ds, "hash-object", "-w", "--stdin", "--path", path,
+                # the merged bytes as they are (a file in git): with --path, git would
+                # start git-annex's filter for them
+                blob = git(ds, "hash-object", "-w", "--stdin", "--no-filters",
                            input_text=merged.decode("utf-8")).strip()  # fmt: skip
                 entries.append(f"{new_mode} {blob}\t{path}")
             else:
@@ -996,10 +1036,11 @@ def replay_commits(
     if head(ds) != start:
         raise WindlError("dataset changed while windl was writing to it; run again", ds)
     if tip != start:
-        # without git-annex's post-merge hook (`smudge --update`, for unlocked files): the
-        # replayed files are datalad run outputs, which are locked, and the hook started
-        # git-annex once per job in this serial part
-        git(ds, "-c", "core.hooksPath=/dev/null", "merge", "--quiet", "--ff-only", tip)
+        # without git-annex's post-merge hook (`smudge --update`, for unlocked files) and
+        # its filter: the replayed files are datalad run outputs, annexed ones locked, and
+        # each started git-annex once per job in this serial part
+        git(ds, "-c", "core.hooksPath=/dev/null", *NO_ANNEX_FILTER, "merge", "--quiet",
+            "--ff-only", tip)  # fmt: skip
     return tip
 
 
