@@ -317,7 +317,9 @@ def require_clean(ds: Path, paths: Sequence[str] = ()) -> None:
 
 def discard_changes(ds: Path, paths: Sequence[str]) -> None:
     """Reset ``paths`` to HEAD and remove untracked files under them."""
-    if not paths:
+    # one status instead of three writing commands when there is nothing to discard (the
+    # usual case: convert checks every session's outputs before it starts)
+    if not paths or not dirty_paths(ds, paths):
         return
     git(ds, "reset", "-q", "--", *paths, check=False)
     git(ds, "checkout", "-q", "HEAD", "--", *paths, check=False)
@@ -1015,10 +1017,12 @@ def replay_commits(
             tip = commit
             continue
         changes = git(ds, "diff-tree", "-r", "-z", "--no-renames", parent, commit).split("\0")
+        changed = list(zip(changes[0::2], changes[1::2], strict=False))
+        at_tip = _blobs_at(ds, tip, [path for _, path in changed])
         entries = []
-        for meta, path in zip(changes[0::2], changes[1::2], strict=False):
+        for meta, path in changed:
             _, new_mode, old_blob, new_blob, _ = meta.lstrip(":").split()
-            ours = _blob_at(ds, tip, path)
+            ours = at_tip.get(path)
             if ours == (old_blob if set(old_blob) != {"0"} else None):
                 entries.append(f"{new_mode} {new_blob}\t{path}")
             elif path in resolvers:
@@ -1044,9 +1048,21 @@ def replay_commits(
     return tip
 
 
-def _blob_at(ds: Path, rev: str, path: str) -> str | None:
-    out = git(ds, "ls-tree", "-z", rev, "--", path).rstrip("\0")
-    return out.split()[2] if out else None
+def _blobs_at(ds: Path, rev: str, paths: Sequence[str]) -> dict[str, str]:
+    """Object id of each of ``paths`` that ``rev`` has, in one ``ls-tree`` for all (one per
+    path was most of a replay's git processes: a session writes tens of files)."""
+    if not paths:
+        return {}
+    wanted = set(paths)
+    found = {}
+    # --full-tree and literal pathspecs: paths are the diff-tree's, relative to the root
+    out = git(ds, "--literal-pathspecs", "ls-tree", "-z", "--full-tree", rev, "--", *paths)
+    for entry in out.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            if path in wanted:
+                found[path] = meta.split()[2]
+    return found
 
 
 def _blob_bytes(ds: Path, blob: str | None) -> bytes:
