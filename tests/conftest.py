@@ -102,13 +102,19 @@ def git_status(ds: Path) -> str:
 
 
 def dataset_heads(site: Path, name: str = "study1") -> dict[str, str]:
-    """HEAD of the superdataset, the study and its subdatasets (to assert 'unchanged')."""
+    """HEAD of the superdataset, the study and its subdatasets, the subjects' datasets in
+    sourcedata included (to assert 'unchanged')."""
     study = study_path(site, name)
     return {
         "superdataset": git_head(site / "superdataset"),
         "study": git_head(study),
         "sourcedata": git_head(study / "sourcedata"),
         "restricted": git_head(study / "restricted"),
+        **{
+            f"sourcedata/{sub.name}": git_head(sub)
+            for sub in sorted((study / "sourcedata").glob("sub-*"))
+            if (sub / ".git").exists()
+        },
     }
 
 

@@ -192,25 +192,32 @@ def test_ingest_killed_after_its_commit_is_recorded_upwards_by_the_next_run(
     run_killed_at(
         ["ingest", "study1", source, "--subject", "01", "--site", site], "merged", tmp_path
     )
-    # the raw data is committed; only the study's record of it is behind
-    assert git_status(_sourcedata(site)) == ""
-    run_windl("ingest", "study1", source, "--subject", "01", "--site", site)
-    assert git_status(study_path(site)) == ""
-    assert git_status(site / "superdataset") == ""
-    recorded = subprocess.run(
-        ["git", "-C", str(study_path(site)), "ls-tree", "HEAD", "sourcedata"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()[2]
-    assert recorded == dataset_heads(site)["sourcedata"]
+    # the raw data is committed in the new subject's dataset, now in its place; only the
+    # record of it in sourcedata (and upwards) is behind
+    assert git_status(_sourcedata(site) / "sub-01") == ""
+    assert "sub-01" in git_status(_sourcedata(site))  # not registered yet
+    run_windl("ingest", "study1", source, "--subject", "02", "--site", site)
+    for parent in (_sourcedata(site), study_path(site), site / "superdataset"):
+        assert git_status(parent) == ""
+    heads = dataset_heads(site)
+    for parent, child, head in (
+        (_sourcedata(site), "sub-01", heads["sourcedata/sub-01"]),
+        (study_path(site), "sourcedata", heads["sourcedata"]),
+    ):
+        recorded = subprocess.run(
+            ["git", "-C", str(parent), "ls-tree", "HEAD", child],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert recorded[:1] == ["160000"] and recorded[2] == head
 
 
 def test_ingested_content_passes_git_annex_fsck(site: Path, data: Path) -> None:
     run_windl(
         "ingest", "study1", data / "heudiconv_testdata" / "data", "--subject", "01", "--site", site
     )
-    src = _sourcedata(site)
+    src = _sourcedata(site) / "sub-01"  # the subject's own dataset
     fsck = subprocess.run(
         ["git", "annex", "fsck", "--json"], cwd=src, capture_output=True, text=True, check=True
     )
@@ -218,7 +225,7 @@ def test_ingested_content_passes_git_annex_fsck(site: Path, data: Path) -> None:
     assert len(results) == 13  # 9 DICOM + 4 other files, all annexed
     assert all(r["success"] for r in results)
     whereis = subprocess.run(
-        ["git", "annex", "whereis", "--json", "sub-01/dicom"],
+        ["git", "annex", "whereis", "--json", "dicom"],
         cwd=src,
         capture_output=True,
         text=True,

@@ -222,13 +222,16 @@ def test_kill_9_during_a_send_loses_no_acknowledged_instance_and_resend_stores_e
     assert not list((site / "receive" / "spool" / ".incoming").iterdir())
     for name in ("study1", "study2"):
         ds = study_path(site, name)
-        for sub in (ds, ds / "sourcedata"):
+        subjects = sorted((ds / "sourcedata").glob("sub-*"))
+        assert subjects
+        for sub in (ds, ds / "sourcedata", *subjects):
             assert not subprocess.run(
                 ["git", "-C", str(sub), "status", "--porcelain"], capture_output=True, text=True
             ).stdout
-        fsck = subprocess.run(["git", "-C", str(ds / "sourcedata"), "annex", "fsck", "--fast"],
-                              capture_output=True, text=True)  # fmt: skip
-        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+        for sub in subjects:  # the raw data: one dataset per subject
+            fsck = subprocess.run(["git", "-C", str(sub), "annex", "fsck", "--fast"],
+                                  capture_output=True, text=True)  # fmt: skip
+            assert fsck.returncode == 0, fsck.stdout + fsck.stderr
 
 
 def test_all_lossless_transfer_syntaxes_are_stored_as_sent_and_duplicates_once(
@@ -364,10 +367,14 @@ def test_subject_and_session_are_looked_up_in_the_study_restricted_scanner_ids(
     assert "DEV" not in {part for p in received for part in p.parts}
 
 
-def _commits(ds: Path) -> int:
-    out = subprocess.run(["git", "-C", str(ds), "rev-list", "--count", "HEAD"],
-                         capture_output=True, text=True, check=True)  # fmt: skip
-    return int(out.stdout)
+def _commits(sourcedata: Path) -> int:
+    """Ingest commits of raw data: in the subjects' datasets of ``sourcedata``."""
+    count = 0
+    for sub in sourcedata.glob("sub-*"):
+        out = subprocess.run(["git", "-C", str(sub), "log", "--format=%s"],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        count += sum(line.startswith("windl ingest: ") for line in out.stdout.splitlines())
+    return count
 
 
 def test_commit_per_series_commits_each_series_and_per_session_the_whole_study(

@@ -99,6 +99,30 @@ def study_list(site_dir: Path | None, as_json: bool) -> None:
     _emit(summaries, as_json, "\n".join(lines) if lines else "no studies")
 
 
+@study.command("migrate")
+@click.argument("study_name", metavar="STUDY")
+@site_option
+@json_option
+def study_migrate(study_name: str, site_dir: Path | None, as_json: bool) -> None:
+    """Give each subject of STUDY's sourcedata a dataset of its own (the layout for scale).
+
+    For studies made before windl kept one dataset per subject; no data is copied, and
+    running it again changes nothing.
+    """
+    from dataclasses import asdict
+
+    from windl.sourcedata import migrate
+
+    result = migrate(_site(site_dir), study_name, progress=_progress_printer())
+    text = (
+        f"{len(result.migrated)} subjects of {result.study} moved into subject datasets"
+        f" ({len(result.records_updated)} conversion records re-fingerprinted)"
+        if result.changed
+        else f"{result.study}: every subject has a dataset already; nothing to do"
+    )
+    _emit(asdict(result), as_json, text)
+
+
 # ----------------------------------------------------------------------------- ingest
 def _progress_printer() -> Any:
     """A one-line counter on stderr when it is a terminal; silent otherwise."""
@@ -886,6 +910,8 @@ def audit_log_cmd(since: Any, csv_file: Path | None, site_dir: Path | None) -> N
         click.echo(text, nl=False)
     else:
         click.echo(f"{rows} entries written to {csv_file}", err=True)
+
+
 # ----------------------------------------------------------------------------- receive
 @main.command("receive")
 @click.option("--port", type=int, default=None, help="TCP port (default: receive.port, 11112).")

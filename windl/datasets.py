@@ -288,10 +288,47 @@ def rerun(ds: Path, revision: str) -> None:
 
 def subdatasets(ds: Path) -> list[Path]:
     """Registered subdatasets of ``ds`` (from .gitmodules; does not touch their content)."""
+    if not (ds / ".gitmodules").exists():
+        return []  # most datasets have none: no git process for them
     proc = git(
         ds, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path", check=False
     )
     return [ds / line.split(" ", 1)[1] for line in proc.splitlines() if " " in line]
+
+
+def installed_subdatasets(ds: Path) -> list[Path]:
+    """Installed subdatasets of ``ds`` at any depth, parents before their children."""
+    found = []
+    for sub in subdatasets(ds):
+        if (sub / ".git").exists():
+            found.append(sub)
+            found.extend(installed_subdatasets(sub))
+    return found
+
+
+def locate(ds: Path, relpath: str) -> tuple[Path, str]:
+    """The dataset that tracks ``relpath`` (relative to ``ds``) and the path inside it.
+
+    Descends through the subdatasets (gitlinks) on the way, at their checked-out
+    commits: ``sourcedata/sub-01/ses-1/dicom`` of a study is ``ses-1/dicom`` of
+    ``sourcedata/sub-01`` when that is a subject dataset, else ``sub-01/ses-1/dicom`` of
+    ``sourcedata``. One ``git ls-tree`` per dataset level.
+    """
+    holder, rest = ds, relpath.strip("/")
+    while rest:
+        parts = rest.split("/")
+        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        out = git(holder, "ls-tree", "-z", "HEAD", "--", *prefixes)
+        gitlinks = [
+            entry.split("\t", 1)[1]
+            for entry in out.split("\0")
+            if entry and entry.split()[1] == "commit"
+        ]
+        if not gitlinks:
+            break
+        inner = min(gitlinks, key=len)
+        holder, rest = holder / inner, rest[len(inner) :].lstrip("/")
+    return holder, rest
 
 
 # --------------------------------------------------------------------------- git state
@@ -448,8 +485,8 @@ def version_tags(ds: Path) -> list[tuple[str, str, str]]:
     return tags
 
 
-def tracked_annex_keys(ds: Path, relpath: str) -> dict[str, str]:
-    """Map tracked file path → git-annex key for annexed files under ``relpath`` in HEAD."""
+def tracked_annex_keys(ds: Path, relpath: str | None) -> dict[str, str]:
+    """Tracked path → git-annex key of the annexed files under ``relpath`` (None: all) in HEAD."""
     symlinks = [
         (path, blob) for mode, _, blob, path in ls_tree(ds, "HEAD", relpath) if mode == "120000"
     ]
@@ -596,37 +633,84 @@ def annex_add_placed(worktree: Path, rels: Sequence[str]) -> None:
             to_git.append(rel)
         else:
             to_annex_add.append(rel)
-    objects = Path(git(worktree, "rev-parse", "--git-common-dir").strip())
-    objects = (worktree / objects if not objects.is_absolute() else objects) / "annex" / "objects"
-    uuid_ = git(worktree, "config", "annex.uuid").strip()
-    present: list[str] = []
+    keys: dict[str, str] = {}
     for backend, paths in to_annex.items():
-        keys = _batch(worktree, ["annex", "calckey", "--batch", f"--backend={backend}"], paths)
-        where = _batch(
-            worktree,
-            ["annex", "examinekey", "--batch", "--format=${hashdirmixed}${key}/${key}\n"],
-            keys,
-        )
-        for rel, key, location in zip(paths, keys, where, strict=True):
-            placed = worktree / rel
-            content = objects / location
-            if content.exists():
-                placed.unlink()  # same content already annexed: keep one copy
-            else:
-                content.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(placed, content)
-                content.chmod(0o444)
-                content.parent.chmod(0o555)  # git-annex freezes the key's directory too
-            depth = len(Path(rel).parts) - 1
-            placed.symlink_to("../" * depth + ".git/annex/objects/" + location)
-            present.append(f"{key} {uuid_} 1")
-    staged = [rel for paths in to_annex.values() for rel in paths] + to_git
-    if staged:
-        git(worktree, "update-index", "--add", "-z", "--stdin", input_text="\0".join(staged) + "\0")
-    if present:
-        git(worktree, "annex", "setpresentkey", "--batch", input_text="\n".join(present) + "\n")
+        found = _batch(worktree, ["annex", "calckey", "--batch", f"--backend={backend}"], paths)
+        keys.update(zip(paths, found, strict=True))
+    _link_annexed(worktree, keys, lambda rel, key: worktree / rel)
+    if to_git:
+        git(worktree, "update-index", "--add", "-z", "--stdin", input_text="\0".join(to_git) + "\0")
     if to_annex_add:
         git(worktree, "annex", "add", "--quiet", "--", *to_annex_add)
+
+
+def _annex_objects(repo: Path) -> Path:
+    objects = Path(git(repo, "rev-parse", "--git-common-dir").strip())
+    return (repo / objects if not objects.is_absolute() else objects) / "annex" / "objects"
+
+
+def _link_annexed(
+    worktree: Path, keys: Mapping[str, str], content_of: Callable[[str, str], Path | None]
+) -> None:
+    """Stage each path of ``keys`` as an annex link to its key, the content put in the annex.
+
+    ``content_of(path, key)`` names the file holding the content: it is moved into the
+    annex when it sits in ``worktree`` itself, else hard-linked (another dataset's annex
+    object; nothing is copied). ``None``, or a file that is missing, leaves the key
+    absent here (a link without content, as after ``git annex drop``).
+    """
+    if not keys:
+        return
+    rels = list(keys)
+    where = _batch(
+        worktree,
+        ["annex", "examinekey", "--batch", "--format=${hashdirmixed}${key}/${key}\n"],
+        [keys[rel] for rel in rels],
+    )
+    objects = _annex_objects(worktree)
+    uuid_ = git(worktree, "config", "annex.uuid").strip()
+    present: list[str] = []
+    for rel, location in zip(rels, where, strict=True):
+        key, placed, content = keys[rel], worktree / rel, objects / location
+        source = content_of(rel, key)
+        if not content.exists() and source is not None and source.exists():
+            content.parent.mkdir(parents=True, exist_ok=True)
+            if source == placed:
+                os.replace(placed, content)
+            else:
+                try:
+                    os.link(source, content)
+                except OSError:  # another filesystem, or no hard links there
+                    shutil.copy2(source, content)
+            content.chmod(0o444)
+            content.parent.chmod(0o555)  # git-annex freezes the key's directory too
+        if placed.exists() or placed.is_symlink():
+            placed.unlink()  # same content already annexed: keep one copy
+        placed.parent.mkdir(parents=True, exist_ok=True)
+        placed.symlink_to("../" * (len(Path(rel).parts) - 1) + ".git/annex/objects/" + location)
+        if content.exists():
+            present.append(f"{key} {uuid_} 1")
+    git(worktree, "update-index", "--add", "-z", "--stdin", input_text="\0".join(rels) + "\0")
+    if present:
+        git(worktree, "annex", "setpresentkey", "--batch", input_text="\n".join(present) + "\n")
+
+
+def place_annexed(ds: Path, keys: Mapping[str, str], source: Path) -> None:
+    """Stage annexed files of dataset ``source`` in ``ds`` under new paths, keys unchanged.
+
+    ``keys`` maps a path in ``ds`` to the git-annex key of the file; content that
+    ``source`` has is hard-linked into ``ds``'s annex (no copy, and ``git annex fsck``
+    of ``ds`` checks it like any other).
+    """
+    objects = _annex_objects(source)
+    rels = list(keys)
+    where = _batch(
+        source,
+        ["annex", "examinekey", "--batch", "--format=${hashdirmixed}${key}/${key}\n"],
+        [keys[rel] for rel in rels],
+    ) if rels else []  # fmt: skip
+    held = {rel: objects / location for rel, location in zip(rels, where, strict=True)}
+    _link_annexed(ds, keys, lambda rel, key: held[rel])
 
 
 def record_subdataset_state(parent: Path, sub: Path, message: str) -> None:
@@ -643,6 +727,26 @@ def record_subdataset_state(parent: Path, sub: Path, message: str) -> None:
     if not recorded or recorded[2] != head(sub):
         git(parent, "add", "--", rel)
         git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", rel)
+
+
+def register_subdataset(parent: Path, sub: Path, message: str) -> None:
+    """Register the dataset ``sub`` (in ``parent``'s working tree) as a subdataset, in one commit.
+
+    What ``datalad save`` writes for a new subdataset (a ``.gitmodules`` entry with path,
+    url ``./<path>`` and ``datalad-id``, and the gitlink), with plain git: DataLad's save
+    looks at every subdataset of the parent, and a study's ``sourcedata`` gets one per
+    subject.
+    """
+    rel = os.path.relpath(sub, parent)
+    dataset_id = git(
+        sub, "config", "-f", ".datalad/config", "--get", "datalad.dataset.id", check=False
+    ).strip()
+    for key, value in (("path", rel), ("url", f"./{rel}"), ("datalad-id", dataset_id)):
+        if value:
+            git(parent, "config", "-f", ".gitmodules", f"submodule.{rel}.{key}", value)
+    git(parent, "update-index", "--add", "--cacheinfo", f"160000,{head(sub)},{rel}")
+    git(parent, "add", "--", ".gitmodules")
+    git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", ".gitmodules", rel)
 
 
 # --------------------------------------------------------------------------- git notes
@@ -809,20 +913,25 @@ def _add_job_worktree(
     _remove_job(ds, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     git(ds, "worktree", "add", "--quiet", "--no-checkout", "-b", branch, str(path), base)
-    sub_commits = dict(pinned or {})
-    for sub in subdatasets:
-        if sub not in sub_commits:
-            entry = git(ds, "ls-tree", base, "--", sub).split()
-            if not entry or entry[1] != "commit":
-                raise WindlError(f"{sub} is not a subdataset at {base[:10]}", ds)
-            sub_commits[sub] = entry[2]
     cone = sorted({*folders, *_top_folders(subdatasets), "code", ".datalad"})
     git(path, "sparse-checkout", "set", "--cone", *cone)
     _checkout_without_hooks(path, branch)
-    for sub, commit in sub_commits.items():
+    sub_commits = dict(pinned or {})
+    # parents first: a nested subdataset (sourcedata/sub-01) sits in its parent's worktree
+    for sub in sorted(subdatasets, key=lambda s: len(Path(s).parts)):
+        parent = max((p for p in subdatasets if sub.startswith(p + "/")), key=len, default="")
+        if sub not in sub_commits:
+            repo, rev = (ds / parent, sub_commits[parent]) if parent else (ds, base)
+            rel = sub[len(parent) :].lstrip("/")
+            entry = git(repo, "ls-tree", rev, "--", rel).split()
+            if not entry or entry[1] != "commit":
+                raise WindlError(f"{sub} is not a subdataset at {rev[:10]}", ds)
+            sub_commits[sub] = entry[2]
+        commit = sub_commits[sub]
         target = path / sub
         if target.is_dir() and not any(target.iterdir()):
             target.rmdir()
+        _enable_worktree_config(ds / sub)
         git(
             ds / sub, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(target), commit
         )
@@ -831,6 +940,19 @@ def _add_job_worktree(
         git(target, "sparse-checkout", "set", "--no-cone", *patterns)
         _checkout_without_hooks(target, "--detach", commit)
     return path
+
+
+def _enable_worktree_config(repo: Path) -> None:
+    """Turn on per-worktree config (where sparse settings live) before the first worktree.
+
+    git turns it on itself the first time, in the shared config; done here, under the
+    job-worktree lock, two jobs starting together cannot race for it.
+    """
+    if (
+        git(repo, "config", "--bool", "--default", "false", "extensions.worktreeConfig").strip()
+        != "true"
+    ):
+        git(repo, "config", "extensions.worktreeConfig", "true")
 
 
 #: ``git -c`` options that keep git from starting git-annex's filter (``git-annex
@@ -956,17 +1078,12 @@ def _remove_job(ds: Path, name: str) -> None:
 def prepare_jobs(ds: Path) -> None:
     """Make ``ds`` ready for job worktrees; remove what interrupted jobs left.
 
-    Sparse worktrees keep their sparse settings in per-worktree config; git turns that on
-    (``extensions.worktreeConfig``) in the shared config the first time, which two jobs
-    starting together would race for, so it is turned on here, once, before any job.
-    Leftover worktrees and branches of interrupted jobs go: the dataset never saw them.
+    Per-worktree config is turned on for ``ds`` (its subdatasets get it when a job first
+    uses them, see :func:`_enable_worktree_config`). Leftover worktrees and branches of
+    interrupted jobs go: the dataset never saw them.
     """
-    for repo in [ds, *(s for s in subdatasets(ds) if (s / ".git").exists())]:
-        if (
-            git(repo, "config", "--bool", "--default", "false", "extensions.worktreeConfig").strip()
-            != "true"
-        ):
-            git(repo, "config", "extensions.worktreeConfig", "true")
+    with _job_worktrees_locked(ds):
+        _enable_worktree_config(ds)
     recover_jobs(ds)
 
 
@@ -978,7 +1095,9 @@ def recover_jobs(ds: Path) -> None:
     all pointing into the jobs folder, are removed by hand first.
     """
     jobs_dir = ds / _JOBS_DIR
-    for repo in [ds, *(s for s in subdatasets(ds) if (s / ".git").exists())]:
+    for repo in [ds, *installed_subdatasets(ds)]:
+        if not (repo / ".git" / "worktrees").is_dir():
+            continue  # never had a job (most subject datasets): no git process for it
         for admin in (repo / ".git" / "worktrees").glob("*"):
             gitdir = admin / "gitdir"
             target = gitdir.read_text(encoding="utf-8").strip() if gitdir.exists() else ""

@@ -1390,9 +1390,16 @@ def _remove_tree(path: Path) -> None:
 
 
 def _sync_subdatasets(clone: Path, installed: Sequence[Path]) -> None:
-    """Check out each installed subdataset at the commit its parent's HEAD records."""
+    """Check out each installed subdataset at the commit its parent's HEAD records.
+
+    Parents first (``installed`` is in that order), so a subject dataset follows the
+    ``sourcedata`` commit that was just checked out.
+    """
     for sub in installed:
-        recorded = datasets.tree_id(clone, sub.relative_to(clone).as_posix(), "HEAD")
+        parent = max(
+            (p for p in [clone, *installed] if p in sub.parents), key=lambda p: len(p.parts)
+        )
+        recorded = datasets.tree_id(parent, sub.relative_to(parent).as_posix(), "HEAD")
         if recorded and datasets.head(sub) != recorded:
             datasets.git(sub, "checkout", "-q", "--detach", recorded)
 
@@ -1474,13 +1481,14 @@ def reproduce(
         say(f"cloning {study.name} into a temporary folder")
         datasets.clone_dataset(study.root, clone)
         wanted = sorted({p for r in records for p in [*r.inputs, *r.extra_inputs]})
+        # installs every subdataset on the way to an input (sourcedata, the subject's)
+        datasets.get_content(clone, wanted, False)
         subs = [
             s
-            for s in datasets.subdatasets(clone)
+            for s in datasets.installed_subdatasets(clone)
             if any(p == s.relative_to(clone).as_posix() or p.startswith(
                 s.relative_to(clone).as_posix() + "/") for p in wanted)
         ]  # fmt: skip
-        datasets.get_content(clone, [s.relative_to(clone).as_posix() for s in subs], False)
         present = [p for p in wanted if (clone / p).exists() or (clone / p).is_symlink()]
         say(f"getting the inputs of {_plural(len(records), 'conversion')}")
         datasets.get_content(clone, present)

@@ -104,7 +104,7 @@ def _render(template: Path, target: Path, values: dict[str, str]) -> None:
     target.write_text(text, encoding="utf-8")
 
 
-def _copy_templates(source: Path, target: Path, values: dict[str, str]) -> None:
+def copy_templates(source: Path, target: Path, values: dict[str, str]) -> None:
     """Render every template under ``source`` into ``target``.
 
     A template ``.gitattributes`` is appended to the one DataLad wrote, so DataLad's
@@ -133,10 +133,10 @@ def shape_study_dataset(root: Path) -> None:
         "site_name": site_name,
         "date": dt.date.today().isoformat(),
     }
-    _copy_templates(TEMPLATES / "study", root, values)
+    copy_templates(TEMPLATES / "study", root, values)
     for sub, description in (("sourcedata", "raw data"), ("restricted", "consent and keys")):
         datasets.create_dataset(root / sub, parent=root, description=f"{root.name} {description}")
-        _copy_templates(TEMPLATES / sub, root / sub, values)
+        copy_templates(TEMPLATES / sub, root / sub, values)
         datasets.save(root / sub, ["."], f"windl: {sub} subdataset of study {root.name}")
     datasets.save(root, ["."], f"windl: study {root.name} from templates")
 

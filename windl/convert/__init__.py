@@ -237,20 +237,38 @@ def _session_job(study: Study, result: SessionConversion, units: list[Unit], bas
             for u in units
         ],
         folders=[prefix],
-        # the raw data as sourcedata has it now (what a serial run reads, and what the
-        # up-to-date check looked at), even if the study has not recorded that commit yet
-        pinned={"sourcedata": datasets.head(study.sourcedata)},
-        subdatasets={
-            "sourcedata": [i.removeprefix("sourcedata/") for u in units for i in u.inputs]
-        },
+        **_raw_worktrees(study, [i for u in units for i in u.inputs]),
     )
+
+
+def _raw_worktrees(study: Study, inputs: list[str]) -> dict[str, dict[str, Any]]:
+    """The datasets a job reads ``inputs`` from, and the paths in each (JobSpec fields).
+
+    Each at the commit it has now (what a serial run reads, and what the up-to-date check
+    looked at), even if its parent has not recorded that commit yet: ``sourcedata`` and,
+    in it, the subject's dataset.
+    """
+    subdatasets: dict[str, list[str]] = {}
+    pinned: dict[str, str] = {}
+    for path in inputs:
+        holder, rel = datasets.locate(study.root, path)
+        chain = holder.relative_to(study.root).parts
+        for depth in range(1, len(chain) + 1):
+            sub = "/".join(chain[:depth])
+            inside = "/".join(chain[depth:])
+            reads = subdatasets.setdefault(sub, [])
+            if depth == len(chain):
+                reads.append(rel)
+            elif inside not in reads:
+                reads.append(inside)
+            pinned.setdefault(sub, datasets.head(study.root / sub))
+    return {"subdatasets": subdatasets, "pinned": pinned}
 
 
 def _input_files(study: Study, spec: JobSpec) -> int:
     """How many raw files a job reads: a cheap measure of how long it takes."""
-    paths = [p for run in spec.runs for p in run.inputs]
-    return sum(len(datasets.ls_tree(study.sourcedata, "HEAD", p.removeprefix("sourcedata/")))
-               for p in paths)  # fmt: skip
+    located = [datasets.locate(study.root, p) for run in spec.runs for p in run.inputs]
+    return sum(len(datasets.ls_tree(holder, "HEAD", rel or None)) for holder, rel in located)
 
 
 def _convert_in_jobs(

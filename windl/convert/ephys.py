@@ -30,6 +30,7 @@ from windl.convert.finalize import (
     _write_tsv,
     add_participant,
     source_fingerprint,
+    write_record_json,
 )
 
 EPHYS_KINDS = ("eeg", "meg")
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         [{k: (v if v is not None else "n/a") for k, v in asdict(p).items()} for p in done],
     )
     record = conversion_record(dataset, args.source, args.task, args.line_freq)
-    (records / f"{stem}.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    write_record_json(records / f"{stem}.json", record)
 
 
 def read_records(path: Path) -> list[dict[str, str]]:

@@ -18,10 +18,11 @@ import hashlib
 import io
 import json
 import re
-import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from windl import datasets
 from windl.files import atomic_write_text
 
 PARTICIPANTS_COLUMNS = ("participant_id", "age", "sex")
@@ -212,15 +213,12 @@ def _sha256(path: Path) -> str:
 
 
 def source_fingerprint(dataset: Path, source: str) -> str | None:
-    """git tree id of the session's raw DICOM in sourcedata (changes iff the input does)."""
-    sub_ds, _, rel = source.partition("/")
-    proc = subprocess.run(
-        ["git", "-C", str(dataset / sub_ds), "rev-parse", f"HEAD:{rel}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    """git tree id of a session's raw folder (changes iff the input does).
+
+    Read in the dataset that holds it (``sourcedata`` or the subject's dataset in it).
+    """
+    holder, rel = datasets.locate(dataset, source)
+    return datasets.tree_id(holder, rel) if rel else datasets.head(holder)
 
 
 def conversion_record(dataset: Path, source: str, heuristic: str) -> dict[str, str | None]:
@@ -279,9 +277,12 @@ def write_records(
         ["series", "description", "files", "dims", "bids_name", "status", "reason"],
         rows,
     )
-    atomic_write_text(
-        records / f"{record_stem}.json", json.dumps(record, indent=1, sort_keys=True) + "\n"
-    )
+    write_record_json(records / f"{record_stem}.json", record)
+
+
+def write_record_json(path: Path, record: Mapping[str, Any]) -> None:
+    """A conversion record as JSON, the one way every writer formats it."""
+    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,8 @@
-"""Ingest: raw data from a folder or archive into a study's ``sourcedata`` subdataset.
+"""Ingest: raw data from a folder or archive into the subject's dataset in ``sourcedata``.
 
-Layout inside ``sourcedata``::
+Each subject's raw data is a DataLad dataset of its own, ``sourcedata/sub-<S>``, created
+at the subject's first ingest (see :mod:`windl.sourcedata` for why). Layout, relative to
+``sourcedata``::
 
     sub-<S>/[ses-<X>/]dicom/<NNN>-<SeriesDescription>/<file>            image DICOM (converted)
     sub-<S>/[ses-<X>/]dicom-nonimage/<NNN>-<SeriesDescription>/<file>   SR, PDF, raw data (kept)
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from windl import datasets
+from windl import datasets, sourcedata
 from windl.checkpoints import checkpoint
 from windl.config import Site
 from windl.errors import BadInput, ConflictingInput
@@ -196,20 +198,25 @@ def ingest(
     sub = bids_label(subject, "sub")
     ses = bids_label(session, "ses") if session else None
     prefix = session_prefix(sub, ses)
-    ds = study.sourcedata
-    datasets.recover(ds)
-    datasets.require_clean(ds)
+    datasets.recover(study.sourcedata)
     # roll forward an ingest killed between its commit and recording it upwards
     _record_upwards(site, study, "windl ingest: record earlier ingest")
     result = IngestResult(study=study.name, subject=sub, session=ses)
-    scratch = ds / datasets.WINDL_GITDIR / "extract" / uuid.uuid4().hex
+    scratch = study.sourcedata / datasets.WINDL_GITDIR / "extract" / uuid.uuid4().hex
     with open_source(source, scratch) as files:
         layout = plan_layout(files, prefix, source, progress)
-        targets = layout.targets
         result.series, result.recordings = layout.series, layout.recordings
         result.other_files = layout.others
         checkpoint("scanned")
-        tracked = datasets.tracked_annex_keys(ds, prefix)
+        ds = sourcedata.open_subject_dataset(study, sub)
+        # paths in the dataset that holds them: the subject's own, or (a study made
+        # before subject datasets) sourcedata with the subject's folder
+        inner = "" if ds == study.sourcedata else f"sub-{sub}/"
+        targets = {t.removeprefix(inner): f for t, f in layout.targets.items()}
+        here = prefix.removeprefix(inner.rstrip("/")).strip("/")
+        datasets.recover(ds)
+        datasets.require_clean(ds, [here] if here else [])
+        tracked = datasets.tracked_annex_keys(ds, here or None)
         present = {i for i in map(datasets.annex_key_identity, tracked.values()) if i is not None}
         new: dict[str, Path] = {}
         for target, source_file in targets.items():
@@ -218,11 +225,13 @@ def ingest(
                 continue
             if target in tracked:
                 raise ConflictingInput(
-                    f"{target} is already ingested with different content", source_file.path
+                    f"{inner}{target} is already ingested with different content",
+                    source_file.path,
                 )
             new[target] = source_file.path
         if new:
             result.added = len(new)
+            sourcedata.mark_unrecorded(study, ds)
             result.commit = datasets.commit_files(
                 ds,
                 new,
@@ -231,12 +240,15 @@ def ingest(
                 f"from {PurePosixPath(source.name)}",
                 move=archive_kind(source) is not None,
             )
+            sourcedata.settle_subject_dataset(study, ds)
     checkpoint("merged")
     _record_upwards(site, study, f"windl ingest: {prefix.replace('/', ' ')}")
     return result
 
 
 def _record_upwards(site: Site, study: Study, message: str) -> None:
-    """Record the new sourcedata commit in the study, and the study in the superdataset."""
+    """Record new commits upwards: subject datasets in sourcedata, sourcedata in the
+    study, the study in the superdataset (each a no-op when already recorded)."""
+    sourcedata.record_subjects(study, message)
     datasets.record_subdataset_state(study.root, study.sourcedata, message)
     datasets.record_subdataset_state(site.superdataset, study.root, message)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
-from windl import datasets
+from windl import datasets, sourcedata
 from windl.deid.deface import needs_defacing
 from windl.qc import QC_DIR
 from windl.study import Study
@@ -243,7 +243,7 @@ def _dicom_files(
     study: Study, labels: Mapping[str, str], sessions: Mapping[tuple[str, str], str]
 ) -> list[PlannedFile]:
     """Raw DICOM of the participants, renamed to ``series-NNN/NNNNN.dcm`` (names may identify)."""
-    raw = study_tree_of(study.sourcedata)
+    raw = sourcedata.raw_files(study)
     by_series: dict[tuple[str, ...], list[str]] = {}
     for path in sorted(raw):
         parts = path.split("/")
@@ -272,8 +272,3 @@ def _dicom_files(
                 )
             )
     return planned
-
-
-def study_tree_of(ds: Path) -> dict[str, str]:
-    """Committed files of any dataset: path → blob id."""
-    return study_tree(Study(name=ds.name, root=ds))
