@@ -354,9 +354,7 @@ def require_clean(ds: Path, paths: Sequence[str] = ()) -> None:
 
 def discard_changes(ds: Path, paths: Sequence[str]) -> None:
     """Reset ``paths`` to HEAD and remove untracked files under them."""
-    # one status instead of three writing commands when there is nothing to discard (the
-    # usual case: convert checks every session's outputs before it starts)
-    if not paths or not dirty_paths(ds, paths):
+    if not paths:
         return
     git(ds, "reset", "-q", "--", *paths, check=False)
     git(ds, "checkout", "-q", "HEAD", "--", *paths, check=False)
