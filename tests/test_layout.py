@@ -64,7 +64,9 @@ def legacy_site(site: Path, data: Path, tmp_path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- new layout
-def test_first_ingest_of_a_subject_makes_its_dataset_in_sourcedata(site: Path, data: Path) -> None:
+def test_first_ingest_of_a_subject_makes_its_dataset_in_sourcedata(
+    site: Path, data: Path, tmp_path: Path
+) -> None:
     source = data / "dcm_qa_nih" / "In" / "20180918Si"
     run_windl("ingest", "study1", source, "--subject", "01", "--session", "1", "--site", site)
     subject = _sourcedata(site) / "sub-01"
@@ -87,6 +89,15 @@ def test_first_ingest_of_a_subject_makes_its_dataset_in_sourcedata(site: Path, d
         check=True,
     ).stdout
     assert [json.loads(line)["gitmodule_name"] for line in listed.splitlines()] == ["sub-01"]
+    # a clone of the study gets the raw data through both levels, right after the ingest
+    clone = tmp_path / "clone"
+    for args in (
+        ["clone", str(study_path(site)), str(clone)],
+        ["get", "-d", str(clone), str(clone / "sourcedata" / "sub-01" / "ses-1" / "dicom")],
+    ):
+        subprocess.run([DATALAD, *args], capture_output=True, text=True, check=True)
+    got = sorted((clone / "sourcedata" / "sub-01" / "ses-1" / "dicom").rglob("*.dcm"))
+    assert len(got) == 8 and all(p.read_bytes()[128:132] == b"DICM" for p in got)
 
 
 def test_ingest_of_one_more_session_changes_one_record_per_level(site: Path, data: Path) -> None:
@@ -221,3 +232,25 @@ def test_migration_killed_midway_is_completed_by_running_it_again(
         assert git_status(ds) == ""
     proc = run_windl("convert", "study1", "--site", site, "--json")
     assert {r["status"] for r in json.loads(proc.stdout)} == {"up to date"}
+
+
+def test_reproduce_after_migration_reruns_records_made_before_it(
+    legacy_site: Path, data: Path, tmp_path: Path
+) -> None:
+    site = legacy_site
+    run_windl("study", "migrate", "study1", "--site", site)
+    # one conversion after the migration too, from a subject dataset
+    source = data / "dcm_qa_nih" / "In" / "20180918Si"
+    run_windl("ingest", "study1", source, "--subject", "03", "--session", "1", "--site", site)
+    run_windl("convert", "study1", "--site", site)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = run_windl(
+        "reproduce", "study1", "--site", site, "--json", env={"TMPDIR": str(scratch)},
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert len(report["runs"]) == 3  # sub-01 and sub-02 before the migration, sub-03 after
+    assert all(run["error"] is None for run in report["runs"])
+    assert report["all_identical"] is True

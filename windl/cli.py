@@ -604,6 +604,26 @@ def publish_cmd(
     _emit(result.to_dict(), as_json, "\n".join(lines))
 
 
+@main.command("backup")
+@click.argument("study_name", metavar="[STUDY]", required=False)
+@site_option
+@json_option
+def backup_cmd(study_name: str | None, site_dir: Path | None, as_json: bool) -> None:
+    """Push STUDY (default: every study), raw data included, to the site's backup RIA store."""
+    from dataclasses import asdict
+
+    from windl.backup import backup
+
+    results = backup(_site(site_dir), study_name, progress=_progress_printer())
+    lines = [
+        f"{r.study}: {len(r.pushed)} of {r.datasets} datasets pushed to {r.store}"
+        if r.changed
+        else f"{r.study}: all {r.datasets} datasets backed up already ({r.store})"
+        for r in results
+    ]
+    _emit([asdict(r) for r in results], as_json, "\n".join(lines) or "no studies")
+
+
 @main.group()
 def share() -> None:
     """Access to the individuals scope for named people (GPG keys)."""

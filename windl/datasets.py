@@ -691,6 +691,10 @@ def _link_annexed(
     git(worktree, "update-index", "--add", "-z", "--stdin", input_text="\0".join(rels) + "\0")
     if present:
         git(worktree, "annex", "setpresentkey", "--batch", input_text="\n".join(present) + "\n")
+        # setpresentkey (10.20230126) leaves the location log in the journal; a clone reads
+        # only the git-annex branch and would find no copy ("not available") until some
+        # later git-annex command here commits it: `merge` commits it now
+        git(worktree, "annex", "merge", "--quiet")
 
 
 def place_annexed(ds: Path, keys: Mapping[str, str], source: Path) -> None:

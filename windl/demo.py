@@ -202,10 +202,14 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         result = ingest(site, STUDY, data / source, subject, session)
         say(
             f"== ingest sub-{subject} ses-{session} ({what}): {result.added} files, "
-            f"{len(result.series)} DICOM series, {len(result.recordings)} EEG/MEG recordings"
+            f"{len(result.series)} DICOM series, {len(result.recordings)} EEG/MEG recordings "
+            f"into the subject's dataset sourcedata/sub-{subject}"
         )
-    say("== convert (MRI: heudiconv + dcm2niix; EEG/MEG: mne-bids; each under datalad run)")
-    results = convert(site, STUDY)
+    say(
+        "== convert --jobs 2 (MRI: heudiconv + dcm2niix; EEG/MEG: mne-bids; each under "
+        "datalad run, two sessions at a time, records replayed in session order)"
+    )
+    results = convert(site, STUDY, jobs=2)
     for r in results:
         converted = [s for s in r.series if s["status"] == "converted"]
         parts = [f"{len(converted)}/{len(r.series)} series"] if r.series else []

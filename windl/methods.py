@@ -1393,15 +1393,42 @@ def _sync_subdatasets(clone: Path, installed: Sequence[Path]) -> None:
     """Check out each installed subdataset at the commit its parent's HEAD records.
 
     Parents first (``installed`` is in that order), so a subject dataset follows the
-    ``sourcedata`` commit that was just checked out.
+    ``sourcedata`` commit that was just checked out. A subdataset that the parent's
+    commit holds as a plain folder instead (a subject of ``sourcedata`` before
+    ``windl study migrate``) is moved aside while the parent is at such a commit, so the
+    folder's files can be checked out, and comes back with a commit that has it again.
     """
+    aside = clone.parent / "subdatasets-aside"
+
+    def held(sub: Path) -> Path:
+        return aside / sub.relative_to(clone).as_posix().replace("/", "%")
+
+    def innermost_parent(sub: Path) -> Path:
+        return max((p for p in [clone, *installed] if p in sub.parents), key=lambda p: len(p.parts))
+
     for sub in installed:
-        parent = max(
-            (p for p in [clone, *installed] if p in sub.parents), key=lambda p: len(p.parts)
-        )
-        recorded = datasets.tree_id(parent, sub.relative_to(parent).as_posix(), "HEAD")
-        if recorded and datasets.head(sub) != recorded:
-            datasets.git(sub, "checkout", "-q", "--detach", recorded)
+        if not (sub / ".git").exists():
+            continue  # aside: its parent is at a commit that has it as a folder
+        parent = innermost_parent(sub)
+        fields = datasets.git(parent, "ls-tree", "HEAD", "--", str(sub.relative_to(parent)))
+        fields = fields.split()
+        if len(fields) < 3 or fields[1] != "commit" or datasets.head(sub) == fields[2]:
+            continue
+        children = {
+            child: datasets.git(sub, "ls-tree", fields[2], "--", str(child.relative_to(sub)))
+            for child in installed
+            if innermost_parent(child) == sub
+        }
+        for child, entry in children.items():
+            if " commit " not in entry and (child / ".git").exists():
+                aside.mkdir(exist_ok=True)
+                os.replace(child, held(child))
+        datasets.git(sub, "checkout", "-q", "--detach", fields[2])
+        for child, entry in children.items():
+            if " commit " in entry and held(child).exists():
+                if child.is_dir() and not any(child.iterdir()):
+                    child.rmdir()
+                os.replace(held(child), child)
 
 
 def _rerun_one(
