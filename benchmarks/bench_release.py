@@ -18,8 +18,14 @@ bare git-annex
 windl audit
     ``windl audit`` of the built release (every file read, face check, validator).
 
-Usage: ``python benchmarks/bench_release.py [--site DIR]``; prints a table and writes
-``benchmarks/results/release.json``.
+windl build --jobs N (with ``--jobs 1 2 ...``)
+    Version 1.0.1 built again for each N after removing the release's cache, so every file
+    is made again (defacing, every DICOM de-identified, ...) by N worker processes; the
+    files are the same whatever N, so the build finds the release unchanged (checked), and
+    the timings compare N = 1 with N = 2 on the same work.
+
+Usage: ``python benchmarks/bench_release.py [--site DIR] [--jobs 1 2]``; prints a table and
+writes ``benchmarks/results/release.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from windl.datasets import save
 
@@ -77,9 +86,55 @@ def _bare_annex(release: Path, scratch: Path) -> tuple[float, int]:
     return time.perf_counter() - start, len(files)
 
 
+def _by_jobs(site: Path, release: Path, jobs: Sequence[int]) -> dict[str, Any]:
+    """Rebuild version 1.0.1 without the cache once per N; the release must stay unchanged."""
+    if not jobs:
+        return {}
+    rows: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {"load_average_before": os.getloadavg()[0], "jobs": rows}
+    head = subprocess.run(
+        ["git", "-C", str(release), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout
+    for n in jobs:
+        (release / ".git" / "windl" / "release-cache.json").unlink(missing_ok=True)
+        cpu = _children_cpu()
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [*WINDL, "release", "build", "demo", "--scope", "individuals", "--version", "1.0.1",
+             "--jobs", str(n), "--json", "--site", str(site)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+        stats = json.loads(proc.stdout)
+        if stats["changed"]:
+            raise SystemExit(f"--jobs {n} changed the release: outputs differ")
+        rows[str(n)] = {
+            "wall_seconds": round(wall, 2),
+            "cpu_seconds": round(_children_cpu() - cpu, 2),
+            "made": stats["made"],
+        }
+    after = subprocess.run(
+        ["git", "-C", str(release), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout
+    if after != head:
+        raise SystemExit("the release changed while rebuilding it with --jobs")
+    out["load_average_after"] = os.getloadavg()[0]
+    first = rows[str(jobs[0])]["wall_seconds"]
+    out["speedup"] = {str(n): round(first / rows[str(n)]["wall_seconds"], 2) for n in jobs[1:]}
+    return out
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--site", type=Path, default=None, help="an existing demo site")
+    parser.add_argument(
+        "--jobs", type=int, nargs="+", default=None, help="also rebuild, all files, per N"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="windl-bench-release-") as tmp:
         scratch = Path(tmp)
@@ -117,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         release = site / "superdataset" / "releases" / "demo" / "individuals"
         audit = _windl("audit", release, site=site)
         bare, n_files = _bare_annex(release, scratch)
+        by_jobs = _by_jobs(site, release, args.jobs or [])
     result = {
         "date": dt.date.today().isoformat(),
         "files": n_files,
@@ -128,10 +184,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "ratio_build_to_bare": round(build / bare, 2),
     }
+    if by_jobs:
+        result["build_without_cache_by_jobs"] = by_jobs
     print(f"release of {n_files} files")
     for name, seconds in result["seconds"].items():
         print(f"  {name:28s} {seconds:8.2f} s")
     print(f"  build / bare git-annex:      {result['ratio_build_to_bare']:8.2f}x")
+    for n, row in by_jobs.get("jobs", {}).items():
+        print(
+            f"  rebuild, all files made, --jobs {n}: {row['wall_seconds']:6.2f} s wall "
+            f"{row['cpu_seconds']:6.2f} s CPU ({row['made']} made)"
+        )
+    if by_jobs:
+        print(
+            f"  load average {by_jobs['load_average_before']:.1f} -> "
+            f"{by_jobs['load_average_after']:.1f} on {os.cpu_count()} cores"
+        )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     return 0

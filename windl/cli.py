@@ -7,6 +7,7 @@ exit; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -128,12 +129,15 @@ def _progress_printer() -> Any:
     """A one-line counter on stderr when it is a terminal; silent otherwise."""
     if not sys.stderr.isatty():
         return None
+    # a descriptor of its own for the terminal: while a recorded step (qc, release
+    # assemble) runs, datalad run sends this process's stderr to the step's log, and the
+    # step's progress is shown meanwhile
+    terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", buffering=1)
 
     def show(stage: str, done: int, total: int) -> None:
         end = "\n" if done == total else ""
-        click.echo(f"\r{stage} {done}/{total}", err=True, nl=False)
-        if end:
-            click.echo("", err=True)
+        terminal.write(f"\r{stage} {done}/{total}{end}")
+        terminal.flush()
 
     return show
 
@@ -486,19 +490,29 @@ def consent_import(study_name: str, csv_file: Path, site_dir: Path | None, as_js
 @main.command("qc")
 @click.argument("study_name", metavar="STUDY")
 @click.option("--subject", default=None, help="Only this subject (01 or sub-01).")
+@click.option(
+    "--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+    help="Files whose QC is computed at the same time (worker processes; same outputs).",
+)  # fmt: skip
 @site_option
 @json_option
-def qc_cmd(study_name: str, subject: str | None, site_dir: Path | None, as_json: bool) -> None:
+def qc_cmd(
+    study_name: str, subject: str | None, jobs: int, site_dir: Path | None, as_json: bool
+) -> None:
     """Quality metrics + HTML reports of STUDY's MRI/EEG/MEG into derivatives/qc (datalad run)."""
-    from windl.qc import run_qc
+    from windl.qc import raise_for_failures, run_qc
 
-    result = run_qc(_site(site_dir), study_name, subject)
+    result = run_qc(_site(site_dir), study_name, subject, jobs=jobs, progress=_progress_printer())
     state = f"commit {(result.commit or '')[:10]}" if result.changed else "unchanged"
-    text = (
-        f"qc {result.study}: {result.recordings} files, {state}\n"
-        f"  {result.path}\n  report: {result.path / 'group_qc.html'}"
-    )
-    _emit(result.to_dict(), as_json, text)
+    lines = [
+        f"qc {result.study}: {result.recordings} files ({result.computed} computed, "
+        f"{result.reused} unchanged, {len(result.failed)} failed), {state}",
+        f"  {result.path}",
+        f"  report: {result.path / 'group_qc.html'}",
+    ]
+    lines += [f"  FAILED {rel}: {error}" for rel, error in result.failed.items()]
+    _emit(result.to_dict(), as_json, "\n".join(lines))
+    raise_for_failures(result)
 
 
 # --------------------------------------------------------------------------- release
@@ -511,16 +525,26 @@ def release() -> None:
 @click.argument("study_name", metavar="STUDY")
 @click.option("--scope", required=True, help="individuals, members or external.")
 @click.option("--version", "version", required=True, metavar="X.Y.Z", help="Release version.")
+@click.option(
+    "--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+    help="Files made at the same time (defacing, de-identification; same release).",
+)  # fmt: skip
 @site_option
 @json_option
 def release_build(
-    study_name: str, scope: str, version: str, site_dir: Path | None, as_json: bool
+    study_name: str, scope: str, version: str, jobs: int, site_dir: Path | None, as_json: bool
 ) -> None:
     """Build version X.Y.Z of STUDY's release for SCOPE (consented participants only)."""
     from windl.release import build_release
 
     result = build_release(
-        _site(site_dir), study_name, scope, version, say=lambda m: click.echo(m, err=True)
+        _site(site_dir),
+        study_name,
+        scope,
+        version,
+        say=lambda m: click.echo(m, err=True),
+        jobs=jobs,
+        progress=_progress_printer(),
     )
     state = f"commit {result.commit[:10]}" if result.changed else "unchanged"
     lines = [
@@ -543,12 +567,18 @@ def release_build(
 @click.argument("study_name", metavar="STUDY")
 @click.option("--scope", required=True)
 @click.option("--version", "version", required=True)
+@click.option(
+    "--jobs", envvar="WINDL_JOBS", default=1, type=click.IntRange(min=1), hidden=True,
+    help="Worker processes; from $WINDL_JOBS, so the recorded command does not name it.",
+)  # fmt: skip
 @site_option
-def release_assemble(study_name: str, scope: str, version: str, site_dir: Path | None) -> None:
+def release_assemble(
+    study_name: str, scope: str, version: str, jobs: int, site_dir: Path | None
+) -> None:
     """The step 'release build' records with datalad run (not for direct use)."""
     from windl.release import assemble_release
 
-    stats = assemble_release(_site(site_dir), study_name, scope, version)
+    stats = assemble_release(_site(site_dir), study_name, scope, version, jobs=jobs)
     click.echo(json.dumps(stats))
 
 

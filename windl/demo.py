@@ -26,6 +26,7 @@ from windl.convert import convert, raise_for_failures
 from windl.errors import BadInput
 from windl.ingest import ingest
 from windl.methods import reproduce, study_methods, write_methods
+from windl.qc import raise_for_failures as raise_for_qc_failures
 from windl.qc import run_qc
 from windl.release import AuditResult, ReleaseRefused, ReleaseResult, audit_release, build_release
 from windl.share.doi import mint_doi
@@ -245,6 +246,7 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
         + (f", commit {(checked.commit or '')[:10]}" if checked.changed else ", unchanged")
     )
     say(f"   dataset report: {checked.path / 'group_qc.html'}")
+    raise_for_qc_failures(checked)  # the demo's data are known to work: a failure is a bug
     releases, audits, published_results = [], [], []
     for scope in ("members", "external"):
         built = build_release(site, STUDY, scope, RELEASE_VERSION, say=say)

@@ -140,7 +140,7 @@ def settle_subject_dataset(study: Study, ds: Path) -> None:
 
 
 def _create_subject_dataset(study: Study, path: Path) -> None:
-    datasets.create_dataset(path, description=f"{study.name} raw data of {path.name}")
+    datasets.init_dataset(path, f"{study.name} raw data of {path.name}")
     copy_templates(TEMPLATES / "sourcedata-subject", path, {"name": study.name})
     datasets.git(path, "add", "--", ".gitattributes", "README")
     datasets.git(path, "commit", "--quiet", "--no-verify", "-m", f"windl: raw data of {path.name}")

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from windl import datasets
 from windl.config import Site
-from windl.errors import BadInput, NothingToConvert
+from windl.errors import BadInput, NothingToConvert, WindlError
 from windl.labels import bids_label
+from windl.parallel import Progress, watched_step
 from windl.study import get_study
 
 QC_DIR = "derivatives/qc"
@@ -68,6 +69,10 @@ PATTERNS = (
     ("meg/*_meg.fif", "meg"),
     ("meg/*_meg.ds", "meg"),
 )
+
+
+class QCFailed(WindlError):
+    """The QC of some files failed (the others were computed and committed)."""
 
 
 def recording_kind(rel: str) -> str | None:
@@ -131,18 +136,49 @@ def find_recordings(root: Path, subject: str | None = None) -> list[tuple[str, s
 
 @dataclass
 class QCResult:
+    """What ``windl qc`` did; ``failed`` maps each file whose QC failed to the error."""
+
     study: str
     recordings: int
     commit: str | None
     changed: bool
     path: Path
+    computed: int = 0
+    reused: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {**self.__dict__, "path": str(self.path)}
 
 
-def run_qc(site: Site, study_name: str, subject: str | None = None) -> QCResult:
+def run_qc(
+    site: Site,
+    study_name: str,
+    subject: str | None = None,
+    jobs: int = 1,
+    progress: Progress | None = None,
+) -> QCResult:
     """Compute QC for ``study_name`` (or one subject) under ``datalad run``.
+
+    Parameters
+    ----------
+    site, study_name
+        The site and study.
+    subject
+        Only this subject's files.
+    jobs
+        Worker processes computing files at the same time. The outputs and the run record
+        are the same whatever it is (it reaches the step through ``$WINDL_JOBS``, see
+        :mod:`windl.parallel`).
+    progress
+        Called with ``("qc", files done, files)`` while the step runs.
+
+    Returns
+    -------
+    QCResult
+        With the files whose QC failed in ``failed``: they do not stop the others, whose
+        results are committed; the next run computes only failed, new and changed files.
+        :func:`raise_for_failures` turns them into an error.
 
     Raises
     ------
@@ -161,15 +197,37 @@ def run_qc(site: Site, study_name: str, subject: str | None = None) -> QCResult:
     command = "python -m windl.qc.step" + (f" --subject {shlex.quote(sub)}" if sub else "")
     datasets.require_clean(study.root, [QC_DIR])
     before = datasets.head(study.root)
-    datasets.datalad_run(
-        study.root,
-        command,
-        inputs=inputs,
-        outputs=[QC_DIR],
-        message=f"windl qc: {study.name}" + (f" sub-{sub}" if sub else ""),
-        log=study.root / datasets.WINDL_GITDIR / "logs" / "qc.log",
-    )
+    status = study.root / datasets.WINDL_GITDIR / "status" / "qc.jsonl"
+    with watched_step(status, jobs, progress, "qc") as report:
+        datasets.datalad_run(
+            study.root,
+            command,
+            inputs=inputs,
+            outputs=[QC_DIR],
+            message=f"windl qc: {study.name}" + (f" sub-{sub}" if sub else ""),
+            log=study.root / datasets.WINDL_GITDIR / "logs" / "qc.log",
+        )
     after = datasets.head(study.root)
     if after != before:
         datasets.record_subdataset_state(site.superdataset, study.root, f"windl qc: {study.name}")
-    return QCResult(study.name, len(recordings), after, after != before, study.root / QC_DIR)
+    failed = dict(sorted(report.failed.items()))
+    return QCResult(
+        study.name,
+        len(recordings),
+        after,
+        after != before,
+        study.root / QC_DIR,
+        computed=report.made,
+        reused=report.reused,
+        failed=failed,
+    )
+
+
+def raise_for_failures(result: QCResult) -> None:
+    """Raise :class:`QCFailed` naming the files whose QC failed, if any."""
+    if result.failed:
+        names = ", ".join(result.failed)
+        raise QCFailed(
+            f"QC failed for {len(result.failed)} of {result.recordings} files: {names} "
+            "(the others are committed; run windl qc again to retry only these)"
+        )

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
 import re
 import shlex
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +56,7 @@ from windl.deid.sidecars import (
 )
 from windl.errors import ConfigError, WindlError
 from windl.files import atomic_write
+from windl.parallel import Progress, StepStatus, run_pool, watched_step
 from windl.pseudonyms import (
     date_offset,
     ensure_labels,
@@ -204,6 +205,8 @@ def build_release(
     scope: str,
     version: str,
     say: Callable[[str], None] = lambda _: None,
+    jobs: int = 1,
+    progress: Progress | None = None,
 ) -> ReleaseResult:
     """Build version ``version`` of the ``scope`` release of a study.
 
@@ -219,6 +222,13 @@ def build_release(
         it current (and changes nothing when nothing changed).
     say
         Progress messages.
+    jobs
+        Worker processes making release files at the same time (defacing, DICOM
+        de-identification, scrubbing, re-keying). The files and the run record are the same
+        whatever it is: it reaches the recorded ``windl release assemble`` through
+        ``$WINDL_JOBS``, not its command line (see :mod:`windl.parallel`).
+    progress
+        Called with ``("release files", done, files)`` while the files are made.
 
     Raises
     ------
@@ -226,6 +236,9 @@ def build_release(
         On a bad or old version, or when no participant consented to the scope.
     DatasetDirty
         If the study has uncommitted changes (a release describes one commit).
+    ReleaseFilesFailed
+        Some files could not be made, named in the message. Nothing is committed; what the
+        other files gave is kept, so the next build makes only the failed ones.
     """
     study = get_study(site, study_name)
     (scope,) = parse_scopes([scope])
@@ -268,15 +281,33 @@ def build_release(
         )
     )
     say("   de-identifying and assembling (datalad run) ...")
-    datasets.datalad_run(
-        ds,
-        command,
-        inputs=[],
-        outputs=[],
-        message=f"windl release {version} of {study.name} ({scope})",
-        log=ds / datasets.WINDL_GITDIR / "logs" / "assemble.log",
-        explicit=False,
-    )
+    log = ds / datasets.WINDL_GITDIR / "logs" / "assemble.log"
+    status = ds / datasets.WINDL_GITDIR / "status" / "assemble.jsonl"
+    try:
+        with watched_step(status, jobs, progress, "release files") as report:
+            datasets.datalad_run(
+                ds,
+                command,
+                inputs=[],
+                outputs=[],
+                message=f"windl release {version} of {study.name} ({scope})",
+                log=log,
+                explicit=False,
+            )
+    except WindlError:
+        if datasets.head(ds) != before:
+            # DataLad saves what a failed command left behind (windl lets it go on after a
+            # failed result) as a record with a non-zero exit; a release version is one
+            # complete record or nothing
+            datasets.git(ds, "reset", "--quiet", "--hard", before)
+        if not report.failed:
+            raise
+        raise ReleaseFilesFailed(
+            f"{len(report.failed)} of {report.total} release files failed: "
+            + "; ".join(f"{name}: {error}" for name, error in report.failed.items())
+            + f" (nothing committed; the {report.made} made are kept: build again to redo "
+            f"only the failed; full log: {log})"
+        ) from None
     after = datasets.head(ds)
     if published and after != before:
         # a published version is never rewritten: building it again may only find it as is
@@ -343,11 +374,24 @@ class _Context:
         return date_offset(self.secret, pid) if pid else 0
 
 
-def assemble_release(site: Site, study_name: str, scope: str, version: str) -> dict[str, Any]:
+def assemble_release(
+    site: Site, study_name: str, scope: str, version: str, jobs: int = 1
+) -> dict[str, Any]:
     """Write the release's files into its working tree (the command ``datalad run`` records).
 
     Only the build calls it: labels, sessions and the secret must exist already, so this
     step never writes to ``restricted/``. Returns the statistics of the build.
+
+    The files to make (not reused) are made by ``jobs`` worker processes; every step is
+    deterministic, so the files are the same whatever ``jobs`` is. A file that fails does
+    not stop the others; then the assembly fails naming it (a release is complete or not
+    made), after keeping what the others made in ``.git/windl/release-kept/`` with their
+    cache entries, so the next build makes only the failed file.
+
+    Raises
+    ------
+    ReleaseFilesFailed
+        Some files could not be made.
     """
     study = get_study(site, study_name)
     (scope,) = parse_scopes([scope])
@@ -392,27 +436,70 @@ def assemble_release(site: Site, study_name: str, scope: str, version: str) -> d
     outputs: dict[str, str] = {}
     stats: dict[str, Any] = {"made": 0, "reused": 0, "refused": []}
     made_now: list[str] = []
-    for number, planned in enumerate(plan.files, start=1):
-        key = _cache_key(ctx, planned)
-        entry = cache.get(key)
+    kept = _KeptFiles(ds)
+    status = StepStatus.from_env()
+    status.start(len(plan.files))
+    keys = [_cache_key(ctx, planned) for planned in plan.files]
+    entries: list[dict[str, Any] | None] = [None] * len(plan.files)
+    todo: list[int] = []
+    restored: list[str] = []  # made by an earlier, failed build (see _KeptFiles)
+    finished = 0
+
+    def one_done(planned: PlannedFile, error: str | None = None, reused: bool = False) -> None:
+        nonlocal finished
+        finished += 1
+        status.done(planned.src or planned.dst, error, reused)
+        if finished == len(plan.files) // 2:
+            checkpoint("release-half-written")
+
+    for index, planned in enumerate(plan.files):
+        entry = cache.get(keys[index])
         if entry is not None and all(
             _current_sha256(ds, rel) == sha for rel, sha in entry["outputs"].items()
         ):
-            stats["reused"] += 1
+            entries[index] = entry
+        elif entry is not None and kept.restore(entry["outputs"]):
+            entries[index] = entry
+            restored.extend(entry["outputs"])
         else:
-            try:
-                entry = {"outputs": _make(ctx, planned)}
-            except BurnedInAnnotationRefused:
-                stats["refused"].append(planned.dst)
-                continue
+            todo.append(index)
+            continue
+        stats["reused"] += 1
+        one_done(planned, reused=True)
+    failed: dict[str, str] = {}
+    refused: set[int] = set()
+    work = [plan.files[i] for i in todo]
+    for outcome in run_pool(functools.partial(_make_or_refuse, ctx), work, jobs, _sizes(ctx, work)):
+        index = todo[outcome.index]
+        planned = plan.files[index]
+        if outcome.error is not None:
+            failed[planned.src or planned.dst] = outcome.error
+        elif outcome.value is None:
+            refused.add(index)
+        else:
+            entries[index] = {"outputs": outcome.value}
             stats["made"] += 1
-            made_now.extend(entry["outputs"])
-        new_cache[key] = entry
-        outputs.update(entry["outputs"])
-        if number == len(plan.files) // 2:
-            checkpoint("release-half-written")
-        if number % 50 == 0:
-            print(f"{number}/{len(plan.files)} files", file=sys.stderr, flush=True)
+            made_now.extend(outcome.value)
+        one_done(planned, outcome.error)
+    # in plan order, whatever order the workers finished in
+    for index, planned in enumerate(plan.files):
+        entry = entries[index]
+        if index in refused:
+            stats["refused"].append(planned.dst)
+        elif entry is not None:
+            new_cache[keys[index]] = entry
+            outputs.update(entry["outputs"])
+    if failed:
+        # a release must be complete, so the build fails; what was made is kept (and the
+        # cache says so), and the next build makes only the failed files
+        kept.keep({rel: outputs[rel] for rel in [*made_now, *restored]})
+        _save_cache(ds, {**cache, **new_cache})
+        shutil.rmtree(stage, ignore_errors=True)
+        raise ReleaseFilesFailed(
+            f"{len(failed)} of {len(plan.files)} files failed: "
+            + "; ".join(f"{name}: {error}" for name, error in sorted(failed.items()))
+            + f" (the {stats['made']} made now are kept: build again to redo only the failed)"
+        )
     made_now.extend(_qc_groups(ctx, outputs))
     removed = 0
     for rel in sorted(tracked - set(outputs) - _generated_names()):
@@ -426,8 +513,9 @@ def assemble_release(site: Site, study_name: str, scope: str, version: str) -> d
         (ds / rel).unlink(missing_ok=True)
     # annex with git-annex's batch plumbing here; datalad run's save then finds them staged
     # (its per-file ``git annex add`` was most of a release build's time)
-    datasets.annex_add_placed(ds, sorted(set(made_now) | set(generated)))
+    datasets.annex_add_placed(ds, sorted({*made_now, *restored, *generated}))
     _save_cache(ds, new_cache)
+    kept.clear()
     shutil.rmtree(stage, ignore_errors=True)
     result = {
         "participants": len(labels),
@@ -445,6 +533,73 @@ def assemble_release(site: Site, study_name: str, scope: str, version: str) -> d
         lambda fh: fh.write(json.dumps(result).encode()),
     )
     return result
+
+
+class ReleaseFilesFailed(WindlError):
+    """Some release files could not be made (the others are kept for the next build)."""
+
+
+def _make_or_refuse(ctx: _Context, planned: PlannedFile) -> dict[str, str] | None:
+    """Worker: :func:`_make`, or ``None`` for a DICOM image refused for burned-in text."""
+    try:
+        return _make(ctx, planned)
+    except BurnedInAnnotationRefused:
+        return None
+
+
+def _sizes(ctx: _Context, files: Iterable[PlannedFile]) -> list[float]:
+    """How long each file's work may take, for scheduling: bytes, defacing first (~10 s)."""
+    sizes = []
+    for planned in files:
+        try:
+            size = (ctx.study.root / planned.src).stat().st_size if planned.src else 0
+        except OSError:
+            size = 0
+        sizes.append(size + (1e12 if planned.kind == "deface" else 0))
+    return sizes
+
+
+class _KeptFiles:
+    """Files made by a build that failed, kept by sha256 for the next build.
+
+    A failed assembly leaves no record: the release is reset to its last version, so the
+    files other workers made would be lost; they wait here, in the release's git dir, until
+    a build completes.
+    """
+
+    def __init__(self, ds: Path) -> None:
+        self.folder = ds / datasets.WINDL_GITDIR / "release-kept"
+        self.ds = ds
+
+    def keep(self, files: Mapping[str, str]) -> None:
+        """Move the release files ``files`` (path -> sha256) here."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for rel, sha in files.items():
+            source = self.ds / rel
+            if not source.is_file() or source.is_symlink():
+                continue
+            if (self.folder / sha).exists():
+                source.unlink()
+            else:
+                os.replace(source, self.folder / sha)
+
+    def restore(self, files: Mapping[str, str]) -> bool:
+        """Put every file of ``files`` back into the release; False when one is not here."""
+        if not self.folder.is_dir() or not all(
+            (self.folder / sha).is_file() for sha in files.values()
+        ):
+            return False
+        for rel, sha in files.items():
+            target = self.ds / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink() or target.exists():
+                target.unlink()
+            # a copy: another file may have the same bytes, and the build may fail again
+            shutil.copyfile(self.folder / sha, target)
+        return True
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _generated_names() -> set[str]:
@@ -949,6 +1104,7 @@ def current_dua() -> tuple[str, str]:
 
 __all__ = [
     "SCOPES",
+    "ReleaseFilesFailed",
     "ReleaseRefused",
     "ReleaseResult",
     "ReleaseSettings",
