@@ -381,23 +381,49 @@ def throwaway_postgres() -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data_dir / "data"), "-A", "trust",
-         "-U", "windl", "--no-sync"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            str(bindir / "initdb"),
+            "-D",
+            str(data_dir / "data"),
+            "-A",
+            "trust",
+            "-U",
+            "windl",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
-        [*as_user, str(bindir / "pg_ctl"), "-D", str(data_dir / "data"), "-w",
-         "-l", str(data_dir / "server.log"),
-         "-o", f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
-         "start"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data_dir / "data"),
+            "-w",
+            "-l",
+            str(data_dir / "server.log"),
+            "-o",
+            f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     try:
         yield f"postgresql+psycopg://windl@127.0.0.1:{port}"
     finally:
         subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data_dir / "data"), "-m", "immediate",
-             "stop"],
+            [
+                *as_user,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data_dir / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             capture_output=True,
         )
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -653,6 +679,7 @@ def slurm_cluster() -> Iterator[dict[str, str]]:
                     os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
         time.sleep(1)
         shutil.rmtree(folder, ignore_errors=True)
+
 
 # ------------------------------------------------------------------ headless Chromium (reports)
 #: Debian's Chromium (ci/setup.sh installs it); Playwright drives it, never downloads a browser
