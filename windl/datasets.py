@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import chdir, contextmanager
@@ -994,21 +995,58 @@ def _enable_worktree_config(repo: Path) -> None:
         git(repo, "config", "extensions.worktreeConfig", "true")
 
 
+#: ``git -c`` options that keep git from starting git-annex's filter (``git-annex
+#: filter-process``) for one command. Every git command that checks out or hashes a regular
+#: file of an annex repository starts one, and each start costs ~50 ms of CPU with the git
+#: helpers it runs itself: in job worktrees and the replay that was most of what ``--jobs
+#: 2`` cost over ``--jobs 1``. Without the filter git reads and writes a file's bytes as
+#: they are, which is what the filter does for files in git; annexed files are locked
+#: (symlinks, which git never filters), and windl datasets have no unlocked ones.
+NO_ANNEX_FILTER = ("-c", "filter.annex.process=")
+
+
 def _checkout_without_hooks(worktree: Path, *args: str) -> None:
-    """``git checkout`` in a new job worktree, and its ``.git`` file made a symlink.
+    """``git checkout`` in a new job worktree, made ready for git-annex by hand.
 
     Annex links (``../.git/annex/objects/…``) resolve only through a ``.git`` that is a
-    symlink to the worktree's git dir; git-annex's post-checkout hook would do that too,
-    but it starts git-annex twice per job (``smudge --update``, for unlocked files, which
-    windl datasets do not have) and that was most of a job's set-up time.
+    symlink to the worktree's git dir, which holds an ``annex`` symlink to the repository's
+    annex. git-annex makes both the first time it runs in a worktree, but windl starts it
+    neither here nor through the post-checkout hook (``smudge --update``, for unlocked
+    files, which windl datasets do not have) nor through the filter (see
+    :data:`NO_ANNEX_FILTER`): those starts were most of a job's set-up time.
     """
-    git(worktree, "-c", "core.hooksPath=/dev/null", "checkout", "--quiet", *args)
+    git(worktree, "-c", "core.hooksPath=/dev/null", *NO_ANNEX_FILTER, "checkout", "--quiet", *args)
     dot_git = worktree / ".git"
     if dot_git.is_file():
         gitdir = Path(dot_git.read_text(encoding="utf-8").split(":", 1)[1].strip())
         gitdir = gitdir if gitdir.is_absolute() else (worktree / gitdir).resolve()
         dot_git.unlink()
         dot_git.symlink_to(os.path.relpath(gitdir, worktree))
+        common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+        annex_link = gitdir / "annex"
+        if (common / "annex").is_dir() and not annex_link.exists():
+            annex_link.symlink_to(os.path.relpath(common / "annex", gitdir))
+    _settle_index(worktree)
+
+
+def _settle_index(worktree: Path) -> None:
+    """Make the files a checkout just wrote not "racily clean" in the worktree's index.
+
+    They have the same mtime (second) as the index, so git cannot trust their stat data and
+    re-reads them in every later command that looks at them (DataLad's ``ls-files`` before
+    and after a run, ``git annex add``, ``git commit``), each time through git-annex's
+    filter, which starts a ``git-annex filter-process``. Dated two seconds back and
+    refreshed once (without the filter: the bytes are the blobs), the index records them
+    as clean. A sparse job worktree holds few regular files (the DICOMs are symlinks).
+    """
+    past = time.time() - 2
+    for folder, dirs, files in os.walk(worktree):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                os.utime(path, (past, past))
+    git(worktree, *NO_ANNEX_FILTER, "update-index", "-q", "--refresh", check=False)
 
 
 def _top_folders(subdatasets: Mapping[str, Sequence[str]]) -> set[str]:
@@ -1138,17 +1176,21 @@ def replay_commits(
             tip = commit
             continue
         changes = git(ds, "diff-tree", "-r", "-z", "--no-renames", parent, commit).split("\0")
+        changed = list(zip(changes[0::2], changes[1::2], strict=False))
+        at_tip = _blobs_at(ds, tip, [path for _, path in changed])
         entries = []
-        for meta, path in zip(changes[0::2], changes[1::2], strict=False):
+        for meta, path in changed:
             _, new_mode, old_blob, new_blob, _ = meta.lstrip(":").split()
-            ours = _blob_at(ds, tip, path)
+            ours = at_tip.get(path)
             if ours == (old_blob if set(old_blob) != {"0"} else None):
                 entries.append(f"{new_mode} {new_blob}\t{path}")
             elif path in resolvers:
                 merged = resolvers[path](
                     _blob_bytes(ds, old_blob), _blob_bytes(ds, ours), _blob_bytes(ds, new_blob)
                 )
-                blob = git(ds, "hash-object", "-w", "--stdin", "--path", path,
+                # the merged bytes as they are (a file in git): with --path, git would
+                # start git-annex's filter for them
+                blob = git(ds, "hash-object", "-w", "--stdin", "--no-filters",
                            input_text=merged.decode("utf-8")).strip()  # fmt: skip
                 entries.append(f"{new_mode} {blob}\t{path}")
             else:
@@ -1157,16 +1199,29 @@ def replay_commits(
     if head(ds) != start:
         raise WindlError("dataset changed while windl was writing to it; run again", ds)
     if tip != start:
-        # without git-annex's post-merge hook (`smudge --update`, for unlocked files): the
-        # replayed files are datalad run outputs, which are locked, and the hook started
-        # git-annex once per job in this serial part
-        git(ds, "-c", "core.hooksPath=/dev/null", "merge", "--quiet", "--ff-only", tip)
+        # without git-annex's post-merge hook (`smudge --update`, for unlocked files) and
+        # its filter: the replayed files are datalad run outputs, annexed ones locked, and
+        # each started git-annex once per job in this serial part
+        git(ds, "-c", "core.hooksPath=/dev/null", *NO_ANNEX_FILTER, "merge", "--quiet",
+            "--ff-only", tip)  # fmt: skip
     return tip
 
 
-def _blob_at(ds: Path, rev: str, path: str) -> str | None:
-    out = git(ds, "ls-tree", "-z", rev, "--", path).rstrip("\0")
-    return out.split()[2] if out else None
+def _blobs_at(ds: Path, rev: str, paths: Sequence[str]) -> dict[str, str]:
+    """Object id of each of ``paths`` that ``rev`` has, in one ``ls-tree`` for all (one per
+    path was most of a replay's git processes: a session writes tens of files)."""
+    if not paths:
+        return {}
+    wanted = set(paths)
+    found = {}
+    # --full-tree and literal pathspecs: paths are the diff-tree's, relative to the root
+    out = git(ds, "--literal-pathspecs", "ls-tree", "-z", "--full-tree", rev, "--", *paths)
+    for entry in out.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            if path in wanted:
+                found[path] = meta.split()[2]
+    return found
 
 
 def _blob_bytes(ds: Path, blob: str | None) -> bytes:

@@ -36,6 +36,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from windl import datasets
+from windl.checkpoints import checkpoint
 from windl.errors import WindlError
 from windl.files import atomic_write_text
 
@@ -91,6 +92,7 @@ def run_job(spec: JobSpec) -> JobResult:
     """
     ds = Path(spec.dataset)
     error = None
+    checkpoint("job-start", spec.name)
     try:
         worktree = datasets.add_job_worktree(
             ds, spec.name, spec.base, spec.folders, spec.subdatasets, spec.pinned
@@ -111,7 +113,9 @@ def run_job(spec: JobSpec) -> JobResult:
         error = f"{type(exc).__name__}: {exc}"
     finally:
         datasets.remove_job_worktree(ds, spec.name)
-    return JobResult(spec.name, datasets.job_commits(ds, spec.name, spec.base), error)
+    result = JobResult(spec.name, datasets.job_commits(ds, spec.name, spec.base), error)
+    checkpoint("job-end", spec.name)
+    return result
 
 
 def run_jobs(
@@ -142,6 +146,7 @@ def run_jobs(
     # worker was most of what --jobs 2 cost in CPU over --jobs 1. Nothing of DataLad has
     # run in this process yet, so the workers inherit no open state of it.
     datasets.import_datalad()
+    checkpoint("jobs-start")
     with ProcessPoolExecutor(min(jobs, len(specs)), mp_context=get_context("fork")) as pool:
         futures = {i: pool.submit(run_job, specs[i]) for i in order}
         for i, spec in enumerate(specs):

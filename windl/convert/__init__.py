@@ -309,7 +309,7 @@ def _convert_in_jobs(
     sizes = [_input_files(study, spec) for spec in specs]
     for job in run_jobs(specs, jobs, executor, sbatch_args, sizes):
         result = results[job.name]
-        checkpoint("job-done")
+        checkpoint("job-done", job.name)
         try:
             if job.commits:
                 datasets.replay_commits(study.root, job.commits, PARALLEL_MERGES)
