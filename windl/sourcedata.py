@@ -76,7 +76,7 @@ def raw_files(study: Study) -> dict[str, str]:
     """
     files = {
         path: blob
-        for mode, kind, blob, path in datasets.ls_tree(study.sourcedata)
+        for _, kind, blob, path in datasets.ls_tree(study.sourcedata)
         if kind == "blob"
     }
     for name, commit in subject_datasets(study).items():
@@ -109,12 +109,12 @@ def open_subject_dataset(study: Study, subject: str) -> Path:
                 study.sourcedata,
             )
         return path
-    if (path / ".git").exists():
-        raise WindlError(
-            f"sub-{subject} is a dataset that sourcedata does not record; "
-            "run the ingest again to record it, or remove it",
-            path,
-        )
+    if (path / ".datalad" / "config").exists():
+        # put in place by an ingest killed before it was registered (and its journal
+        # lost): it holds that ingest's commit, so it is recorded now
+        mark_unrecorded(study, path)
+        record_subjects(study, f"windl ingest: record earlier ingest of sub-{subject}")
+        return path
     aside = study.sourcedata / _NEW / path.name
     if aside.exists():
         shutil.rmtree(aside)  # left by an ingest killed before its commit: holds nothing
