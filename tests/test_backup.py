@@ -42,12 +42,12 @@ def test_backup_pushes_what_changed_and_restores_byte_identical(
     # restore from the store as a DataLad user does, and get raw data through both levels
     restored = tmp_path / "restored"
     url = f"ria+file://{site / 'stores' / 'backup'}#~study1"
-    subprocess.run([DATALAD, "clone", url, str(restored)], capture_output=True, check=True)
-    subprocess.run(
-        [DATALAD, "get", "-d", str(restored), str(restored / "sourcedata" / "sub-01")],
-        capture_output=True,
-        check=True,
-    )
+    for args in (
+        ["clone", url, str(restored)],
+        ["get", "-d", str(restored), str(restored / "sourcedata" / "sub-01")],
+    ):
+        proc = subprocess.run([DATALAD, *args], capture_output=True, text=True)
+        assert proc.returncode == 0, f"datalad {args[0]}: {proc.stdout}\n{proc.stderr}"
     original = study_path(site) / "sourcedata" / "sub-01"
     files = git_out(original, "ls-files", "--", "*.dcm").split()
     assert len(files) == 16  # two sessions of 8

@@ -400,8 +400,10 @@ def test_commit_per_series_commits_each_series_and_per_session_the_whole_study(
                        if e["study"] == "study2"]  # fmt: skip
     assert len(per_series["commits"]) == len(series)
     assert _commits(sourcedata["study1"]) - before["study1"] == len(series)
-    assert [len(e["commits"]) for e in per_session] == [1]
-    assert _commits(sourcedata["study2"]) - before["study2"] == 1
+    # one commit per hand-off (on a busy machine the scanner's pause may split the study
+    # into two hand-offs: each is still one commit, never one per series)
+    assert per_session and all(len(e["commits"]) == 1 for e in per_session)
+    assert _commits(sourcedata["study2"]) - before["study2"] == len(per_session)
     assert len(ingested_dicom(site, ["study2"])) == len(ge)
 
 
