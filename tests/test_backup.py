@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,12 @@ from pathlib import Path
 from conftest import git_out, run_windl, study_path
 
 DATALAD = str(Path(sys.executable).parent / "datalad")
+#: git-annex finds DataLad's RIA special remote (git-annex-remote-ora) on PATH, as in a
+#: user's environment with DataLad installed
+DATALAD_ENV = {
+    **os.environ,
+    "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+}
 
 
 def _sha256(path: Path) -> str:
@@ -46,7 +53,7 @@ def test_backup_pushes_what_changed_and_restores_byte_identical(
         ["clone", url, str(restored)],
         ["get", "-d", str(restored), str(restored / "sourcedata" / "sub-01")],
     ):
-        proc = subprocess.run([DATALAD, *args], capture_output=True, text=True)
+        proc = subprocess.run([DATALAD, *args], capture_output=True, text=True, env=DATALAD_ENV)
         assert proc.returncode == 0, f"datalad {args[0]}: {proc.stdout}\n{proc.stderr}"
     original = study_path(site) / "sourcedata" / "sub-01"
     files = git_out(original, "ls-files", "--", "*.dcm").split()
