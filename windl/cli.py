@@ -37,6 +37,13 @@ site_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
+def jobs_option(what: str) -> Any:
+    """``--jobs/-j N`` (N ≥ 1, default 1); ``what`` says what runs N at a time."""
+    return click.option(
+        "--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1), help=what
+    )
+
+
 def _site(site_dir: Path | None) -> Site:
     return find_site(site_dir)
 
@@ -198,10 +205,7 @@ def ingest_cmd(
     default=None,
     help="BIDS task label for EEG/MEG recordings (default: code/study.toml, else file name).",
 )
-@click.option(
-    "--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
-    help="Sessions converted at the same time (each a job in a worktree of its own).",
-)  # fmt: skip
+@jobs_option("Sessions converted at the same time (each a job in a worktree of its own).")
 @click.option(
     "--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
     help="Where jobs run: this machine, or one Slurm job per session ([slurm] in windl.toml).",
@@ -490,10 +494,7 @@ def consent_import(study_name: str, csv_file: Path, site_dir: Path | None, as_js
 @main.command("qc")
 @click.argument("study_name", metavar="STUDY")
 @click.option("--subject", default=None, help="Only this subject (01 or sub-01).")
-@click.option(
-    "--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
-    help="Files whose QC is computed at the same time (worker processes; same outputs).",
-)  # fmt: skip
+@jobs_option("Files whose QC is computed at the same time (worker processes; same outputs).")
 @site_option
 @json_option
 def qc_cmd(
@@ -525,10 +526,7 @@ def release() -> None:
 @click.argument("study_name", metavar="STUDY")
 @click.option("--scope", required=True, help="individuals, members or external.")
 @click.option("--version", "version", required=True, metavar="X.Y.Z", help="Release version.")
-@click.option(
-    "--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
-    help="Files made at the same time (defacing, de-identification; same release).",
-)  # fmt: skip
+@jobs_option("Files made at the same time (defacing, de-identification; same release).")
 @site_option
 @json_option
 def release_build(
