@@ -673,7 +673,7 @@ def annex_add_placed(worktree: Path, rels: Sequence[str]) -> None:
     for backend, paths in to_annex.items():
         found = _batch(worktree, ["annex", "calckey", "--batch", f"--backend={backend}"], paths)
         keys.update(zip(paths, found, strict=True))
-    _link_annexed(worktree, keys, lambda rel, key: worktree / rel)
+    _link_annexed(worktree, keys, lambda rel, location: worktree / rel)
     if to_git:
         git(worktree, "update-index", "--add", "-z", "--stdin", input_text="\0".join(to_git) + "\0")
     if to_annex_add:
@@ -690,7 +690,9 @@ def _link_annexed(
 ) -> None:
     """Stage each path of ``keys`` as an annex link to its key, the content put in the annex.
 
-    ``content_of(path, key)`` names the file holding the content: it is moved into the
+    ``content_of(path, location)`` names the file holding the content (``location``: the
+    key's place below ``annex/objects``, the same in every non-bare repository, so another
+    dataset's object is ``its objects folder / location``): it is moved into the
     annex when it sits in ``worktree`` itself, else hard-linked (another dataset's annex
     object; nothing is copied). ``None``, or a file that is missing, leaves the key
     absent here (a link without content, as after ``git annex drop``).
@@ -708,7 +710,7 @@ def _link_annexed(
     present: list[str] = []
     for rel, location in zip(rels, where, strict=True):
         key, placed, content = keys[rel], worktree / rel, objects / location
-        source = content_of(rel, key)
+        source = content_of(rel, location)
         if not content.exists() and source is not None and source.exists():
             content.parent.mkdir(parents=True, exist_ok=True)
             if source == placed:
@@ -743,14 +745,7 @@ def place_annexed(ds: Path, keys: Mapping[str, str], source: Path) -> None:
     of ``ds`` checks it like any other).
     """
     objects = _annex_objects(source)
-    rels = list(keys)
-    where = _batch(
-        source,
-        ["annex", "examinekey", "--batch", "--format=${hashdirmixed}${key}/${key}\n"],
-        [keys[rel] for rel in rels],
-    ) if rels else []  # fmt: skip
-    held = {rel: objects / location for rel, location in zip(rels, where, strict=True)}
-    _link_annexed(ds, keys, lambda rel, key: held[rel])
+    _link_annexed(ds, keys, lambda rel, location: objects / location)
 
 
 def record_subdataset_state(parent: Path, sub: Path, message: str) -> None:

@@ -48,17 +48,21 @@ def subject_path(study: Study, subject: str) -> Path:
     return study.sourcedata / f"sub-{subject}"
 
 
-def subject_datasets(study: Study, rev: str = "HEAD") -> dict[str, str]:
-    """Subject datasets ``sourcedata`` records at ``rev``: ``sub-<S>`` → commit."""
-    out = datasets.git(study.sourcedata, "ls-tree", "-z", rev)
+def _subjects(study: Study, rev: str = "HEAD") -> dict[str, tuple[str, str]]:
+    """``sub-<S>`` entries of ``sourcedata`` at ``rev``: name → (``commit`` or ``tree``, id)."""
     found = {}
-    for entry in out.split("\0"):
+    for entry in datasets.git(study.sourcedata, "ls-tree", "-z", rev).split("\0"):
         if entry:
             meta, path = entry.split("\t", 1)
-            mode, _, obj = meta.split()
-            if mode == "160000" and path.startswith("sub-"):
-                found[path] = obj
+            _, kind, obj = meta.split()
+            if path.startswith("sub-"):
+                found[path] = (kind, obj)
     return found
+
+
+def subject_datasets(study: Study, rev: str = "HEAD") -> dict[str, str]:
+    """Subject datasets ``sourcedata`` records at ``rev``: ``sub-<S>`` → commit."""
+    return {name: obj for name, (kind, obj) in _subjects(study, rev).items() if kind == "commit"}
 
 
 def _entry_kind(study: Study, subject: str) -> str | None:
@@ -75,9 +79,7 @@ def raw_files(study: Study) -> dict[str, str]:
     no annexed content is needed.
     """
     files = {
-        path: blob
-        for _, kind, blob, path in datasets.ls_tree(study.sourcedata)
-        if kind == "blob"
+        path: blob for _, kind, blob, path in datasets.ls_tree(study.sourcedata) if kind == "blob"
     }
     for name, commit in subject_datasets(study).items():
         files.update(
@@ -200,14 +202,7 @@ class Migration:
 
 
 def _legacy_subjects(study: Study) -> list[str]:
-    return sorted(
-        path
-        for mode, kind, _, path in (
-            line.split(None, 3)
-            for line in datasets.git(study.sourcedata, "ls-tree", "HEAD").splitlines()
-        )
-        if kind == "tree" and path.startswith("sub-")
-    )
+    return sorted(name for name, (kind, _) in _subjects(study).items() if kind == "tree")
 
 
 def migrate(

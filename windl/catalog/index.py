@@ -313,13 +313,14 @@ def _bring_forward(
     for table in (terms_t, entries_t):
         connection.execute(sa.delete(table).where(table.c.version_id == version_id))
     _insert_terms_and_entry(connection, source, snap, flags, version_id)
-    changed = set(datasets.changed_paths(source.path, previous, snap.commit))
+    changed = sorted(datasets.changed_paths(source.path, previous, snap.commit))
     for start in range(0, len(changed), FILE_CHUNK):
-        chunk = sorted(changed)[start : start + FILE_CHUNK]
+        chunk = changed[start : start + FILE_CHUNK]
         connection.execute(
             sa.delete(files_t).where(files_t.c.version_id == version_id, files_t.c.path.in_(chunk))
         )
-    rows = [{"version_id": version_id, **f.row()} for f in snap.files if f.path in changed]
+    changed_set = set(changed)
+    rows = [{"version_id": version_id, **f.row()} for f in snap.files if f.path in changed_set]
     for start in range(0, len(rows), FILE_CHUNK):
         connection.execute(sa.insert(files_t), rows[start : start + FILE_CHUNK])
     return len(rows)
