@@ -214,7 +214,6 @@ def ingest(
         inner = "" if ds == study.sourcedata else f"sub-{sub}/"
         targets = {t.removeprefix(inner): f for t, f in layout.targets.items()}
         here = prefix.removeprefix(inner.rstrip("/")).strip("/")
-        datasets.recover(ds)
         datasets.require_clean(ds, [here] if here else [])
         tracked = datasets.tracked_annex_keys(ds, here or None)
         present = {i for i in map(datasets.annex_key_identity, tracked.values()) if i is not None}
