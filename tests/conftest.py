@@ -66,9 +66,7 @@ def empty_site_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def site(empty_site_template: Path, tmp_path: Path) -> Path:
     """A fresh copy of a site with an empty study 'study1'."""
-    target = tmp_path / "site"
-    shutil.copytree(empty_site_template, target, symlinks=True)
-    return target
+    return copy_site(empty_site_template, tmp_path / "site")
 
 
 def study_path(site: Path, name: str = "study1") -> Path:
@@ -293,9 +291,7 @@ def release_site_template(
 
 @pytest.fixture
 def release_site(release_site_template: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "site"
-    shutil.copytree(release_site_template, target, symlinks=True)
-    return target
+    return copy_site(release_site_template, tmp_path / "site")
 
 
 @pytest.fixture(scope="session")
@@ -308,9 +304,7 @@ def qc_release_site_template(
 
 @pytest.fixture
 def qc_release_site(qc_release_site_template: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "site"
-    shutil.copytree(qc_release_site_template, target, symlinks=True)
-    return target
+    return copy_site(qc_release_site_template, tmp_path / "site")
 
 
 def consent_external(site: Path, subject: str) -> None:
