@@ -143,7 +143,7 @@ def _git_objects(release: Path) -> bytes:
     ]
     contents = subprocess.run(
         ["git", "-C", release, "cat-file", "--batch"],
-        input="\n".join(listing) + "\n",
+        input=("\n".join(listing) + "\n").encode(),
         capture_output=True,
         check=True,
     ).stdout

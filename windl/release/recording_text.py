@@ -160,10 +160,10 @@ def _fif_problems(path: Path, policy: DeidPolicy, approved: Collection[str]) -> 
     problems = []
     allowed = _CHARACTERISTICS if policy.retain_patient_characteristics else ()
     for key, value in (info.get("subject_info") or {}).items():
-        if key not in allowed and value not in (None, ""):
+        if key not in allowed and not _empty(value):
             problems.append(f"subject_info {key} is not empty")
     for key in FIF_EMPTY:
-        if info.get(key) not in (None, "", 0):
+        if not _empty(info.get(key)):
             problems.append(f"{key} is not empty")
     device = info.get("device_info") or {}
     for key, retained in (
@@ -183,6 +183,20 @@ def _fif_problems(path: Path, policy: DeidPolicy, approved: Collection[str]) -> 
             problems.append(f"hpi_meas[{i}] creator is not empty")
     problems += _annotation_problems(raw.annotations.description, approved)
     return problems
+
+
+def _empty(value: Any) -> bool:
+    """None, blank text or zero (an array is empty only when it has no element)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, int | float):
+        return value == 0
+    try:
+        return len(value) == 0
+    except TypeError:
+        return False
 
 
 def _annotation_problems(descriptions: Any, approved: Collection[str]) -> list[str]:
