@@ -30,6 +30,12 @@ Checks (names as in the report):
     QC tables and reports too) or header (NIfTI header and extensions, DICOM elements, EDF
     header, FIF measurement info), nor, for the longer ones, anywhere in the bytes of any
     file.
+``recording-text``
+    The fields of recordings and images where people type hold nothing unvetted
+    (:mod:`windl.release.recording_text`): no ``;`` comment or ``[Comment]`` in a
+    BrainVision header, every marker, FIF and EDF+ annotation text a software code or
+    approved in ``[vocabulary] trial_type``, FIF ``subject_info``/``experimenter``/
+    ``description`` empty, EDF patient/recording subfields ``X``, NIfTI header text empty.
 ``deface``
     Every image that shows a face (:func:`windl.deid.deface.needs_defacing`) has a deface
     record whose output hash is the file's, and at least :data:`FACE_ZERO_FRACTION` of the
@@ -65,6 +71,7 @@ from windl.deid.sidecars import forbidden_keys
 from windl.errors import BadInput
 from windl.files import atomic_write_text
 from windl.pseudonyms import mapping, session_mapping
+from windl.release import recording_text
 from windl.release.build import (
     DEFACE_RECORDS,
     RELEASE_RECORD,
@@ -77,6 +84,7 @@ from windl.release.identifiers import MIN_LENGTH_BINARY, IdentifierMatcher, stud
 from windl.release.plan import rename
 from windl.release.report import write_audit_report
 from windl.study import Study, get_study
+from windl.vocabulary import vocabulary_of
 
 NOTES_REF = "windl/audit"
 FACE_ZERO_FRACTION = 0.95
@@ -87,6 +95,7 @@ CHECKS = {
     "dicom-profile": "DICOM headers pass the PS3.15 Annex E profile check",
     "sidecar-keys": "No forbidden key in any JSON sidecar",
     "identifiers": "No original identifier in any file name, text or header",
+    "recording-text": "No unvetted typed text in recording and image headers or annotations",
     "deface": "Every face-showing image is defaced and recorded",
     "bids-validation": "The BIDS validator reports no error",
 }
@@ -176,6 +185,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
     full, bulk = matcher.matcher(), matcher.matcher(MIN_LENGTH_BINARY)
     reports = site.root / "reports" / "audit" / study.name / audit.scope
     mosaic_dir = reports / "mosaics" / commit[:12]
+    approved = vocabulary_of(study.settings(), study.code / "study.toml").approved("trial_type")
     for rel in files:
         path = release / rel
         audit.count("identifiers")
@@ -186,6 +196,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
         kinds = _identifier_kinds(audit, rel, path, full, bulk)
         for kind in sorted(kinds):
             audit.finding("identifiers", rel, f"holds an original {kind} from the raw data")
+        _check_recording_text(audit, rel, path, approved)
         if needs_defacing(rel):
             _check_deface(audit, rel, labels, mosaic_dir if mosaics else None)
     _check_validator(audit)
@@ -434,6 +445,14 @@ def _fif_kinds(audit: _Audit, rel: str, path: Path, full: IdentifierMatcher) -> 
     if info.get("meas_date") is not None:
         kinds |= full.kinds_in_text(info["meas_date"].strftime("%Y%m%d"))
     return kinds
+
+
+def _check_recording_text(audit: _Audit, rel: str, path: Path, approved: frozenset[str]) -> None:
+    if not recording_text.applies(rel):
+        return
+    audit.count("recording-text")
+    for problem in recording_text.recording_text_problems(path, rel, audit.policy, approved):
+        audit.finding("recording-text", rel, problem)
 
 
 def _check_deface(audit: _Audit, rel: str, labels: dict[str, str], mosaic_dir: Path | None) -> None:

@@ -639,6 +639,7 @@ def _cache_key(ctx: _Context, planned: PlannedFile) -> str:
         if planned.kind == "sidecar"
         else "",
         "uids": hashlib.sha256(ctx.secret.encode()).hexdigest() if planned.kind == "dicom" else "",
+        "annotations": sorted(_approved_annotations(ctx)) if planned.kind == "ephys" else [],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -711,7 +712,7 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
     elif planned.kind == "table":
         _participant_table(ctx, src, staged)
     elif planned.kind == "ephys":
-        written = scrub_raw(src, staged, policy, offset)
+        written = scrub_raw(src, staged, policy, offset, _approved_annotations(ctx))
         folder = Path(planned.dst).parent
         for path in written[1:]:
             made[(folder / path.name).as_posix()] = _place(
@@ -728,6 +729,14 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
     made[planned.dst] = _place(ctx, staged, planned.dst)
     shutil.rmtree(scratch, ignore_errors=True)
     return made
+
+
+def _approved_annotations(ctx: _Context) -> frozenset[str]:
+    """The annotation/marker texts the study approved (``[vocabulary] trial_type``)."""
+    from windl.vocabulary import vocabulary_of
+
+    study = ctx.study
+    return vocabulary_of(study.settings(), study.code / "study.toml").approved("trial_type")
 
 
 def deface_record_path(dst: str) -> str:
