@@ -54,7 +54,7 @@ from windl.deid.sidecars import (
     scrub_sidecar_file,
     scrub_tsv_dates,
 )
-from windl.errors import ConfigError, WindlError
+from windl.errors import ConfigError, ReleaseRefused, WindlError
 from windl.files import atomic_write
 from windl.parallel import Progress, StepStatus, run_pool, watched_step
 from windl.pseudonyms import (
@@ -97,10 +97,6 @@ LICENSE_URLS = {
     "PDDL-1.0": "https://opendatacommons.org/licenses/pddl/1-0/",
     "ODbL-1.0": "https://opendatacommons.org/licenses/odbl/1-0/",
 }
-
-
-class ReleaseRefused(WindlError):
-    """A release that cannot be built as asked (no consented participant, bad version, ...)."""
 
 
 @dataclass(frozen=True)
