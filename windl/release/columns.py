@@ -34,9 +34,9 @@ Default-deny for text typed by people:
   :func:`windl.deid.annotations.vetted_annotation` keeps them (codes the recording software
   writes, or approved in the study's ``[vocabulary] trial_type``) or are declared ``Levels``;
 - ``channels.tsv`` ``description`` keeps only the channel-type texts mne-bids writes;
-- a column whose name says it identifies (name, birth, address, ...) is dropped whatever
-  its class, and patient characteristics (age, sex, weight, ...) go only with the Retain
-  Patient Characteristics option.
+- a column BIDS does not define whose name says it identifies (name, birth, address, ...)
+  is dropped whatever its class, and patient characteristics (age, sex, weight, ...) go
+  only with the Retain Patient Characteristics option.
 
 The data dictionary written into the release lists only released columns and only released
 levels; entries of columns classed by default get windl's own description (the study's
@@ -330,7 +330,7 @@ def decide(
     allowed = _allowed(name, kind, rule, levels, options)
     is_id = kind == "id"
     if not is_id and (
-        IDENTIFYING_NAME.search(name)
+        (rule is None and IDENTIFYING_NAME.search(name))
         or (name.lower() in CHARACTERISTICS and not options.characteristics)
         or (kind == "text" and declared != "keep")
     ):
