@@ -75,6 +75,7 @@ from windl.release.plan import (
     plan_release,
     study_tree,
 )
+from windl.release.review import approved_readme, released_description
 from windl.study import Study, get_study
 from windl.vocabulary import vocabulary_of
 
@@ -332,10 +333,16 @@ def build_release(
 def _ensure_dataset(site: Site, ds: Path, study: str, scope: str) -> None:
     """Create the (empty) release dataset, registered in the site's superdataset."""
     if (ds / ".datalad").is_dir():
+        datasets.mark_neutral_identity(ds)  # a release made before windl marked them
         return
     if ds.exists() and any(ds.iterdir()):
         raise ReleaseRefused("folder exists but is not a release dataset; move it away", ds)
-    datasets.create_dataset(ds, parent=site.superdataset, description=f"{study} {scope} release")
+    datasets.create_dataset(
+        ds,
+        parent=site.superdataset,
+        description=f"{study} {scope} release",
+        neutral_identity=True,
+    )
     attributes = (TEMPLATES / "study" / ".gitattributes").read_text(encoding="utf-8")
     attributes += "*.dcm annex.largefiles=anything\n"
     (ds / ".gitattributes").write_text(attributes, encoding="utf-8")
@@ -946,7 +953,7 @@ def _write_generated(
     same_version = previous.get("version") == ctx.version
     kept_doi = _minted_doi(ctx.ds) if same_version else None
     description = json.loads(_study_text(study, "dataset_description.json") or "{}")
-    description.pop("DatasetDOI", None)
+    description = released_description(study, description)  # typed text only as reviewed
     if kept_doi:  # a rebuild of a version whose DOI is minted keeps it (DataCite has it)
         description["DatasetDOI"] = f"doi:{kept_doi}"
     description["DatasetType"] = "raw"
@@ -1088,7 +1095,14 @@ def _minted_doi(ds: Path) -> str | None:
 
 
 def _study_readme(study: Study) -> str:
-    text = _study_text(study, "README") or _study_text(study, "README.md")
+    """The study's README for the release README: only as the study lead approved it."""
+    text = approved_readme(study)
+    if text is None:
+        return (
+            "The study's description is withheld pending review by the study lead "
+            f"(`windl release review {study.name}`): it is text written by people, and a "
+            "release carries such text only as it was approved."
+        )
     lines = text.strip().splitlines()
     if lines and lines[0].startswith("# "):
         lines = lines[1:]
