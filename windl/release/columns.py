@@ -491,7 +491,10 @@ def released_entry(column: Column) -> dict[str, Any]:
         declared = column.entry.get("Levels")
         texts = dict(_LEVEL_TEXT.get(column.name, {}))
         if column.declared and isinstance(declared, Mapping):
-            texts.update({str(k): str(v) for k, v in declared.items()})
+            normalise = _NORMALISE.get(column.name, {})
+            texts.update(
+                {normalise.get(str(k).strip().lower(), str(k)): v for k, v in declared.items()}
+            )
         shown = (
             sorted(column.levels)
             if column.kind == "category"
