@@ -252,9 +252,9 @@ def build_release(
             f"no participant of study {study.name} with data has consent for scope {scope} "
             "(windl consent set ...)"
         )
-    say(f"== release {study.name} {scope} {version}: {len(participants)} consented participants")
     # an undeclared column stops the build here, in one line, before anything is written
     _study_tables(study, study_tree(study), set(participants), ReleaseSettings.of(study))
+    say(f"== release {study.name} {scope} {version}: {len(participants)} consented participants")
     ensure_labels(study, scope, participants)
     ensure_sessions(study, scope, participant_sessions(study_tree(study), set(participants)))
     release_secret(study, scope)

@@ -247,6 +247,8 @@ DEFAULTS: Mapping[str, Mapping[str, Rule]] = {
 }
 #: tables whose rows belong to several participants: no single date shift fits them
 MIXED = frozenset({"participants", "phenotype", "samples"})
+#: tables that describe participants (where age, sex, weight are patient characteristics)
+_PARTICIPANT_LEVEL = MIXED | {"sessions"}
 
 
 @dataclass(frozen=True)
@@ -331,7 +333,11 @@ def decide(
     is_id = kind == "id"
     if not is_id and (
         (rule is None and IDENTIFYING_NAME.search(name))
-        or (name.lower() in CHARACTERISTICS and not options.characteristics)
+        or (
+            table in _PARTICIPANT_LEVEL
+            and name.lower() in CHARACTERISTICS
+            and not options.characteristics
+        )
         or (kind == "text" and declared != "keep")
     ):
         release = "drop"
