@@ -392,16 +392,16 @@ def release_value(column: Column, value: str) -> str:
     text = value.strip()
     if text in ("", NA) or column.kind in ("id", "path", "date"):
         return value
-    if column.release in ("generalise", "shift") and column.kind != "number":
-        # dates are shifted (or set to n/a) afterwards, with the participant's offset
-        return value if _ISO_DATE.match(text) else NA
-    if column.kind == "number":
+    if column.release == "generalise" or column.kind == "number":
         number = _number(text, column.name)
-        if number is None:
-            return NA
-        if column.release == "generalise":
+        if number is not None and column.release == "generalise":
             return band(number, AGE_CAP if column.name == "age" else None)
-        return text
+        if number is not None:
+            return text
+        # a date is shifted (or set to n/a) afterwards, with the participant's offset
+        return value if column.release == "generalise" and _ISO_DATE.match(text) else NA
+    if column.release == "shift":
+        return value if _ISO_DATE.match(text) else NA
     if column.kind == "vetted":
         return vetted_annotation(text, column.levels or ()) or NA
     if column.kind == "category":
