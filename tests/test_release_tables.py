@@ -177,9 +177,8 @@ def test_tables_text_and_history_of_a_release_hold_no_planted_name(
     assert rows[0] == "participant_id\tscore\tstatus"
     assert sorted(r.split("\t")[2] for r in rows[1:]) == ["done", "n/a"]
     shipped = json.loads((release / "phenotype/x.json").read_text())
-    assert set(shipped) == {"score", "status"} and shipped["status"]["Levels"] == {
-        "done": "visit done"
-    }
+    assert set(shipped) == {"participant_id", "score", "status"}
+    assert shipped["status"]["Levels"] == {"done": "visit done"}
     assert "group" not in (release / "participants.tsv").read_text()
     assert "n/a" in next(release.glob("sub-*/eeg/*_events.tsv")).read_text()
     readme = (release / "README.md").read_text()
