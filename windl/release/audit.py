@@ -42,6 +42,10 @@ Checks (names as in the report):
     face mask mapped with the recorded transform is zero (:func:`face_check`).
 ``bids-validation``
     The official BIDS validator reports no error.
+``git-metadata``
+    Every commit, tag and note of the release's history is authored and committed by
+    windl's neutral identity, with messages windl wrote, and ``.datalad/config`` holds only
+    the dataset id (:mod:`windl.release.history`).
 
 The result is stored as a git note (``refs/notes/windl/audit``) on the audited commit --
 publishing looks it up there, so an audit can never vouch for a later commit -- and written
@@ -98,6 +102,7 @@ CHECKS = {
     "recording-text": "No unvetted typed text in recording and image headers or annotations",
     "deface": "Every face-showing image is defaced and recorded",
     "bids-validation": "The BIDS validator reports no error",
+    "git-metadata": "Commits, tags and notes are windl's own (neutral author, windl's messages)",
 }
 _FORBIDDEN_PARTS = {
     "restricted": "the study's restricted data (consent, pseudonym key)",
@@ -200,6 +205,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
         if needs_defacing(rel):
             _check_deface(audit, rel, labels, mosaic_dir if mosaics else None)
     _check_validator(audit)
+    _check_git_metadata(audit)
     passed = all(c["passed"] for c in audit.checks.values())
     result = _report(audit, commit, files, passed, reports)
     if not datasets.dirty_paths(release):
@@ -521,6 +527,15 @@ def _check_validator(audit: _Audit) -> None:
     )
     for code, n in errors.items():
         audit.finding("bids-validation", examples.get(code) or ".", f"{code} ({n}x)")
+
+
+def _check_git_metadata(audit: _Audit) -> None:
+    from windl.release.history import git_metadata_findings
+
+    checked, findings = git_metadata_findings(audit.release)
+    audit.count("git-metadata", checked)
+    for where, message in findings:
+        audit.finding("git-metadata", where, message)
 
 
 # --------------------------------------------------------------------------- report
