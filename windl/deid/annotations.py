@@ -17,7 +17,7 @@ _MACHINE = re.compile(
     r"""^(?:
         (?:Stimulus|Response|Optic)/\s*[A-Za-z]?\s*\d+  # BrainVision markers as mne reads them
       | [SRO]\s*\d+                                   # their description alone
-      | \d+                                           # trigger values
+      | \d+ | Event/\d+                               # trigger values (mne-bids: Event/N)
       | (?:Stimulus|Response|Optic)
       | New\ Segment/?|SyncStatus/Sync\ On|SyncStatus|Sync\ On|Time\ 0|DC\ Correction
       | BAD(?:_[A-Z]+)*|EDGE|ACQ_SKIP|BAD_ACQ_SKIP|boundary|n/a
