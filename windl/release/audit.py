@@ -61,7 +61,7 @@ from windl import datasets
 from windl.config import Site, find_site
 from windl.consent import consented_participants
 from windl.deid.deface import face_check, needs_defacing
-from windl.deid.sidecars import forbidden_keys
+from windl.deid.sidecars import key_problems
 from windl.errors import BadInput
 from windl.files import atomic_write_text
 from windl.pseudonyms import mapping, session_mapping
@@ -380,9 +380,8 @@ def _check_keys(audit: _Audit, rel: str, text: str) -> None:
         return
     if not isinstance(data, dict):
         return
-    bad = sorted(set(data) & forbidden_keys(audit.policy))
-    if bad:
-        audit.finding("sidecar-keys", rel, f"forbidden key(s): {', '.join(bad)}")
+    for problem in key_problems(rel, data, audit.policy):
+        audit.finding("sidecar-keys", rel, problem)
 
 
 def _dicom_kinds(audit: _Audit, rel: str, path: Path, full: IdentifierMatcher) -> set[str]:
