@@ -34,6 +34,10 @@ Checks (names as in the report):
     Every image that shows a face (:func:`windl.deid.deface.needs_defacing`) has a deface
     record whose output hash is the file's, and at least :data:`FACE_ZERO_FRACTION` of the
     face mask mapped with the recorded transform is zero (:func:`face_check`).
+``pixels``
+    No released image that may carry burned-in text (a NIfTI whose sidecar says it is not
+    an acquisition, a pixel-suspect DICOM series) shows text to OCR
+    (:func:`windl.release.pixel_gate.released_pixel_findings`), whatever the build decided.
 ``bids-validation``
     The official BIDS validator reports no error.
 
@@ -74,6 +78,7 @@ from windl.release.build import (
     windl_version,
 )
 from windl.release.identifiers import MIN_LENGTH_BINARY, IdentifierMatcher, study_identifiers
+from windl.release.pixel_gate import released_pixel_findings
 from windl.release.plan import rename
 from windl.release.report import write_audit_report
 from windl.study import Study, get_study
@@ -88,6 +93,7 @@ CHECKS = {
     "sidecar-keys": "No forbidden key in any JSON sidecar",
     "identifiers": "No original identifier in any file name, text or header",
     "deface": "Every face-showing image is defaced and recorded",
+    "pixels": "No released image that may carry burned-in text shows text to OCR",
     "bids-validation": "The BIDS validator reports no error",
 }
 _FORBIDDEN_PARTS = {
@@ -188,6 +194,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
             audit.finding("identifiers", rel, f"holds an original {kind} from the raw data")
         if needs_defacing(rel):
             _check_deface(audit, rel, labels, mosaic_dir if mosaics else None)
+    _check_pixels(audit, files)
     _check_validator(audit)
     passed = all(c["passed"] for c in audit.checks.values())
     result = _report(audit, commit, files, passed, reports)
@@ -490,6 +497,12 @@ def _study_file(audit: _Audit, rel: str, labels: dict[str, str]) -> Path | None:
     }
     candidate = audit.study.root / rename(rel, {label: pid}, sessions)
     return candidate if candidate.is_file() else None
+
+
+def _check_pixels(audit: _Audit, files: list[str]) -> None:
+    audit.count("pixels", sum(1 for rel in files if rel.endswith((".nii", ".nii.gz", ".dcm"))))
+    for rel, problem in released_pixel_findings(audit.release, files, audit.study):
+        audit.finding("pixels", rel, problem)
 
 
 def _check_validator(audit: _Audit) -> None:

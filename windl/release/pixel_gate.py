@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -25,10 +25,13 @@ from windl.deid.pixels import (
     Blanking,
     PixelPolicy,
     Verdict,
+    images_show_text,
     nifti_show_text,
     read_header,
     review_series,
+    series_frames,
     sidecar_suspect_reason,
+    suspect_reason,
 )
 from windl.errors import ConfigError
 from windl.files import atomic_write_text
@@ -211,3 +214,51 @@ def drop_withheld_rows(path: Path, folder: str, withheld: Iterable[str]) -> None
     ]
     if len(kept) != len(lines):
         atomic_write_text(path, "\n".join(kept) + "\n")
+
+
+# --- the audit's second look -------------------------------------------------------------
+
+
+def released_pixel_findings(
+    release: Path, files: Iterable[str], study: Study
+) -> Iterator[tuple[str, str]]:
+    """(file, problem) for released images whose pixels OCR finds text in.
+
+    Judged on the released files alone, not on what the build decided: a NIfTI whose
+    sidecar says it is not an acquisition (DERIVED\\SECONDARY, not ORIGINAL, not MR) and
+    every released DICOM series that is pixel-suspect by its own header are OCR'd. Findings
+    name the file and the reason, never a recognised word.
+
+    Parameters
+    ----------
+    release : Path
+        The release dataset.
+    files : iterable of str
+        Its files, relative to ``release``.
+    study : Study
+        The study (for its ``[deid.pixels]`` thresholds).
+
+    Yields
+    ------
+    tuple of (str, str)
+        The file (or a DICOM series folder) and what is wrong.
+    """
+    policy = pixel_policy(study)
+    series: dict[str, list[Path]] = {}
+    for rel in sorted(files):
+        path = release / rel
+        if rel.endswith(_NIFTI) and path.is_file():
+            sidecar = release / _sidecar_of(rel)
+            try:
+                meta = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
+            except (OSError, ValueError):
+                meta = {}
+            reason = sidecar_suspect_reason(meta if isinstance(meta, dict) else {})
+            if reason is not None and nifti_show_text(path, policy):
+                yield rel, f"pixel-suspect ({reason}): OCR finds text in its slices"
+        elif rel.startswith("sourcedata/") and rel.endswith(".dcm") and path.is_file():
+            series.setdefault(PurePosixPath(rel).parent.as_posix(), []).append(path)
+    for folder, members in sorted(series.items()):
+        reasons = [r for r in (suspect_reason(read_header(p)) for p in members) if r]
+        if reasons and images_show_text(series_frames(members, policy.images), policy):
+            yield folder, f"pixel-suspect DICOM ({reasons[0]}): OCR finds text in its pixels"
