@@ -78,7 +78,7 @@ from windl.release.build import (
     windl_version,
 )
 from windl.release.identifiers import MIN_LENGTH_BINARY, IdentifierMatcher, study_identifiers
-from windl.release.pixel_gate import released_pixel_findings
+from windl.release.pixel_gate import pixel_policy, released_pixel_findings
 from windl.release.plan import rename
 from windl.release.report import write_audit_report
 from windl.study import Study, get_study
@@ -501,7 +501,7 @@ def _study_file(audit: _Audit, rel: str, labels: dict[str, str]) -> Path | None:
 
 def _check_pixels(audit: _Audit, files: list[str]) -> None:
     audit.count("pixels", sum(1 for rel in files if rel.endswith((".nii", ".nii.gz", ".dcm"))))
-    for rel, problem in released_pixel_findings(audit.release, files, audit.study):
+    for rel, problem in released_pixel_findings(audit.release, files, pixel_policy(audit.study)):
         audit.finding("pixels", rel, problem)
 
 

@@ -220,7 +220,7 @@ def drop_withheld_rows(path: Path, folder: str, withheld: Iterable[str]) -> None
 
 
 def released_pixel_findings(
-    release: Path, files: Iterable[str], study: Study
+    release: Path, files: Iterable[str], policy: PixelPolicy
 ) -> Iterator[tuple[str, str]]:
     """(file, problem) for released images whose pixels OCR finds text in.
 
@@ -235,15 +235,14 @@ def released_pixel_findings(
         The release dataset.
     files : iterable of str
         Its files, relative to ``release``.
-    study : Study
-        The study (for its ``[deid.pixels]`` thresholds).
+    policy : PixelPolicy
+        The study's ``[deid.pixels]`` (:func:`pixel_policy`): its OCR thresholds.
 
     Yields
     ------
     tuple of (str, str)
         The file (or a DICOM series folder) and what is wrong.
     """
-    policy = pixel_policy(study)
     series: dict[str, list[Path]] = {}
     for rel in sorted(files):
         path = release / rel
