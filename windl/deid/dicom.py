@@ -3,8 +3,9 @@
 The Basic Application Level Confidentiality Profile (Table E.1-1, every row, kept as data in
 :mod:`windl.deid.profile`) plus the options a study selects in its ``[deid]`` settings.
 Pixel data is never decoded: it is written back byte for byte, in the file's own transfer
-syntax. Images whose header says that identifying text is burned into the pixels
-(``BurnedInAnnotation`` = ``YES``) are refused.
+syntax, unless a study's blanking rule zeroes rectangles in it (:mod:`windl.deid.pixels`,
+which also decides which images may show text). Images whose header says that identifying
+text is burned into the pixels (``BurnedInAnnotation`` = ``YES``) are refused unblanked.
 
 How the table's actions are carried out here:
 
