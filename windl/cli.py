@@ -556,7 +556,7 @@ def release_build(
     if result.participants_removed:
         lines.append(f"  participants removed: {', '.join(result.participants_removed)}")
     if result.refused:
-        lines.append(f"  not shipped (burned-in annotation): {len(result.refused)} DICOM images")
+        lines.append(f"  not shipped (pixels may show text): {len(result.refused)} files")
     lines.append(f"  next: windl audit {result.path}")
     _emit(result.to_dict(), as_json, "\n".join(lines))
 

@@ -40,6 +40,10 @@ Checks (names as in the report):
     Every image that shows a face (:func:`windl.deid.deface.needs_defacing`) has a deface
     record whose output hash is the file's, and at least :data:`FACE_ZERO_FRACTION` of the
     face mask mapped with the recorded transform is zero (:func:`face_check`).
+``pixels``
+    No released image that may carry burned-in text (a NIfTI whose sidecar says it is not
+    an acquisition, a pixel-suspect DICOM series) shows text to OCR
+    (:func:`windl.release.pixel_gate.released_pixel_findings`), whatever the build decided.
 ``bids-validation``
     The official BIDS validator reports no error.
 ``git-metadata``
@@ -71,7 +75,7 @@ from windl import datasets
 from windl.config import Site, find_site
 from windl.consent import consented_participants
 from windl.deid.deface import face_check, needs_defacing
-from windl.deid.sidecars import forbidden_keys
+from windl.deid.sidecars import key_problems
 from windl.errors import BadInput
 from windl.files import atomic_write_text
 from windl.pseudonyms import mapping, session_mapping
@@ -85,6 +89,7 @@ from windl.release.build import (
     windl_version,
 )
 from windl.release.identifiers import MIN_LENGTH_BINARY, IdentifierMatcher, study_identifiers
+from windl.release.pixel_gate import pixel_policy, released_pixel_findings
 from windl.release.plan import rename
 from windl.release.report import write_audit_report
 from windl.study import Study, get_study
@@ -101,6 +106,7 @@ CHECKS = {
     "identifiers": "No original identifier in any file name, text or header",
     "recording-text": "No unvetted typed text in recording and image headers or annotations",
     "deface": "Every face-showing image is defaced and recorded",
+    "pixels": "No released image that may carry burned-in text shows text to OCR",
     "bids-validation": "The BIDS validator reports no error",
     "git-metadata": "Commits, tags and notes are windl's own (neutral author, windl's messages)",
 }
@@ -204,6 +210,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
         _check_recording_text(audit, rel, path, approved)
         if needs_defacing(rel):
             _check_deface(audit, rel, labels, mosaic_dir if mosaics else None)
+    _check_pixels(audit, files)
     _check_validator(audit)
     _check_git_metadata(audit)
     passed = all(c["passed"] for c in audit.checks.values())
@@ -397,9 +404,8 @@ def _check_keys(audit: _Audit, rel: str, text: str) -> None:
         return
     if not isinstance(data, dict):
         return
-    bad = sorted(set(data) & forbidden_keys(audit.policy))
-    if bad:
-        audit.finding("sidecar-keys", rel, f"forbidden key(s): {', '.join(bad)}")
+    for problem in key_problems(rel, data, audit.policy):
+        audit.finding("sidecar-keys", rel, problem)
 
 
 def _dicom_kinds(audit: _Audit, rel: str, path: Path, full: IdentifierMatcher) -> set[str]:
@@ -516,6 +522,12 @@ def _study_file(audit: _Audit, rel: str, labels: dict[str, str]) -> Path | None:
     }
     candidate = audit.study.root / rename(rel, {label: pid}, sessions)
     return candidate if candidate.is_file() else None
+
+
+def _check_pixels(audit: _Audit, files: list[str]) -> None:
+    audit.count("pixels", sum(1 for rel in files if rel.endswith((".nii", ".nii.gz", ".dcm"))))
+    for rel, problem in released_pixel_findings(audit.release, files, pixel_policy(audit.study)):
+        audit.finding("pixels", rel, problem)
 
 
 def _check_validator(audit: _Audit) -> None:

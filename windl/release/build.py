@@ -48,6 +48,7 @@ from windl.consent import SCOPES, consented_participants, parse_scopes
 from windl.deid.deface import deface
 from windl.deid.dicom import BurnedInAnnotationRefused, DeidPolicy, UIDMap, deidentify_file
 from windl.deid.ephys import scrub_raw
+from windl.deid.pixels import blank_nifti
 from windl.deid.sidecars import (
     scrub_nifti,
     scrub_scans_tsv,
@@ -68,6 +69,7 @@ from windl.pseudonyms import (
 from windl.qc import QC_DIR
 from windl.release import columns
 from windl.release.identifiers import study_identifiers
+from windl.release.pixel_gate import PixelScreen, drop_withheld_rows, screen_release
 from windl.release.plan import (
     PlannedFile,
     ReleasePlan,
@@ -369,6 +371,7 @@ class _Context:
     uid_map: UIDMap
     released_before: set[str]  # release participant ids at the release's HEAD
     tables: columns.StudyTables = field(default_factory=columns.StudyTables)
+    pixels: PixelScreen = field(default_factory=PixelScreen)  # windl.release.pixel_gate
 
     @property
     def policy(self) -> DeidPolicy:
@@ -433,6 +436,7 @@ def assemble_release(
         tables=_study_tables(study, tree, set(labels), settings),
     )
     plan = plan_release(study, tree, labels, sessions, scope in settings.include_dicom)
+    ctx.pixels = screen_release(study, plan.files)
     previous = built_record(ds)
     earlier = ctx.released_before
     tracked = _tracked(ds)
@@ -459,6 +463,10 @@ def assemble_release(
 
     for index, planned in enumerate(plan.files):
         entry = cache.get(keys[index])
+        if planned.dst in ctx.pixels.refused:
+            entries[index] = None  # withheld by the pixel gate, even if made before
+            one_done(planned)
+            continue
         if entry is not None and all(
             _current_sha256(ds, rel) == sha for rel, sha in entry["outputs"].items()
         ):
@@ -489,8 +497,10 @@ def assemble_release(
     # in plan order, whatever order the workers finished in
     for index, planned in enumerate(plan.files):
         entry = entries[index]
-        if index in refused:
-            stats["refused"].append(planned.dst)
+        if planned.dst in ctx.pixels.refused:
+            stats["refused"].append(f"{planned.dst}: {ctx.pixels.refused[planned.dst]}")
+        elif index in refused:
+            stats["refused"].append(f"{planned.dst}: refused: BurnedInAnnotation is YES")
         elif entry is not None:
             new_cache[keys[index]] = entry
             outputs.update(entry["outputs"])
@@ -646,6 +656,7 @@ def _cache_key(ctx: _Context, planned: PlannedFile) -> str:
         "uids": hashlib.sha256(ctx.secret.encode()).hexdigest() if planned.kind == "dicom" else "",
         "annotations": sorted(_approved_annotations(ctx)) if planned.kind == "ephys" else [],
         "columns": ctx.tables.key(planned.src),
+        "pixels": ctx.pixels.key(planned.dst),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -696,6 +707,11 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
     offset = ctx.offset(planned.participant)
     policy = ctx.policy
     made: dict[str, str] = {}
+    blanking = ctx.pixels.blanking.get(planned.dst)
+    if planned.kind in ("deface", "nifti") and blanking is not None:
+        blanked = scratch / ("blanked-" + staged.name)
+        blank_nifti(src, blanked, blanking)  # a study's [deid.pixels] rule: zeroed first
+        src = blanked
     if planned.kind == "deface":
         headerless = scratch / ("clean-" + staged.name)
         scrub_nifti(src, headerless)
@@ -716,6 +732,7 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
         )
         scrub_scans_tsv(scratch / "dated.tsv", scratch / "scans.tsv", policy, offset)
         _rekey_columns(scratch / "scans.tsv", staged, ctx, planned.participant, ("filename",))
+        drop_withheld_rows(staged, Path(planned.dst).parent.as_posix(), ctx.pixels.refused)
     elif planned.kind == "sessions":
         dates = _released_columns(ctx, src, scratch / "columns.tsv", planned.src)
         scrub_tsv_dates(
@@ -736,7 +753,15 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
             )
     elif planned.kind == "dicom":
         pid = planned.participant or ""
-        deidentify_file(src, staged, policy, ctx.uid_map, offset, ctx.labels[pid])
+        deidentify_file(
+            src,
+            staged,
+            policy,
+            ctx.uid_map,
+            offset,
+            ctx.labels[pid],
+            blank=blanking.rectangles if blanking else (),
+        )
     elif planned.kind == "qc":
         text = src.read_text(encoding="utf-8")
         staged.write_text(_rekey_labels(text, ctx, planned.participant), encoding="utf-8")
