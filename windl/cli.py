@@ -17,7 +17,6 @@ import click
 from windl.config import Site, find_site
 from windl.errors import WindlError
 
-
 ERROR_PREFIX = "windl: error: "
 #: click's exit status for a command line it cannot parse (argparse and POSIX tools agree)
 USAGE_EXIT = 2
