@@ -407,6 +407,8 @@ def add_cmd(
         lines += [f"  {rel}" for rel in result.added]
     else:
         lines = [f"nothing new: all {len(result.unchanged)} files already in {result.study}"]
+    if result.link_to:
+        lines.insert(0, f"{path} is a symbolic link to {result.link_to}")
     if result.to_describe:
         lines.append("fill in the TODO descriptions in: " + ", ".join(result.to_describe))
     _emit({**asdict(result), "changed": result.changed}, as_json, "\n".join(lines))
