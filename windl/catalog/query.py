@@ -16,7 +16,8 @@ Words without a key are free text (all must match, as prefixes, ranked). Filters
 
 A query holds at most :data:`MAX_TERMS` words and filter values together, and
 :data:`MAX_LENGTH` characters. Double quotes keep spaces together: ``license:"CC BY 4.0"``.
-The same filters are keyword arguments of :class:`Query` (the HTTP API and the portal build it from form fields).
+The same filters are keyword arguments of :class:`Query` (the HTTP API and the portal
+build it from form fields).
 """
 
 from __future__ import annotations
