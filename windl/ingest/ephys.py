@@ -150,7 +150,9 @@ def _check_fif_tags(path: Path) -> None:
                 raise BadInput(f"truncated FIF: tag at byte {pos} is cut off", path)
             _kind, _type, length, after = _FIF_TAG.unpack(header)
             end = pos + _FIF_TAG.size + length
-            if length < 0 or end > size:
+            if length < 0:
+                raise BadInput(f"unreadable FIF: damaged tag at byte {pos}", path)
+            if end > size:
                 raise BadInput(
                     f"truncated FIF: tag at byte {pos} needs {end} bytes, file has {size}", path
                 )
@@ -158,9 +160,9 @@ def _check_fif_tags(path: Path) -> None:
                 return
             following = end if after == _FIF_NEXT_SEQ else after
             if following <= pos or following >= size:
-                raise BadInput(f"damaged FIF: tag at byte {pos} points to byte {after}", path)
+                raise BadInput(f"unreadable FIF: tag at byte {pos} points to byte {after}", path)
             pos = following
-    raise BadInput("damaged FIF: its tags do not end", path)
+    raise BadInput("unreadable FIF: its tags do not end", path)
 
 
 def _fif_kind(path: Path) -> str:
