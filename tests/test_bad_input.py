@@ -1105,3 +1105,84 @@ def test_bad_command_is_refused_in_one_line_and_leaves_every_dataset_alone(
     proc = windl(*argv, "--site", site, check=False)
     assert_refused(proc, *expected)
     assert site_state(site) == before
+
+
+# ----------------------------------------------------------------------------- no site needed
+def many(key: str, n: int) -> str:
+    return " ".join(f"{key}:v{i}" for i in range(n))
+
+
+#: (argv, texts of the line); each runs without a site, the error comes before one is looked for
+USAGE_CASES: list[tuple[list[str], list[str]]] = [
+    # click's own usage errors: one line, exit 2
+    (["ingest"], ["Missing argument 'STUDY'"]),
+    (["ingest", "study1"], ["Missing argument 'SOURCE'"]),
+    (["ingest", "study1", "x"], ["Missing option '--subject'"]),
+    (["ingest", "--bogus"], ["No such option", "--bogus"]),
+    (["no-such-command"], ["No such command", "no-such-command"]),
+    (["convert", "study1", "--jobs", "0"], ["--jobs", "0"]),
+    (["convert", "study1", "--jobs", "many"], ["--jobs", "many"]),
+    (["release", "build", "study1", "--scope", "members"], ["Missing option '--version'"]),
+    (["search", "--page", "0"], ["--page", "0"]),
+    (["search", "--per-page", "1000"], ["--per-page", "1000"]),
+    (["search", "--min-participants", "ten"], ["--min-participants", "ten"]),
+    (["serve", "--port", "http"], ["--port", "http"]),
+    (["study"], []),  # a bare group: the help, on stderr, exit 2 (checked below)
+]
+QUERY_CASES: list[tuple[list[str], list[str]]] = [
+    (["search", "participants>=99999999999999999999999"], ["participants", "1000000000"]),
+    (["search", "participants>1000000000"], ["participants", "1000000000"]),
+    (["search", "--min-participants", "99999999999999999999"], ["participants", "1000000000"]),
+    (["search", "participants>=²"], ["participants>=²", "whole number"]),
+    (["search", "participants>=-1"], ["participants>=-1"]),
+    (["search", "participants>=1.5"], ["participants>=1.5", "whole number"]),
+    (["search", "participants<5"], ["participants<5", "only participants>=N"]),
+    (["search", many("task", 500)], ["at most"]),
+    (["search", many("t", 40) + " " + many("task", 40)], ["unknown filter"]),
+    (["search", " ".join(f"task:t{i}" for i in range(65))], ["65", "at most 64"]),
+    (["search", "task:" + ",".join(f"t{i}" for i in range(100))], ["100", "at most 64"]),
+    (["search", " ".join(f"word{i}" for i in range(70))], ["70", "at most 64"]),
+    (["search", "x" * 3000], ["3000 characters", "at most 2000"]),
+    (["search", 'license:"CC BY'], ["malformed query"]),
+    (["search", "colour:blue"], ["unknown filter 'colour:blue'"]),
+    (["search", "task:"], ["task:", "no value"]),
+    (["search", "qc:maybe"], ["qc:maybe", "yes or no"]),
+    (["search", "scope:public"], ["unknown scope 'public'"]),
+    # sites
+    (["site", "init", "/proc/windl-site"], ["/proc/windl-site", "cannot create"]),
+]
+
+
+NO_SITE_CASES = USAGE_CASES + QUERY_CASES
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"), NO_SITE_CASES, ids=[" ".join(a)[:60] for a, _ in NO_SITE_CASES]
+)
+def test_bad_command_line_is_one_error_line(
+    argv: list[str], expected: list[str], tmp_path: Path
+) -> None:
+    """Usage errors, queries out of bounds: one line, no traceback, exit 2 for usage."""
+    env = {k: v for k, v in os.environ.items() if k != "WINDL_SITE"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "windl", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    if not expected:
+        assert proc.returncode == 2 and proc.stderr.startswith("Usage:"), proc.stderr
+        return
+    assert_refused(proc, *expected)
+    if (argv, expected) in USAGE_CASES:
+        assert proc.returncode == 2, proc.stderr
+
+
+def test_error_relayed_from_a_child_process_has_one_prefix(tmp_path: Path) -> None:
+    """A child windl's error line quoted by its parent (datalad run, rerun, workers)."""
+    from windl.cli import error_line
+
+    relayed = "windl: error: windl: error: sub-01_T1w.nii.gz: cannot deface (full log: x)"
+    assert error_line(relayed) == "windl: error: sub-01_T1w.nii.gz: cannot deface (full log: x)"
+    assert error_line("a\nb") == "windl: error: a b"
