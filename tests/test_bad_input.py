@@ -372,7 +372,15 @@ def brainvision_header_without_channels(data: Path, tmp: Path) -> Case:
 def brainvision_marker_without_header(data: Path, tmp: Path) -> Case:
     folder = brainvision_copy(data, tmp)
     (folder / "test.vhdr").unlink()
-    return folder, ["test.vmrk", "without header"]
+    return folder, ["test.eeg", "without header"]
+
+
+def brainvision_data_file_elsewhere(data: Path, tmp: Path) -> Case:
+    folder = brainvision_copy(data, tmp)
+    vhdr = folder / "test.vhdr"
+    text = vhdr.read_text(encoding="utf-8").replace("DataFile=test.eeg", "DataFile=../test.eeg")
+    vhdr.write_text(text, encoding="utf-8")
+    return folder, ["test.vhdr", "incomplete BrainVision", "../test.eeg"]
 
 
 def fif_copy(data: Path, tmp: Path, keep: int | None = None) -> Path:
@@ -504,7 +512,7 @@ BAD_SOURCES: list[Callable[[Path, Path], Case]] = [
     folder_with_symlink_loop,
     folder_with_link_to_etc_passwd,
     folder_with_broken_link,
-    folder_with_unreadable_file,
+    brainvision_data_file_elsewhere,
     brainvision_eeg_shorter_than_markers,
     brainvision_eeg_cut_mid_sample,
     brainvision_empty_eeg,
