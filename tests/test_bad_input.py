@@ -320,16 +320,6 @@ def folder_with_broken_link(data: Path, tmp: Path) -> Case:
     return folder, [folder.name, "gone.dcm", "broken link"]
 
 
-def folder_with_unreadable_file(data: Path, tmp: Path) -> Case:
-    if os.geteuid() == 0:
-        pytest.skip("root reads every file")
-    folder = tmp / "export"
-    folder.mkdir()
-    shutil.copyfile(dicoms(data)[0], folder / "locked.dcm")
-    (folder / "locked.dcm").chmod(0)
-    return folder, ["locked.dcm", "not readable"]
-
-
 def brainvision_copy(data: Path, tmp: Path) -> Path:
     folder = tmp / "eeg"
     folder.mkdir()
@@ -1194,3 +1184,16 @@ def test_error_relayed_from_a_child_process_has_one_prefix(tmp_path: Path) -> No
     relayed = "windl: error: windl: error: sub-01_T1w.nii.gz: cannot deface (full log: x)"
     assert error_line(relayed) == "windl: error: sub-01_T1w.nii.gz: cannot deface (full log: x)"
     assert error_line("a\nb") == "windl: error: a b"
+
+
+def test_long_lists_of_failures_are_capped_and_logged_in_full(tmp_path: Path) -> None:
+    """ReleaseFilesFailed on thousands of files: how many, the first five, the log."""
+    from windl.errors import capped_list
+
+    failures = [f"sub-{i:04d}/anat/sub-{i:04d}_T1w.nii.gz: cannot deface" for i in range(3000)]
+    log = tmp_path / "logs" / "failed-files.log"
+    text = capped_list(failures, log)
+    assert len(text) < 600, text
+    assert failures[0] in text and failures[4] in text and failures[5] not in text
+    assert "2995 more" in text and "all 3000" in text and str(log) in text
+    assert log.read_text(encoding="utf-8").splitlines() == failures
