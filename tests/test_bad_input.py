@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -712,6 +713,16 @@ def with_site_setting(site: Path, text: str) -> None:
     config.write_text(config.read_text(encoding="utf-8") + "\n" + text, encoding="utf-8")
 
 
+def with_ingest_limit(site: Path, key: str, value: str) -> None:
+    """Set ``[ingest] key`` of the site's windl.toml (the template lists every key)."""
+    config = site / "windl.toml"
+    text, n = re.subn(
+        rf"^{key} = .*$", f"{key} = {value}", config.read_text(encoding="utf-8"), flags=re.M
+    )
+    assert n == 1, f"{key} not in {config}"
+    config.write_text(text, encoding="utf-8")
+
+
 def small_zip(data: Path, tmp: Path, n: int = 4) -> Path:
     archive = tmp / "scan.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -726,38 +737,38 @@ def ingest_argv(source: Path) -> list[str | Path]:
 
 # --- archive limits set in windl.toml
 def limit_members(site: Path, data: Path, tmp: Path) -> tuple[list[str | Path], list[str]]:
-    with_site_setting(site, "[ingest]\nmax_archive_members = 3\n")
+    with_ingest_limit(site, "max_archive_members", "3")
     return ingest_argv(small_zip(data, tmp)), ["scan.zip", "members", "max_archive_members"]
 
 
 def limit_bytes(site: Path, data: Path, tmp: Path) -> tuple[list[str | Path], list[str]]:
-    with_site_setting(site, "[ingest]\nmax_archive_bytes = 100000\n")
+    with_ingest_limit(site, "max_archive_bytes", "100000")
     return ingest_argv(small_zip(data, tmp)), ["scan.zip", "max_archive_bytes"]
 
 
 def limit_ratio(site: Path, data: Path, tmp: Path) -> tuple[list[str | Path], list[str]]:
     archive = tmp / "pad.tar.gz"
     with tarfile.open(archive, "w:gz") as tf:
-        add_member(tf, "scan/zeros.dcm", bytes(20 << 20))
-    with_site_setting(site, "[ingest]\nmax_archive_ratio = 2\n")
+        # packs about 4:1, which the default (100:1) lets through
+        add_member(tf, "scan/padded.dcm", os.urandom(5 << 20) + bytes(15 << 20))
+    with_ingest_limit(site, "max_archive_ratio", "2")
     return ingest_argv(archive), ["pad.tar.gz", "max_archive_ratio"]
 
 
 def limit_not_a_number(site: Path, data: Path, tmp: Path) -> tuple[list[str | Path], list[str]]:
-    with_site_setting(site, '[ingest]\nmax_archive_ratio = "lots"\n')
+    with_ingest_limit(site, "max_archive_ratio", '"lots"')
     return ingest_argv(small_zip(data, tmp)), ["windl.toml", "max_archive_ratio", "'lots'"]
 
 
 def limit_negative(site: Path, data: Path, tmp: Path) -> tuple[list[str | Path], list[str]]:
-    with_site_setting(site, "[ingest]\nmax_archive_members = -1\n")
+    with_ingest_limit(site, "max_archive_members", "-1")
     return ingest_argv(small_zip(data, tmp)), ["windl.toml", "max_archive_members", "-1"]
 
 
 def ingest_not_a_table(site: Path, data: Path, tmp: Path) -> tuple[list[str | Path], list[str]]:
-    with_site_setting(site, "ingest = 3\n")
     config = site / "windl.toml"
-    text = config.read_text(encoding="utf-8")
-    config.write_text("ingest = 3\n" + text.replace("\ningest = 3\n", "\n"), encoding="utf-8")
+    text = config.read_text(encoding="utf-8").replace("[ingest]\n", "[ingest_old]\n")
+    config.write_text("ingest = 3\n" + text, encoding="utf-8")
     return ingest_argv(small_zip(data, tmp)), ["windl.toml", "[ingest]", "table"]
 
 
@@ -779,7 +790,9 @@ def study_toml_broken(site: Path, data: Path, tmp: Path) -> tuple[list[str | Pat
     subprocess.run(
         ["git", "-C", str(study_path(site)), "commit", "-qm", "broken settings"], check=True
     )
-    return ["convert", "study1"], ["study.toml"]
+    return ["release", "build", "study1", "--scope", "members", "--version", "1.0.0"], [
+        "study.toml"
+    ]
 
 
 # --- BIDS import
@@ -850,12 +863,13 @@ def import_the_study(site: Path, data: Path, tmp: Path) -> tuple[list[str | Path
     return ["import", "study1", study_path(site)], ["overlaps with the study"]
 
 
-def import_restricted(site: Path, data: Path, tmp: Path) -> tuple[list[str | Path], list[str]]:
+def import_link_in_sourcedata(
+    site: Path, data: Path, tmp: Path
+) -> tuple[list[str | Path], list[str]]:
     bids = tiny_bids(data, tmp)
-    (bids / "restricted").mkdir()
-    (bids / "restricted" / "key.tsv").write_text("a\tb\n", encoding="utf-8")
-    (bids / ".bidsignore").write_text("restricted/\n", encoding="utf-8")
-    return ["import", "study1", bids], ["restricted"]
+    (bids / "sourcedata").mkdir()
+    (bids / "sourcedata" / "raw.txt").symlink_to("/etc/passwd")
+    return ["import", "study1", bids], ["sourcedata/raw.txt", "/etc/passwd", "outside"]
 
 
 # --- windl add
@@ -1012,8 +1026,10 @@ def consent_unknown_subject(
     return ["consent", "import", "study1", path], ["consent.csv", "sub-99"]
 
 
-def consent_set_bad_scope(site: Path, data: Path, tmp: Path) -> tuple[list[str | Path], list[str]]:
-    return ["consent", "set", "study1", "01", "--scope", "public"], ["unknown scope 'public'"]
+def consent_unknown_participant(
+    site: Path, data: Path, tmp: Path
+) -> tuple[list[str | Path], list[str]]:
+    return ["consent", "set", "study1", "01", "--scope", "members"], ["sub-01", "no participant"]
 
 
 # --- labels
@@ -1037,6 +1053,8 @@ LABEL_CASES = [
     ),
     label_case("ingest", "study1", "{series}", "--subject", "x" * 300, expect=["invalid"]),
     label_case("ingest", "study1", "{series}", "--subject", "01\n02", expect=["invalid"]),
+    label_case("ingest", "study1", "{series}", "--subject", "01\n", expect=["invalid"]),
+    label_case("study", "create", "new\n", expect=["invalid study name"]),
     label_case("ingest", "../study1", "{series}", "--subject", "01", expect=["../study1"]),
 ]
 
@@ -1061,7 +1079,7 @@ SITE_CASES: list[SiteCase] = [
     import_a_file,
     import_missing,
     import_the_study,
-    import_restricted,
+    import_link_in_sourcedata,
     add_link_to_etc_shadow,
     add_link_out_of_folder,
     add_folder_link_to_etc,
@@ -1086,7 +1104,7 @@ SITE_CASES: list[SiteCase] = [
     consent_binary,
     consent_folder,
     consent_unknown_subject,
-    consent_set_bad_scope,
+    consent_unknown_participant,
     *LABEL_CASES,
 ]
 
