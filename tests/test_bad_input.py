@@ -7,6 +7,7 @@ CLI runs in a child process.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,9 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +25,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from conftest import REPO, Runner, dataset_heads, git_status, study_path
+from conftest import REPO, Runner, dataset_heads, git_status, portal_server, study_path
 
 GE_SERIES = "dcm_qa_nih/In/20180918GE/mr_0004"
 GE_OTHER_SERIES = "dcm_qa_nih/In/20180918GE/mr_0005"
@@ -1215,3 +1219,32 @@ def test_long_lists_of_failures_are_capped_and_logged_in_full(tmp_path: Path) ->
     assert failures[0] in text and failures[4] in text and failures[5] not in text
     assert "2995 more" in text and "all 3000" in text and str(log) in text
     assert log.read_text(encoding="utf-8").splitlines() == failures
+
+
+PORTAL_QUERIES = [
+    {"q": "participants>=99999999999999999999999"},
+    {"q": " ".join(f"task:t{i}" for i in range(500))},
+    {"q": "task:" + ",".join(f"t{i}" for i in range(500))},
+    {"min_participants": "99999999999999999999"},
+    {"min_participants": "²"},
+    {"page": "99999999999999999999"},
+    {"page": "²"},
+    {"per_page": "99999999999999999999"},
+]
+
+
+def test_portal_answers_bad_queries_with_400_and_a_message(site: Path) -> None:
+    """The HTML search page and the JSON API: 400 with the reason, never 500."""
+    with portal_server(site) as base:
+        for params in PORTAL_QUERIES:
+            # per_page is the API's only (the page shows a fixed number)
+            pages = ["/api/search"] if "per_page" in params else ["/search", "/api/search"]
+            for path in pages:
+                url = f"{base}{path}?{urllib.parse.urlencode(params)}"
+                with pytest.raises(urllib.error.HTTPError) as caught:
+                    urllib.request.urlopen(url, timeout=30)
+                body = caught.value.read().decode("utf-8", "replace")
+                assert caught.value.code == 400, (url, caught.value.code, body[:500])
+                assert "Traceback" not in body
+                if path == "/api/search":
+                    assert json.loads(body)["error"], body
