@@ -55,7 +55,7 @@ from windl.deid.sidecars import (
     scrub_sidecar_file,
     scrub_tsv_dates,
 )
-from windl.errors import ConfigError, ReleaseRefused, WindlError
+from windl.errors import ConfigError, ReleaseRefused, WindlError, capped_list
 from windl.files import atomic_write
 from windl.parallel import Progress, StepStatus, run_pool, watched_step
 from windl.pseudonyms import (
@@ -303,7 +303,10 @@ def build_release(
             raise
         raise ReleaseFilesFailed(
             f"{len(report.failed)} of {report.total} release files failed: "
-            + "; ".join(f"{name}: {error}" for name, error in report.failed.items())
+            + capped_list(
+                [f"{name}: {error}" for name, error in report.failed.items()],
+                ds / datasets.WINDL_GITDIR / "logs" / "failed-files.log",
+            )
             + f" (nothing committed; the {report.made} made are kept: build again to redo "
             f"only the failed; full log: {log})"
         ) from None
@@ -512,7 +515,10 @@ def assemble_release(
         shutil.rmtree(stage, ignore_errors=True)
         raise ReleaseFilesFailed(
             f"{len(failed)} of {len(plan.files)} files failed: "
-            + "; ".join(f"{name}: {error}" for name, error in sorted(failed.items()))
+            + capped_list(
+                [f"{name}: {error}" for name, error in sorted(failed.items())],
+                ds / datasets.WINDL_GITDIR / "logs" / "failed-files.log",
+            )
             + f" (the {stats['made']} made now are kept: build again to redo only the failed)"
         )
     made_now.extend(_qc_groups(ctx, outputs))
