@@ -59,8 +59,10 @@ from windl.files import atomic_write
 from windl.parallel import Progress, StepStatus, run_pool, watched_step
 from windl.pseudonyms import (
     date_offset,
+    ensure_entity_labels,
     ensure_labels,
     ensure_sessions,
+    entity_mapping,
     mapping,
     release_secret,
     session_mapping,
@@ -72,9 +74,13 @@ from windl.release.plan import (
     ReleasePlan,
     participant_sessions,
     plan_release,
+    rename,
     study_tree,
+    vetted_labels,
 )
+from windl.release.relabel import Relabel, rekey_sidecar, token_swaps
 from windl.study import Study, get_study
+from windl.vocabulary import vocabulary_of
 
 RELEASE_RECORD = "code/windl/release.json"
 DEFACE_RECORDS = "code/deface"
@@ -260,6 +266,7 @@ def build_release(
     say(f"== release {study.name} {scope} {version}: {len(participants)} consented participants")
     ensure_labels(study, scope, participants)
     ensure_sessions(study, scope, participant_sessions(study_tree(study), set(participants)))
+    _ensure_entity_labels(study, scope, participants)
     release_secret(study, scope)
     _ensure_dataset(site, ds, study.name, scope)
     datasets.recover(ds)
@@ -333,6 +340,20 @@ def build_release(
     )
 
 
+def _ensure_entity_labels(study: Study, scope: str, participants: list[str]) -> None:
+    """Neutral labels for every unapproved label the release will hold (committed to
+    ``restricted/`` here: the recorded assembly must not write there)."""
+    tree = study_tree(study)
+    plan = plan_release(study, tree, {p: p for p in participants}, {}, include_dicom=False)
+    vocabulary = vocabulary_of(study.settings(), study.code)
+    ensure_entity_labels(study, scope, vetted_labels(study, plan), vocabulary)
+
+
+def _relabel(study: Study, scope: str) -> Relabel:
+    """The release's vetted labels: the study's vocabulary and the scope's neutral labels."""
+    return Relabel(vocabulary_of(study.settings(), study.code), entity_mapping(study, scope))
+
+
 def _ensure_dataset(site: Site, ds: Path, study: str, scope: str) -> None:
     """Create the (empty) release dataset, registered in the site's superdataset."""
     if (ds / ".datalad").is_dir():
@@ -365,6 +386,7 @@ class _Context:
     stage: Path
     uid_map: UIDMap
     released_before: set[str]  # release participant ids at the release's HEAD
+    relabel: Relabel = field(default_factory=Relabel)  # vetted labels (task, acq, ...)
 
     @property
     def policy(self) -> DeidPolicy:
@@ -426,8 +448,9 @@ def assemble_release(
         stage=stage,
         uid_map=UIDMap(f"{secret}:uids"),
         released_before=_released_labels(ds),
+        relabel=_relabel(study, scope),
     )
-    plan = plan_release(study, tree, labels, sessions, scope in settings.include_dicom)
+    plan = plan_release(study, tree, labels, sessions, scope in settings.include_dicom, ctx.relabel)
     previous = built_record(ds)
     earlier = ctx.released_before
     tracked = _tracked(ds)
@@ -635,6 +658,9 @@ def _cache_key(ctx: _Context, planned: PlannedFile) -> str:
         "sessions": sorted(
             (k[1], v) for k, v in ctx.sessions.items() if k[0] == planned.participant
         ),
+        "relabel": ctx.relabel.digest()
+        if planned.kind in ("sidecar", "scans", "sessions", "qc")
+        else "",
         "words": hashlib.sha256("\n".join(ctx.words).encode()).hexdigest()
         if planned.kind == "sidecar"
         else "",
@@ -700,6 +726,7 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
         scrub_nifti(src, staged)
     elif planned.kind == "sidecar":
         scrub_sidecar_file(src, staged, policy, offset, identifying_words=ctx.words)
+        _vet_sidecar(ctx, planned, staged)
     elif planned.kind == "scans":
         scrub_scans_tsv(src, scratch / "scans.tsv", policy, offset)
         _rekey_columns(scratch / "scans.tsv", staged, ctx, planned.participant, ("filename",))
@@ -730,6 +757,19 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
     return made
 
 
+def _vet_sidecar(ctx: _Context, planned: PlannedFile, staged: Path) -> None:
+    """A made sidecar with its labels and paths re-keyed (:func:`rekey_sidecar`)."""
+    data = json.loads(staged.read_text(encoding="utf-8"))
+    pid = planned.participant
+
+    def rename_path(path: str) -> str:
+        return rename(path, ctx.labels, ctx.sessions, ctx.relabel.label, pid)
+
+    out = rekey_sidecar(data, Path(planned.dst).name, ctx.relabel, rename_path)
+    if out != data:
+        staged.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def deface_record_path(dst: str) -> str:
     """Where the deface record of the release image ``dst`` lives in the release."""
     stem = re.sub(r"\.nii(\.gz)?$", "", dst)
@@ -750,14 +790,17 @@ def _place_text(ctx: _Context, rel: str, text: str) -> str:
 
 
 def _rekey_labels(text: str, ctx: _Context, pid: str | None) -> str:
-    """Every ``sub-``/``ses-`` label of participant ``pid`` in ``text`` re-keyed, as whole
-    tokens (``sub-01`` but not ``sub-012``): in a TSV cell, a path or a whole QC report."""
-    if pid is None:
+    """Every ``sub-``/``ses-`` label of participant ``pid`` and every re-keyed entity label
+    (``task-...``) in ``text`` re-keyed, as whole tokens (``sub-01`` but not ``sub-012``):
+    in a TSV cell, a path or a whole QC report."""
+    swaps = token_swaps(ctx.relabel)
+    if pid is not None:
+        swaps[pid] = ctx.labels[pid]
+        swaps |= {
+            f"ses-{old}": f"ses-{new}" for (owner, old), new in ctx.sessions.items() if owner == pid
+        }
+    if not swaps:
         return text
-    swaps = {pid: ctx.labels[pid]}
-    swaps |= {
-        f"ses-{old}": f"ses-{new}" for (owner, old), new in ctx.sessions.items() if owner == pid
-    }
     body = "|".join(re.escape(k) for k in sorted(swaps, key=len, reverse=True))
     pattern = re.compile(rf"(?<![A-Za-z0-9])({body})(?![A-Za-z0-9])")
     return pattern.sub(lambda m: swaps[m.group(1)], text)
@@ -802,7 +845,7 @@ def _qc_groups(ctx: _Context, outputs: dict[str, str]) -> list[str]:
 def _rekey_columns(
     src: Path, dst: Path, ctx: _Context, pid: str | None, columns: Iterable[str]
 ) -> None:
-    lines = src.read_text(encoding="utf-8").splitlines()
+    lines = src.read_text(encoding="utf-8-sig").splitlines()
     if not lines:
         shutil.copyfile(src, dst)
         return
@@ -1013,7 +1056,12 @@ def _write_generated(
         ctx,
         "methods.md",
         release_methods_markdown(
-            ctx.site, study, record, deface_records, identifying_words=ctx.words
+            ctx.site,
+            study,
+            record,
+            deface_records,
+            identifying_words=[*ctx.words, *(old for _, old in ctx.relabel.rekeyed())],
+            relabel=ctx.relabel.label,
         ),
     )
     made["CHANGES"] = _place_text(
