@@ -184,3 +184,90 @@ def test_neutral_labels_are_stable_and_a_planted_label_fails_the_audit(
     messages = " ".join(f["message"] for f in findings)
     assert "acq label" in messages and "TaskName" in messages
     assert "smithqx" not in json.dumps(findings).lower().replace(planted.lower(), "")
+
+
+# ----------------------------------------------------------------------- the pieces alone
+def test_rename_rekeys_unapproved_labels_in_folders_and_names() -> None:
+    from windl.release.plan import rename
+    from windl.release.relabel import Relabel
+    from windl.vocabulary import Vocabulary
+
+    relabel = Relabel(
+        Vocabulary({"task": frozenset({"rest"})}),
+        {("task", "fmrijohnsmithqx"): "task1", ("acq", "EPI"): "acq1"},
+    )
+    labels, sessions = {"sub-01": "sub-Ab3dEf7h"}, {("sub-01", "20180918"): "Xy12Zw34"}
+    path = (
+        "sub-01/ses-20180918/func/"
+        "sub-01_ses-20180918_task-fmrijohnsmithqx_acq-EPI_dir-AP_run-4_bold.nii.gz"
+    )
+    assert rename(path, labels, sessions, relabel.label) == (
+        "sub-Ab3dEf7h/ses-Xy12Zw34/func/"
+        "sub-Ab3dEf7h_ses-Xy12Zw34_task-task1_acq-acq1_dir-AP_run-4_bold.nii.gz"
+    )
+    assert rename("task-rest_bold.json", labels, sessions, relabel.label) == "task-rest_bold.json"
+    # a label without a neutral one is never kept as it is
+    from windl.errors import PseudonymMissing
+
+    with pytest.raises(PseudonymMissing):
+        rename("sub-01/func/sub-01_task-other_bold.json", labels, sessions, relabel.label)
+
+
+def test_sidecar_labels_and_paths_are_rekeyed_or_dropped() -> None:
+    from windl.release.plan import rename
+    from windl.release.relabel import Relabel, rekey_sidecar
+    from windl.vocabulary import Vocabulary
+
+    relabel = Relabel(
+        Vocabulary({"SeriesDescription": frozenset({"ep2d_bold"})}),
+        {("task", "janedoeqx"): "task2", ("B0FieldIdentifier", "smithmap"): "b0field1"},
+    )
+    labels = {"sub-02": "sub-Q1w2E3r4"}
+
+    def rename_path(path: str) -> str:
+        return rename(path, labels, {}, relabel.label, "sub-02")
+
+    data = {
+        "TaskName": "janedoeqx",
+        "SeriesDescription": "fMRI JohnSmithQx",
+        "ProtocolName": "JohnSmithQx",
+        "IntendedFor": [
+            "bids::sub-02/func/sub-02_task-janedoeqx_bold.nii.gz",
+            "func/x_task-no_bold",
+        ],
+        "B0FieldSource": "smithmap",
+        "B0FieldIdentifier": ["smithmap", "unmapped"],
+        "RepetitionTime": 2.0,
+    }
+    out = rekey_sidecar(data, "sub-Q1w2E3r4_task-task2_bold.json", relabel, rename_path)
+    assert out == {
+        "TaskName": "task2",
+        "IntendedFor": ["bids::sub-Q1w2E3r4/func/sub-Q1w2E3r4_task-task2_bold.nii.gz"],
+        "B0FieldSource": "b0field1",
+        "B0FieldIdentifier": ["b0field1"],
+        "RepetitionTime": 2.0,
+    }
+    approved = rekey_sidecar({"SeriesDescription": "ep2d_bold"}, "x.json", relabel, rename_path)
+    assert approved == {"SeriesDescription": "ep2d_bold"}
+
+
+def test_neutral_labels_are_stable_per_scope_and_never_approved_ones(site: Path) -> None:
+    from windl.pseudonyms import ensure_entity_labels, entity_mapping
+    from windl.study import Study
+    from windl.vocabulary import Vocabulary
+
+    study = Study(name="study1", root=study_path(site))
+    vocabulary = Vocabulary({"task": frozenset({"rest", "task1"})})
+    first = ensure_entity_labels(
+        study, "members", [("task", "rest"), ("task", "janedoeqx"), ("acq", "EPI")], vocabulary
+    )
+    assert first == {("task", "janedoeqx"): "task2", ("acq", "EPI"): "acq1"}
+    again = ensure_entity_labels(
+        study, "members", [("task", "fmrijohnsmithqx"), ("task", "janedoeqx")], vocabulary
+    )
+    assert again == {("task", "fmrijohnsmithqx"): "task3", ("task", "janedoeqx"): "task2"}
+    assert entity_mapping(study, "external") == {}
+    other = ensure_entity_labels(study, "external", [("task", "fmrijohnsmithqx")], vocabulary)
+    assert other == {("task", "fmrijohnsmithqx"): "task2"}
+    log = git_out(study.restricted, "log", "--format=%B").lower()
+    assert not any(m in log for m in MARKERS)
