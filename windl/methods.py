@@ -1179,7 +1179,7 @@ def release_methods(site: Site, release_dir: Path) -> Methods:
     title, sections, identifiers = _release_sections(
         site, study, record, release_deface_records(release_dir), subjects, relabel.label
     )
-    identifiers += [old for _, old in relabel.rekeyed()]
+    identifiers += [o for _, o in relabel.rekeyed() if len(o) >= 3 and not o.isdigit()]
     provenance = Section("Provenance of this release")
     builds = [r for r in run_records(release_dir) if r.kind == "release"]
     if builds:

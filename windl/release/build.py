@@ -1060,7 +1060,7 @@ def _write_generated(
             study,
             record,
             deface_records,
-            identifying_words=[*ctx.words, *(old for _, old in ctx.relabel.rekeyed())],
+            identifying_words=[*ctx.words, *_rekeyed_words(ctx.relabel)],
             relabel=ctx.relabel.label,
         ),
     )
@@ -1071,6 +1071,12 @@ def _write_generated(
     )
     shutil.rmtree(scratch, ignore_errors=True)
     return made
+
+
+def _rekeyed_words(relabel: Relabel) -> list[str]:
+    """The study's re-keyed labels, to redact from generated text as a safety net (short
+    or numeric ones aside: they say nothing and would blank ordinary words and counts)."""
+    return sorted({old for _, old in relabel.rekeyed() if len(old) >= 3 and not old.isdigit()})
 
 
 def _minted_doi(ds: Path) -> str | None:
