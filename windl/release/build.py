@@ -78,7 +78,7 @@ from windl.release.plan import (
     study_tree,
     vetted_labels,
 )
-from windl.release.relabel import Relabel, rekey_sidecar, token_swaps
+from windl.release.relabel import Relabel, rekey_sidecar, token_swaps, vetted_pairs
 from windl.study import Study, get_study
 from windl.vocabulary import vocabulary_of
 
@@ -387,6 +387,7 @@ class _Context:
     uid_map: UIDMap
     released_before: set[str]  # release participant ids at the release's HEAD
     relabel: Relabel = field(default_factory=Relabel)  # vetted labels (task, acq, ...)
+    label_digests: dict[str, str] = field(default_factory=dict)  # study pid -> its labels' hash
 
     @property
     def policy(self) -> DeidPolicy:
@@ -451,6 +452,7 @@ def assemble_release(
         relabel=_relabel(study, scope),
     )
     plan = plan_release(study, tree, labels, sessions, scope in settings.include_dicom, ctx.relabel)
+    ctx.label_digests = _label_digests(ctx.relabel, plan)
     previous = built_record(ds)
     earlier = ctx.released_before
     tracked = _tracked(ds)
@@ -658,7 +660,7 @@ def _cache_key(ctx: _Context, planned: PlannedFile) -> str:
         "sessions": sorted(
             (k[1], v) for k, v in ctx.sessions.items() if k[0] == planned.participant
         ),
-        "relabel": ctx.relabel.digest()
+        "relabel": (ctx.label_digests.get(planned.participant or "") or ctx.relabel.digest())
         if planned.kind in ("sidecar", "scans", "sessions", "qc")
         else "",
         "words": hashlib.sha256("\n".join(ctx.words).encode()).hexdigest()
@@ -1071,6 +1073,15 @@ def _write_generated(
     )
     shutil.rmtree(scratch, ignore_errors=True)
     return made
+
+
+def _label_digests(relabel: Relabel, plan: ReleasePlan) -> dict[str, str]:
+    """Per participant, a hash of the labels its files' texts may name (for the cache)."""
+    paths: dict[str, list[str]] = {}
+    for planned in plan.files:
+        if planned.participant and planned.src:
+            paths.setdefault(planned.participant, []).append(planned.src)
+    return {pid: relabel.digest(vetted_pairs(srcs)) for pid, srcs in paths.items()}
 
 
 def _rekeyed_words(relabel: Relabel) -> list[str]:

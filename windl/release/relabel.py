@@ -149,12 +149,21 @@ class Relabel:
         """The pairs re-keyed now (approved ones aside, should the study approve one later)."""
         return {p: v for p, v in self.keys.items() if not self.vocabulary.approves(*p)}
 
-    def digest(self) -> str:
-        """A hash of what decides the labels (for the build's reuse cache)."""
-        payload = {
-            "terms": {k: sorted(v) for k, v in sorted(self.vocabulary.terms.items())},
-            "keys": sorted([*k, v] for k, v in self.keys.items()),
-        }
+    def digest(self, pairs: Iterable[tuple[str, str]] | None = None) -> str:
+        """A hash of what decides the labels of a file (for the build's reuse cache).
+
+        ``pairs``: the (entity, label) pairs the file's text may name (its participant's
+        paths); without it, every re-keyed pair. So a label new in another participant's
+        files does not make this one's files again.
+        """
+        wanted = set(self.keys) if pairs is None else set(pairs)
+        wanted |= {p for p in self.keys if p[0] == B0_ENTITY}
+        resolved = sorted(
+            [*p, p[1] if self.vocabulary.approves(*p) else self.keys.get(p, "")] for p in wanted
+        )
+        fields = ("task", B0_ENTITY, *DESCRIPTION_FIELDS)
+        terms = {k: sorted(self.vocabulary.approved(k)) for k in fields}
+        payload = {"terms": terms, "labels": resolved}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
