@@ -15,6 +15,13 @@ The key lives only in the study's ``restricted/`` subdataset, which is never rel
 ``pseudonyms.tsv`` (scope, participant_id, release_label, created) and
 ``session-pseudonyms.tsv`` (scope, participant, session, release_session). Rows are only
 ever added; the new labels of one call are one commit (see :func:`ensure_labels`).
+
+Every other entity label (``task``, ``acq``, ``rec``, ``dir``, ...) and the free
+``B0FieldIdentifier`` labels of a release are vetted: one the study has not approved
+(:mod:`windl.vocabulary`) is re-keyed to a neutral ``<entity><n>`` (``task-task1``,
+``acq-acq2``), numbered per scope and entity in order of first use and kept for every later
+version of the scope's release line: ``entity-labels.tsv`` (scope, entity, label,
+release_label, created; see :func:`ensure_entity_labels`).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import hmac
 import re
 import secrets
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from windl.consent import (
     appended_text,
@@ -39,6 +46,7 @@ from windl.consent import (
 from windl.errors import InvalidLabel, PseudonymMissing
 from windl.labels import bids_label
 from windl.study import Study
+from windl.vocabulary import Vocabulary
 
 PSEUDONYMS_FILE = "pseudonyms.tsv"
 SESSION_PSEUDONYMS_FILE = "session-pseudonyms.tsv"
@@ -315,3 +323,90 @@ def date_offset(secret: str, participant: str) -> int:
     digest = hmac.new(secret.encode(), f"date-offset:{participant}".encode(), hashlib.sha256)
     low, high = DATE_OFFSET_RANGE
     return low + int.from_bytes(digest.digest()[:8], "big") % (high - low + 1)
+
+
+# --------------------------------------------------------------------------- entity labels
+ENTITY_LABELS_FILE = "entity-labels.tsv"
+ENTITY_COLUMNS = ("scope", "entity", "label", "release_label", "created")
+#: the prefix of a neutral label where it is not the entity's own name
+NEUTRAL_PREFIX: Mapping[str, str] = {"B0FieldIdentifier": "b0field"}
+
+
+def neutral_prefix(entity: str) -> str:
+    """What a neutral label of ``entity`` starts with (``task`` → ``task1``, ``task2``...)."""
+    return NEUTRAL_PREFIX.get(entity, entity)
+
+
+def is_neutral(entity: str, label: str) -> bool:
+    """True if ``label`` has the form of a neutral re-key label of ``entity``."""
+    prefix = neutral_prefix(entity)
+    number = label.removeprefix(prefix)
+    return number != label and number.isdigit() and not number.startswith("0")
+
+
+def entity_mapping(study: Study, scope: str) -> dict[tuple[str, str], str]:
+    """Committed re-keyed labels of ``scope``: (entity, study label) → neutral release label."""
+    scope = _scope(scope)
+    rows = read_restricted_table(study, ENTITY_LABELS_FILE, ENTITY_COLUMNS)
+    return {(r["entity"], r["label"]): r["release_label"] for r in rows if r["scope"] == scope}
+
+
+def ensure_entity_labels(
+    study: Study, scope: str, pairs: Iterable[tuple[str, str]], vocabulary: Vocabulary
+) -> dict[tuple[str, str], str]:
+    """Neutral release labels of the unapproved (entity, label) ``pairs``, created in one commit.
+
+    A pair ``vocabulary`` approves keeps its label and gets no row. A new neutral label
+    is the lowest ``<entity><n>`` not yet used in the scope for that entity, not approved
+    itself and not a label of ``pairs`` (so it never reads as a study label).
+
+    Parameters
+    ----------
+    study
+        The study; its ``restricted`` subdataset holds the table.
+    scope
+        One of :data:`windl.consent.SCOPES`.
+    pairs
+        (entity, label) as they stand in the study's paths and sidecars.
+    vocabulary
+        The study's approved labels (:func:`windl.vocabulary.vocabulary_of`).
+
+    Returns
+    -------
+    dict[tuple[str, str], str]
+        (entity, label) → neutral label, for each unapproved pair of ``pairs``.
+    """
+    scope = _scope(scope)
+    wanted = sorted({p for p in pairs if not vocabulary.approves(*p)})
+    known = entity_mapping(study, scope)
+    if all(p in known for p in wanted):
+        return {p: known[p] for p in wanted}
+    with restricted_change(study):
+        known = entity_mapping(study, scope)
+        study_labels = {(e, v.casefold()) for e, v in wanted}
+        created = _now()
+        new = []
+        for entity, label in wanted:
+            if (entity, label) in known:
+                continue
+            used = {v.casefold() for (e, _), v in known.items() if e == entity}
+            n = 1
+            while True:
+                candidate = f"{neutral_prefix(entity)}{n}"
+                if (
+                    candidate.casefold() not in used
+                    and (entity, candidate.casefold()) not in study_labels
+                    and not vocabulary.approves(entity, candidate)
+                ):
+                    break
+                n += 1
+            known[(entity, label)] = candidate
+            new.append([scope, entity, label, candidate, created])
+        if new:
+            text = appended_text(study, ENTITY_LABELS_FILE, ENTITY_COLUMNS, new)
+            commit_restricted(
+                study,
+                {ENTITY_LABELS_FILE: text},
+                f"windl pseudonyms: {len(new)} new neutral entity labels for scope {scope}",
+            )
+    return {p: known[p] for p in wanted}

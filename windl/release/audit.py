@@ -24,6 +24,14 @@ Checks (names as in the report):
     remapped UIDs, PatientID = release label, no burned-in annotation).
 ``sidecar-keys``
     No JSON file has a key on the forbidden list of the study's policy.
+``labels``
+    Every entity label of every release path (folders, file names, and the paths in
+    ``IntendedFor``/``AssociatedEmptyRoom``/``Sources`` and the ``filename`` column of
+    ``scans.tsv``) and every ``TaskName``, ``SeriesDescription``, ``ProtocolName`` and
+    ``B0FieldIdentifier``/``B0FieldSource`` value is approved by the study
+    (:mod:`windl.vocabulary`), a value BIDS defines, a neutral re-key label (``task1``,
+    :mod:`windl.release.relabel`) or the release's own participant or session label. A
+    finding names the file and field, never the label.
 ``identifiers``
     No original participant ID, name, birth date, accession number, scanner-side ID or
     acquisition date (:mod:`windl.release.identifiers`) in any file name, text file (the
@@ -78,7 +86,13 @@ from windl.deid.deface import face_check, needs_defacing
 from windl.deid.sidecars import key_problems
 from windl.errors import BadInput
 from windl.files import atomic_write_text
-from windl.pseudonyms import mapping, session_mapping
+from windl.pseudonyms import (
+    entity_mapping,
+    is_date_like,
+    is_neutral,
+    mapping,
+    session_mapping,
+)
 from windl.release import recording_text
 from windl.release.build import (
     DEFACE_RECORDS,
@@ -90,7 +104,17 @@ from windl.release.build import (
 )
 from windl.release.identifiers import MIN_LENGTH_BINARY, IdentifierMatcher, study_identifiers
 from windl.release.pixel_gate import pixel_policy, released_pixel_findings
-from windl.release.plan import rename
+from windl.release.plan import participant_sessions, rename, study_tree
+from windl.release.relabel import (
+    B0_ENTITY,
+    B0_FIELDS,
+    BIDS_ENTITIES,
+    DESCRIPTION_FIELDS,
+    PATH_FIELDS,
+    PSEUDONYMISED,
+    VETTED,
+    pieces,
+)
 from windl.release.report import write_audit_report
 from windl.study import Study, get_study
 from windl.vocabulary import vocabulary_of
@@ -103,6 +127,7 @@ CHECKS = {
     "consent": "Every participant consented to this scope",
     "dicom-profile": "DICOM headers pass the PS3.15 Annex E profile check",
     "sidecar-keys": "No forbidden key in any JSON sidecar",
+    "labels": "Every label is approved or neutral",
     "identifiers": "No original identifier in any file name, text or header",
     "recording-text": "No unvetted typed text in recording and image headers or annotations",
     "deface": "Every face-showing image is defaced and recorded",
@@ -192,6 +217,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
     files = _files(audit)
     _check_layout(audit, files)
     labels = _check_consent(audit, files)
+    _check_labels(audit, files)
     matcher = study_identifiers(study, audit.policy)
     full, bulk = matcher.matcher(), matcher.matcher(MIN_LENGTH_BINARY)
     reports = site.root / "reports" / "audit" / study.name / audit.scope
@@ -325,6 +351,113 @@ def _check_consent(audit: _Audit, files: list[str]) -> dict[str, str]:
                 "consent", label, f"the participant has no standing consent for {audit.scope}"
             )
     return {label: pid for label, pid in by_label.items() if label in present}
+
+
+class _Labels:
+    """Which labels a release may hold: approved, BIDS', neutral, or its own sub/ses ones."""
+
+    def __init__(self, audit: _Audit) -> None:
+        study, scope = audit.study, audit.scope
+        self.vocabulary = vocabulary_of(study.settings(), study.code)
+        self.subjects = set(mapping(study, scope).values())
+        pids = consented_participants(study, scope)
+        kept = {s for _, s in participant_sessions(study_tree(study), pids) if not is_date_like(s)}
+        self.sessions = kept | set(session_mapping(study, scope).values())
+
+    def explained(self, entity: str, label: str) -> bool:
+        if entity == "sub":
+            return label in self.subjects
+        if entity == "ses":
+            return label in self.sessions
+        if entity not in VETTED and entity != B0_ENTITY:
+            return False
+        return self.vocabulary.approves(entity, label) or is_neutral(entity, label)
+
+    def value_explained(self, field: str, value: Any) -> bool:
+        """A ``TaskName``/``SeriesDescription``/``ProtocolName``/``B0Field*`` value."""
+        if not isinstance(value, str):
+            return False
+        if field == "TaskName":
+            return self.explained("task", value)
+        if field in B0_FIELDS:
+            return self.explained(B0_ENTITY, value)
+        key, _, label = value.partition("-")
+        return self.vocabulary.approves(field, value) or (
+            key in PSEUDONYMISED and self.explained(key, label)
+        )
+
+    def path_problems(self, path: str, sourcedata: bool = False) -> list[str]:
+        """What is wrong with the labels of a release path (no label quoted)."""
+        problems = []
+        for part in path.split("/"):
+            if sourcedata and _DICOM_SERIES.match(part):
+                continue  # named by the build (series-NNN), see windl.release.plan
+            for key, label, _ in pieces(part):
+                if key not in BIDS_ENTITIES:
+                    problems.append("a name part is not a BIDS entity")
+                elif not self.explained(key, label):
+                    problems.append(f"the {key} label is not approved, BIDS' or neutral")
+        return problems
+
+
+_DICOM_SERIES = re.compile(r"^series-x?\d+(-\d+)?$")
+_LABEL_FIELDS = ("TaskName", *DESCRIPTION_FIELDS, *B0_FIELDS)
+
+
+def _check_labels(audit: _Audit, files: list[str]) -> None:
+    """Every label in the release's paths, path fields and label fields is explained."""
+    known = _Labels(audit)
+    for rel in files:
+        audit.count("labels")
+        for problem in known.path_problems(rel, rel.startswith("sourcedata/")):
+            audit.finding("labels", rel, f"file name: {problem}")
+        path = audit.release / rel
+        if rel.endswith(".json") and path.is_file():
+            _check_json_labels(audit, known, rel, path)
+        elif rel.endswith("_scans.tsv") and path.is_file():
+            _check_scans_labels(audit, known, rel, path)
+
+
+def _check_json_labels(audit: _Audit, known: _Labels, rel: str, path: Path) -> None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError):
+        return  # reported by sidecar-keys
+    for field_name, value in _label_fields(data):
+        if field_name in PATH_FIELDS:
+            for item in value if isinstance(value, list) else [value]:
+                text = str(item).removeprefix("bids::")
+                for problem in known.path_problems(text):
+                    audit.finding("labels", rel, f"{field_name}: {problem}")
+            continue
+        for item in value if isinstance(value, list) and field_name in B0_FIELDS else [value]:
+            if not known.value_explained(field_name, item):
+                audit.finding("labels", rel, f"{field_name} is not an approved or neutral label")
+
+
+def _label_fields(data: Any) -> Iterator[tuple[str, Any]]:
+    """(field, value) of every label or path field, at any depth of a JSON document."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in _LABEL_FIELDS or key in PATH_FIELDS:
+                yield key, value
+            else:
+                yield from _label_fields(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _label_fields(item)
+
+
+def _check_scans_labels(audit: _Audit, known: _Labels, rel: str, path: Path) -> None:
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    if not lines or "filename" not in lines[0].split("\t"):
+        return
+    column = lines[0].split("\t").index("filename")
+    for line in lines[1:]:
+        cells = line.split("\t")
+        if column < len(cells):
+            for problem in known.path_problems(cells[column]):
+                audit.finding("labels", rel, f"filename column: {problem}")
 
 
 def _identifier_kinds(
@@ -520,7 +653,10 @@ def _study_file(audit: _Audit, rel: str, labels: dict[str, str]) -> Path | None:
         for (owner, old), new in session_mapping(audit.study, audit.scope).items()
         if owner == pid
     }
-    candidate = audit.study.root / rename(rel, {label: pid}, sessions)
+    neutral = {(e, new): old for (e, old), new in entity_mapping(audit.study, audit.scope).items()}
+    candidate = audit.study.root / rename(
+        rel, {label: pid}, sessions, lambda e, v: neutral.get((e, v), v)
+    )
     return candidate if candidate.is_file() else None
 
 
