@@ -9,7 +9,8 @@ label of any participant and is not derived from it.
 
 Session labels that encode a date (``20180918``, ``2018-09-18``, ``180918``, any run of six
 or more digits, …; see :func:`is_date_like`) are re-keyed the same way, per participant and
-scope; other session labels (``1``, ``pre``, ``ge``) are kept.
+scope, and so are labels a person typed (``JohnsVisit``): only short numbers (``1``,
+``02``) and the labels the study approved (``[vocabulary] ses = ["pre", "post"]``) are kept.
 
 The key lives only in the study's ``restricted/`` subdataset, which is never released:
 ``pseudonyms.tsv`` (scope, participant_id, release_label, created) and
@@ -46,7 +47,7 @@ from windl.consent import (
 from windl.errors import InvalidLabel, PseudonymMissing
 from windl.labels import bids_label
 from windl.study import Study
-from windl.vocabulary import Vocabulary
+from windl.vocabulary import Vocabulary, vocabulary_of
 
 PSEUDONYMS_FILE = "pseudonyms.tsv"
 SESSION_PSEUDONYMS_FILE = "session-pseudonyms.tsv"
@@ -63,6 +64,8 @@ _DATE_PATTERNS = (
     re.compile(rf"{_MONTH}[-_.]?\d{{2,4}}", re.IGNORECASE),  # sep2018, Sept-18
 )
 _SESSION_TEXT = re.compile(r"^[A-Za-z0-9._-]+$")
+#: session labels of at most this many digits are kept (visit numbers, not dates)
+_KEPT_SESSION_DIGITS = 3
 
 
 def is_date_like(label: str) -> bool:
@@ -176,6 +179,19 @@ def release_label(study: Study, scope: str, subject: str, create: bool = True) -
 
 
 # --------------------------------------------------------------------------- sessions
+def session_kept(study: Study, session: str) -> bool:
+    """Whether a session label is released as it is: a short number or a label the study
+    approved (``[vocabulary] ses``), and never one that looks like a date.
+
+    Anything else was typed by a person (``ses-JohnsVisit``) and is re-keyed like a date.
+    """
+    if is_date_like(session):
+        return False
+    if session.isdigit() and len(session) <= _KEPT_SESSION_DIGITS:
+        return True
+    return vocabulary_of(study.settings(), study.code / "study.toml").approves("ses", session)
+
+
 def _session(session: str) -> str:
     """A session label as given (without ``ses-``); date-like ones may hold ``-._``."""
     text = session.strip().removeprefix("ses-")
@@ -210,9 +226,9 @@ def ensure_sessions(
 ) -> dict[tuple[str, str], str]:
     """Release session labels for (subject, session) pairs, re-keying date-like ones.
 
-    Date-like sessions (:func:`is_date_like`) get a random label, unique among the
-    participant's sessions in ``scope``; the new ones are committed together. Other
-    sessions keep their label.
+    Sessions that are not kept (:func:`session_kept`: dates, typed text) get a random
+    label, unique among the participant's sessions in ``scope``; the new ones are committed
+    together. Short numbers and approved labels are kept.
 
     Returns
     -------
@@ -221,7 +237,7 @@ def ensure_sessions(
     """
     scope = _scope(scope)
     pairs = sorted({(participant_id(study, sub), _session(ses)) for sub, ses in sessions})
-    result = {pair: pair[1] for pair in pairs if not is_date_like(pair[1])}
+    result = {pair: pair[1] for pair in pairs if session_kept(study, pair[1])}
     rekey = [pair for pair in pairs if pair not in result]
     known = session_mapping(study, scope)
     if all(pair in known for pair in rekey):
@@ -257,7 +273,7 @@ def release_session(
 ) -> str:
     """The release label of ``subject``'s ``session`` in ``scope``.
 
-    Kept unless the label looks like a date (:func:`is_date_like`); a date-like one is
+    Kept when :func:`session_kept` says so; any other (a date, typed text) is
     replaced by a random label, created and committed if new.
 
     Raises
@@ -266,7 +282,7 @@ def release_session(
         If ``create`` is false and a date-like session has no release label yet.
     """
     ses = _session(session)
-    if not is_date_like(ses):
+    if session_kept(study, ses):
         return ses
     if not create:
         pid = _pid(subject)

@@ -88,9 +88,9 @@ from windl.errors import BadInput
 from windl.files import atomic_write_text
 from windl.pseudonyms import (
     entity_mapping,
-    is_date_like,
     is_neutral,
     mapping,
+    session_kept,
     session_mapping,
 )
 from windl.release import recording_text
@@ -361,7 +361,9 @@ class _Labels:
         self.vocabulary = vocabulary_of(study.settings(), study.code)
         self.subjects = set(mapping(study, scope).values())
         pids = consented_participants(study, scope)
-        kept = {s for _, s in participant_sessions(study_tree(study), pids) if not is_date_like(s)}
+        kept = {
+            s for _, s in participant_sessions(study_tree(study), pids) if session_kept(study, s)
+        }
         self.sessions = kept | set(session_mapping(study, scope).values())
 
     def explained(self, entity: str, label: str) -> bool:
