@@ -93,6 +93,7 @@ from windl.pseudonyms import (
     session_kept,
     session_mapping,
 )
+from windl.qc import QC_DIR
 from windl.release import recording_text
 from windl.release.build import (
     DEFACE_RECORDS,
@@ -522,7 +523,8 @@ def _edf_signals(raw: bytes) -> int:
 
 
 def _check_keys(audit: _Audit, rel: str, text: str) -> None:
-    if rel.startswith(("code/windl/", DEFACE_RECORDS + "/")) or (
+    # windl's own records and QC metrics: keys written by windl, not copied from a sidecar
+    if rel.startswith(("code/windl/", DEFACE_RECORDS + "/", QC_DIR + "/")) or (
         "/" not in rel
         and rel
         in (
