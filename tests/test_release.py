@@ -242,6 +242,35 @@ def test_undefaced_image_with_a_faked_record_fails_through_the_face_detector(
     assert "a face is still found on the released image" in html
 
 
+def test_face_detector_that_sees_no_face_before_cannot_pass_the_image_silently(
+    release_site: Path,
+) -> None:
+    """No face found on the study image: "not judged" fails, until the study accepts it."""
+    release = release_dir(release_site, "members")
+    image = next(release.glob("sub-*/anat/*_T1w.nii.gz"))
+    rel = image.relative_to(release).as_posix()
+    # the study's own T1w, swapped for the defaced one: the detector has nothing to compare
+    study = study_path(release_site)
+    original = next(study.glob("sub-*/anat/*_T1w.nii.gz"))
+    original.unlink()
+    shutil.copyfile(image, original)
+
+    code, result = _audit(release, check=False)
+    assert code == 4 and not result["passed"]
+    (finding,) = [f for f in result["findings"] if f["check"] == "deface"]
+    assert finding["path"] == rel and "cannot judge" in finding["message"]
+
+    settings = study / "code" / "study.toml"
+    text = settings.read_text() if settings.exists() else ""
+    settings.write_text(text + "\n[audit]\naccept_unjudged_faces = true\n")
+    _, result = _audit(release)
+    report = json.loads(Path(result["json"]).read_text())
+    (face,) = report["deface"]
+    assert face["face_detector"]["verdict"] == "not-judged"
+    assert face["face_detector"]["accepted"] is True
+    assert "NOT JUDGED" in Path(result["html"]).read_text()
+
+
 def _plant_scanner_id_in_name(release: Path) -> str:
     sidecar = next(release.glob("sub-*/ses-*/func/*_bold.json"))
     planted = sidecar.with_name(sidecar.name.replace("_bold.json", "_desc-DEV_notes.txt"))
