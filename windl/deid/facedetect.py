@@ -5,15 +5,16 @@ its :func:`~windl.deid.deface.face_check` maps the face mask with that same regi
 registration that went wrong would fail both in the same way. This module shares none of that
 -- no template, no mask, no transform. It looks at the head the way a person would:
 
-1. the image (first volume if 4D) is resampled with its NIfTI affine onto a grid of
-   :attr:`DetectSettings.voxel_mm` axis-aligned with RAS+ world coordinates (so the face looks
-   forward whatever the voxel order or obliquity of the scan);
+1. the image (first volume if 4D) is put into the voxel order closest to RAS+ from its
+   NIfTI affine (a transpose, no resampling; so the face looks forward whatever the voxel
+   order of the scan), and smoothed by :attr:`DetectSettings.smoothing_mm`;
 2. the head is what lies above a threshold of the smoothed volume: Otsu's threshold of its
    histogram times :attr:`DetectSettings.otsu_fraction` (skin is darker than the tissue Otsu
    separates from air), largest connected piece only, so noise in the air stops no ray;
-3. for each yaw angle the head is turned about the vertical axis and seen from the front: the
-   depth of the first voxel above the threshold along each line of sight (sub-voxel, by linear
-   interpolation), Lambert-shaded from the depth gradients with a light slightly above the
+3. for each yaw angle the head is turned about the vertical axis (slice by slice, onto a
+   grid of :attr:`DetectSettings.voxel_mm`) and seen from the front: the depth of the first
+   voxel above the threshold along each line of sight (sub-voxel, by linear interpolation),
+   Lambert-shaded from the depth gradients with a light slightly above the
    viewer and dimmed with depth, on a fixed canvas of :attr:`DetectSettings.canvas_mm`
    (one pixel per voxel, head centred, top of the head near the top edge);
 4. OpenCV's bundled Haar cascades look for faces in each picture: the frontal cascade
@@ -24,7 +25,8 @@ registration that went wrong would fail both in the same way. This module shares
 
 The thresholds were set on the two heads with faces that are available offline -- pydeface's
 test T1w (a real head, ds000031) and pydeface's template (an average head) -- and on the
-first of them defaced by windl, at several resolutions (see ``tests/test_facedetect.py``). The
+both defaced by windl, at several resolutions (``tests/test_facedetect.py``,
+``docs/defacing-check.md``). The
 pictures are written by :func:`face_picture` for the audit report; a "before" picture shows a
 face and belongs with the restricted data, never in a release.
 """
