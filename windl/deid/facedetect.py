@@ -23,12 +23,12 @@ registration that went wrong would fail both in the same way. This module shares
    detections grouped into it ("neighbours"). A face is *found* when some candidate reaches
    the cascade's threshold in :attr:`DetectSettings.min_neighbours`.
 
-The thresholds were set on the two heads with faces that are available offline -- pydeface's
-test T1w (a real head, ds000031) and pydeface's template (an average head) -- and on the
-both defaced by windl, at several resolutions (``tests/test_facedetect.py``,
-``docs/defacing-check.md``). The
-pictures are written by :func:`face_picture` for the audit report; a "before" picture shows a
-face and belongs with the restricted data, never in a release.
+The thresholds were set on the two heads with a face that are available offline --
+pydeface's test T1w (a real head, ds000031) and pydeface's template (an average head) -- and
+on both defaced by windl, at several resolutions (``tests/test_facedetect.py``,
+``docs/defacing-check.md``). The pictures are written by :func:`face_picture` for the audit
+report; a "before" picture shows a face and belongs with the restricted data, never in a
+release.
 """
 
 from __future__ import annotations
