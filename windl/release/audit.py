@@ -47,7 +47,12 @@ Checks (names as in the report):
 ``deface``
     Every image that shows a face (:func:`windl.deid.deface.needs_defacing`) has a deface
     record whose output hash is the file's, and at least :data:`FACE_ZERO_FRACTION` of the
-    face mask mapped with the recorded transform is zero (:func:`face_check`).
+    face mask mapped with the recorded transform is zero (:func:`face_check`). Independently
+    of that registration, a face detector (:mod:`windl.deid.facedetect`) looks at a rendered
+    surface of the head: a face found on the released image fails the check; no face found on
+    the study image it was made from means the detector cannot vouch for it ("not judged"),
+    which also fails unless the study accepts it with ``[audit] accept_unjudged_faces = true``
+    in ``code/study.toml`` (the image is then still shown as "not judged" in the report).
 ``pixels``
     No released image that may carry burned-in text (a NIfTI whose sidecar says it is not
     an acquisition, a pixel-suspect DICOM series) shows text to OCR
@@ -83,8 +88,9 @@ from windl import datasets
 from windl.config import Site, find_site
 from windl.consent import consented_participants
 from windl.deid.deface import face_check, needs_defacing
+from windl.deid.facedetect import Detection, DetectSettings, detect_face, face_picture
 from windl.deid.sidecars import key_problems
-from windl.errors import BadInput
+from windl.errors import BadInput, ConfigError
 from windl.files import atomic_write_text
 from windl.pseudonyms import (
     entity_mapping,
@@ -632,18 +638,86 @@ def _check_deface(audit: _Audit, rel: str, labels: dict[str, str], mosaic_dir: P
                 rel,
                 f"only {fraction:.1%} of the face region is zero (needs {FACE_ZERO_FRACTION:.0%})",
             )
+    original = _study_file(audit, rel, labels)
+    _check_face_detector(audit, rel, original, entry, mosaic_dir)
     entry["passed"] = not any(f["path"] == rel for f in audit.checks["deface"]["findings"])
-    if mosaic_dir is not None and record is not None:
-        original = _study_file(audit, rel, labels)
-        if original is not None:
-            from windl.deid.deface import deface_mosaic
+    if mosaic_dir is not None and record is not None and original is not None:
+        from windl.deid.deface import deface_mosaic
 
-            png = mosaic_dir / (rel.replace("/", "__") + ".png")
-            try:
-                deface_mosaic(original, image, png)
-                entry["mosaic_png"] = str(png)
-            except (BadInput, ValueError, OSError):
-                entry["mosaic_png"] = None
+        png = mosaic_dir / (rel.replace("/", "__") + ".png")
+        try:
+            deface_mosaic(original, image, png)
+            entry["mosaic_png"] = str(png)
+        except (BadInput, ValueError, OSError):
+            entry["mosaic_png"] = None
+
+
+def _check_face_detector(
+    audit: _Audit,
+    rel: str,
+    original: Path | None,
+    entry: dict[str, Any],
+    picture_dir: Path | None,
+) -> None:
+    """Look for a face on the released image and on the study image it was made from.
+
+    Shares nothing with the defacing registration, so a registration that went wrong, or a
+    deface record that does not describe what was done, cannot fool it the same way.
+    """
+    settings = DetectSettings()
+    result: dict[str, Any] = {"settings": settings.to_dict(), "before": None, "after": None}
+    entry["face_detector"] = result
+    after = _detection(audit, rel, audit.release / rel, settings)
+    before = _detection(audit, rel, original, settings) if original else None
+    result["after"] = after.to_dict() if after else None
+    result["before"] = before.to_dict() if before else None
+    if after is not None and after.found:
+        result["verdict"] = "face-found"
+        audit.finding(
+            "deface",
+            rel,
+            "a face detector finds a face on the rendered head of the released image "
+            "(independent of the defacing registration)",
+        )
+    elif before is None or not before.found:
+        result["verdict"] = "not-judged"
+        accepted = _accepts_unjudged(audit)
+        result["accepted"] = accepted
+        if not accepted:
+            why = "no study image to compare" if original is None else "it finds none before"
+            audit.finding(
+                "deface",
+                rel,
+                f"the face detector cannot judge the defacing ({why}); review the pictures, "
+                "then accept with [audit] accept_unjudged_faces = true",
+            )
+    else:
+        result["verdict"] = "no-face" if after is not None else "not-judged"
+    if picture_dir is not None and (before or after):
+        png = picture_dir / (rel.replace("/", "__") + ".faces.png")
+        try:
+            face_picture([("before", before), ("after", after)], png)
+            result["picture_png"] = str(png)
+        except (BadInput, OSError):
+            result["picture_png"] = None
+
+
+def _detection(audit: _Audit, rel: str, path: Path, settings: DetectSettings) -> Detection | None:
+    """Run the detector; an unreadable image is a finding (and no detection)."""
+    try:
+        return detect_face(path, settings)
+    except (BadInput, OSError, ValueError) as exc:
+        what = type(exc).__name__
+        audit.finding("deface", rel, f"the face detector cannot read an image ({what})")
+        return None
+
+
+def _accepts_unjudged(audit: _Audit) -> bool:
+    table = audit.study.settings().get("audit", {}) or {}
+    value = table.get("accept_unjudged_faces", False)
+    if not isinstance(value, bool):
+        raise ConfigError("[audit] accept_unjudged_faces must be true or false", audit.study.code)
+    return value
 
 
 def _study_file(audit: _Audit, rel: str, labels: dict[str, str]) -> Path | None:
