@@ -24,7 +24,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,7 +188,7 @@ def _plant_vendor(ds: object, vendor: str) -> None:
         value = text(place(tag))
         if tag == "SeriesDescription":
             value = f"EPI {value}"  # the study maps it to task rest: the label is not from it
-        if tag.endswith("Name") and tag != "StationName" or tag == "OtherPatientNames":
+        if (tag.endswith("Name") and tag != "StationName") or tag == "OtherPatientNames":
             value = f"{NAME}^{m(place(tag))}"
         if tag == "StationName":
             value = m(place(tag))
@@ -549,7 +549,7 @@ def _decoded_dicom(raw: bytes) -> bytes | None:
                 parts.append(value.decode("latin-1"))
             else:
                 parts.append(f"{elem.tag} {elem.name} {value}")
-    except Exception:  # noqa: BLE001 - not DICOM after all
+    except Exception:
         return None
     return "\n".join(parts).encode("utf-8", "replace")
 
@@ -565,7 +565,7 @@ def _image_array(raw: bytes, rel: str) -> np.ndarray | None:
             return np.asanyarray(img.dataobj.get_unscaled())
         if raw[128:132] == b"DICM":
             return pydicom.dcmread(io.BytesIO(raw)).pixel_array
-    except Exception:  # noqa: BLE001 - not an image we can read
+    except Exception:
         return None
     return None
 
@@ -624,10 +624,8 @@ def scan_release(
     for where, blob in _blobs(release):
         views = [blob]
         if blob[:2] == b"\x1f\x8b":
-            try:
+            with suppress(OSError, EOFError):
                 views.append(gzip.decompress(blob))
-            except (OSError, EOFError):
-                pass
         for view in list(views):
             if view[128:132] == b"DICM":
                 decoded = _decoded_dicom(view)
