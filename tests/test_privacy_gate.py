@@ -33,8 +33,13 @@ import pytest
 
 from conftest import copy_site, run_windl, study_path
 
-#: a realistic surname, planted next to most markers
+#: a realistic surname, planted next to the markers of free text (descriptions, comments,
+#: tables, annotations, names of files)
 NAME = "Wolfeschlegel"
+#: the surname of the participant's identity fields (PatientName, EDF patient field, FIF
+#: subject_info): the audit gathers these values from the study, so :data:`NAME` must not be
+#: among them, or its known-value search would find the free-text places for free
+IDENTITY_NAME = "Oberhuber"
 
 #: every planted place, in order; its marker is ``Qx7P<index>Zv``
 VENDOR_TAGS = (
@@ -188,7 +193,9 @@ def _plant_vendor(ds: object, vendor: str) -> None:
         value = text(place(tag))
         if tag == "SeriesDescription":
             value = f"EPI {value}"  # the study maps it to task rest: the label is not from it
-        if (tag.endswith("Name") and tag != "StationName") or tag == "OtherPatientNames":
+        if tag in ("PatientName", "OtherPatientNames"):
+            value = f"{IDENTITY_NAME}^{m(place(tag))}"
+        elif tag.endswith("Name") and tag != "StationName":
             value = f"{NAME}^{m(place(tag))}"
         if tag == "StationName":
             value = m(place(tag))
@@ -319,7 +326,7 @@ def _plant_edf(src: Path, dst: Path) -> None:
     """EDF+ header fields and one annotation (a TAL in the first data record)."""
     dst.mkdir(parents=True)
     raw = bytearray(src.read_bytes())
-    patient = f"X X X {NAME}_{m('edf.patient field')}"
+    patient = f"X X X {IDENTITY_NAME}_{m('edf.patient field')}"
     raw[8:88] = _field(patient, 80)
     recording = f"Startdate 29-APR-2014 X {NAME}_{m('edf.recording field')} X"
     raw[88:168] = _field(recording, 80)
@@ -350,10 +357,10 @@ def _plant_fif(src: Path, dst: Path) -> None:
         raw.info["subject_info"] = {
             "id": 1,
             "his_id": m("fif.subject_info"),
-            "last_name": NAME,
+            "last_name": IDENTITY_NAME,
             "first_name": m("fif.subject_info"),
         }
-        raw.info["experimenter"] = text("fif.experimenter")
+        raw.info["experimenter"] = f"{IDENTITY_NAME} {m('fif.experimenter')}"
         raw.info["description"] = text("fif.description")
         raw.info["proj_name"] = m("fif.proj_name")
     raw.set_annotations(
