@@ -620,6 +620,30 @@ def _stamp_in(pixels: np.ndarray, value: int, stamped: int) -> bool:
     return here >= stamped // 2 and here > 5 * around + 10
 
 
+def _git_objects(repo: Path, where: str) -> Iterator[tuple[str, bytes]]:
+    """Every object of ``repo`` (``git cat-file --batch-all-objects``), named by type and,
+    where a ref reaches it, its path."""
+    listed = subprocess.run(
+        ["git", "-C", str(repo), "rev-list", "--all", "--objects"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    paths = dict(line.partition(" ")[::2] for line in listed.splitlines())
+    out = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    pos = 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        sha, kind, size = out[pos:end].decode().split()
+        body = out[end + 1 : end + 1 + int(size)]
+        pos = end + 1 + int(size) + 1
+        yield f"git:{where}:{kind}:{paths.get(sha) or sha[:10]}", body
+
+
 def _blobs(release: Path) -> Iterator[tuple[str, bytes]]:
     """(where, content) of everything in the release and its subdatasets."""
     repos = [release, *(p.parent for p in release.rglob(".git") if p.parent != release)]
@@ -642,12 +666,7 @@ def _blobs(release: Path) -> Iterator[tuple[str, bytes]]:
         for path in sorted(objects.rglob("*")) if objects.is_dir() else []:
             if path.is_file():
                 yield f"annex:{os.path.relpath(repo, release)}:{path.name}", path.read_bytes()
-        out = subprocess.run(
-            ["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"],
-            capture_output=True,
-            check=True,
-        ).stdout
-        yield f"git:{os.path.relpath(repo, release)}:objects", out
+        yield from _git_objects(repo, os.path.relpath(repo, release))
         refs = subprocess.run(
             ["git", "-C", str(repo), "for-each-ref", "--format=%(refname)"],
             capture_output=True,
