@@ -757,7 +757,33 @@ def releases(planted: Planted, tmp_path_factory: pytest.TempPathFactory) -> dict
         for scope in ("members", "external"):
             scans[f"{variant}-{scope}"] = _build_and_scan(planted, site, scope)
     scans["late"] = _late_build(planted, tmp_path_factory.mktemp("planted-late"))
+    _write_summary(scans)
     return scans
+
+
+#: where the suite writes what it found per release and place (gitignored, for people)
+SUMMARY = Path(__file__).resolve().parent / "artifacts" / "privacy_gate.json"
+
+
+def _write_summary(scans: dict[str, Scan]) -> None:
+    """Per release: build and audit exit codes, and every place found where it was found."""
+    by_marker = {marker: place for place, marker in MARKERS.items()}
+    summary = {
+        name: {
+            "build_exit": scan.built.returncode,
+            "build_error": scan.built.stderr.strip().splitlines()[-1:] if scan.built.stderr else [],
+            "audit_exit": scan.audit.returncode if scan.audit else None,
+            "audit_findings": len(scan.findings),
+            "found": {
+                by_marker[k]: sorted(v) for k, v in sorted(scan.found.items()) if k in by_marker
+            },
+            "pixels": {k: sorted(v) for k, v in scan.stamped.items() if v},
+            "surname": sorted(scan.name_found),
+        }
+        for name, scan in scans.items()
+    }
+    SUMMARY.parent.mkdir(parents=True, exist_ok=True)
+    SUMMARY.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
 
 
 # ----------------------------------------------------------------------------- the tests
