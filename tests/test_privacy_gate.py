@@ -736,7 +736,9 @@ def _late_build(planted: Planted, scratch: Path) -> Scan:
     pheno, participants = _late_tables(scratch, study)
     with _operator_env():
         save(study, [participants], "operator: a comment column")
-    _windl("add", "study1", pheno, "--as", "phenotype", "--site", planted.site)
+    added = _windl("add", "study1", pheno, "--as", "phenotype", "--site", planted.site, check=False)
+    if added.returncode != 0:  # refusing the table at add is refusing it too
+        return Scan(added, None, [], {}, set(), {})
     return _build_and_scan(planted, planted.site, "members", "1.0.1")
 
 
