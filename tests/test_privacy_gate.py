@@ -81,7 +81,7 @@ PLACES: tuple[str, ...] = (
     "dicom.siemens.README-Series.txt (misc file)",
     "pixels.BurnedInAnnotation YES",
     "pixels.DERIVED\\SECONDARY without flag",
-    "session label (--session)",
+    "names.session label (--session)",
     "brainvision.vhdr ; comment",
     "brainvision.vhdr [Comment]",
     "brainvision.vmrk marker description → trial_type",
@@ -541,7 +541,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Planted:
         "06": src / "fif",
     }
     for subject, folder in sessions.items():
-        session = m("session label (--session)") if subject == "03" else "1"
+        session = m("names.session label (--session)") if subject == "03" else "1"
         _windl("ingest", "study1", folder, "--subject", subject, "--session", session, *site)
     result = Planted(root, stamps)
     result.steps["convert"] = _windl("convert", "study1", *site, check=False)
