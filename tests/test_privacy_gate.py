@@ -246,14 +246,15 @@ def _stamp(ds: object, value: int, words: str) -> int:
     return int(on.sum())
 
 
-def _stamp_value(files: list[Path]) -> int:
-    """A pixel value that none of ``files`` holds (so the stamp is recognisable)."""
+def _stamp_value(files: list[Path], taken: int) -> int:
+    """A pixel value that none of ``files`` holds (so the stamp is recognisable), above
+    ``taken`` (so each stamp has its own value)."""
     import pydicom
 
     seen = set()
     for f in files:
         seen |= set(np.unique(pydicom.dcmread(f).pixel_array).tolist())
-    return next(v for v in range(3001, 4000) if v not in seen and v + 1 not in seen)
+    return next(v for v in range(taken + 3, 4000) if not seen & {v - 1, v, v + 1})
 
 
 def _plant_siemens(src: Path, dst: Path) -> dict[str, tuple[int, int]]:
@@ -266,7 +267,7 @@ def _plant_siemens(src: Path, dst: Path) -> dict[str, tuple[int, int]]:
         out = dst / series
         out.mkdir(parents=True)
         files = sorted((src / series).glob("*.dcm"))
-        value = _stamp_value(files)
+        value = _stamp_value(files, max([3000, *(v for v, _ in stamps.values())]))
         for f in files:
             ds = pydicom.dcmread(f)
             name = f.name
@@ -775,7 +776,7 @@ def _write_summary(scans: dict[str, Scan]) -> None:
             "build_exit": scan.built.returncode,
             "build_error": scan.built.stderr.strip().splitlines()[-1:] if scan.built.stderr else [],
             "audit_exit": scan.audit.returncode if scan.audit else None,
-            "audit_findings": len(scan.findings),
+            "audit_findings": [f"{f.get('check')}: {f.get('path')}" for f in scan.findings],
             "found": {
                 by_marker[k]: sorted(v) for k, v in sorted(scan.found.items()) if k in by_marker
             },
