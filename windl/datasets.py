@@ -18,13 +18,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import chdir, contextmanager
+from contextlib import chdir, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from windl.checkpoints import checkpoint
 from windl.config import PROCEDURES
 from windl.errors import DatasetDirty, ToolMissing, WindlError
+from windl.locks import superdataset_lock_for
 
 #: where windl keeps its own scratch state inside a dataset's git dir (never tracked)
 WINDL_GITDIR = Path(".git") / "windl"
@@ -208,7 +209,10 @@ def create_dataset(
     windl on it runs, as :data:`NEUTRAL_IDENTITY`.
     """
     dl = _datalad()
-    with neutral_environ(neutral_identity):
+    with (
+        superdataset_lock_for(parent) if parent else nullcontext(),
+        neutral_environ(neutral_identity),
+    ):
         _call(
             dl.create,
             path=str(path),
@@ -824,12 +828,13 @@ def record_subdataset_state(parent: Path, sub: Path, message: str) -> None:
     machinery cost ~1 s per call here).
     """
     rel = os.path.relpath(sub, parent)
-    recorded = git(parent, "ls-tree", "HEAD", "--", rel).split()
-    # compare commits, not `git status`: untracked files inside the subdataset make
-    # status report it modified although there is nothing to record
-    if not recorded or recorded[2] != head(sub):
-        git(parent, "add", "--", rel)
-        git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", rel)
+    with superdataset_lock_for(parent):
+        recorded = git(parent, "ls-tree", "HEAD", "--", rel).split()
+        # compare commits, not `git status`: untracked files inside the subdataset make
+        # status report it modified although there is nothing to record
+        if not recorded or recorded[2] != head(sub):
+            git(parent, "add", "--", rel)
+            git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", rel)
 
 
 def register_subdataset(parent: Path, sub: Path, message: str) -> None:
@@ -844,12 +849,13 @@ def register_subdataset(parent: Path, sub: Path, message: str) -> None:
     dataset_id = git(
         sub, "config", "-f", ".datalad/config", "--get", "datalad.dataset.id", check=False
     ).strip()
-    for key, value in (("path", rel), ("url", f"./{rel}"), ("datalad-id", dataset_id)):
-        if value:
-            git(parent, "config", "-f", ".gitmodules", f"submodule.{rel}.{key}", value)
-    git(parent, "update-index", "--add", "--cacheinfo", f"160000,{head(sub)},{rel}")
-    git(parent, "add", "--", ".gitmodules")
-    git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", ".gitmodules", rel)
+    with superdataset_lock_for(parent):
+        for key, value in (("path", rel), ("url", f"./{rel}"), ("datalad-id", dataset_id)):
+            if value:
+                git(parent, "config", "-f", ".gitmodules", f"submodule.{rel}.{key}", value)
+        git(parent, "update-index", "--add", "--cacheinfo", f"160000,{head(sub)},{rel}")
+        git(parent, "add", "--", ".gitmodules")
+        git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", ".gitmodules", rel)
 
 
 # --------------------------------------------------------------------------- git notes
