@@ -356,9 +356,11 @@ def datalad_run(
     # (patient data) in it, so the run's temporary files live in the dataset's git dir
     # and are deleted afterwards, whatever happens
     scratch = ds / WINDL_GITDIR / "run-tmp" / uuid.uuid4().hex
+    journal = write_run_journal(ds, outputs if explicit else ["."], message)
     try:
         # run from the dataset root so relative paths in the record mean the same on rerun
         with _output_to(log), chdir(ds), temporary_files_in(scratch):
+            checkpoint("run-started")
             _call(
                 dl.run,
                 cmd=cmd,
@@ -368,13 +370,78 @@ def datalad_run(
                 message=message,
                 explicit=explicit,
             )
+        checkpoint("run-saved")
     except WindlError as exc:
         discard_changes(ds, outputs if explicit else ["."])
+        _forget(journal)
         lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         detail = lines[-1].strip() if lines else str(exc)
         raise WindlError(f"{detail} (full log: {log})") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    _forget(journal)
+
+
+# --------------------------------------------------------------------------- run journal
+#: one JSON file per ``datalad run`` in progress: the paths it may write, written before
+_JOURNAL_DIR = WINDL_GITDIR / "journal"
+
+
+def write_run_journal(ds: Path, outputs: Sequence[str], message: str) -> Path | None:
+    """Note, durably and before a step starts, the paths of ``ds`` that it will write.
+
+    What a killed step left in those paths is windl's own, and :func:`recover_runs`
+    discards it; changes anywhere else are someone else's and stay (and are refused).
+    Returns the journal file (None in a linked worktree: a job's worktree is thrown away
+    whole when it is recovered).
+    """
+    if not (ds / ".git").is_dir():
+        return None
+    folder = ds / _JOURNAL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = {"outputs": list(outputs), "head": head(ds), "message": message, "pid": os.getpid()}
+    target = folder / f"{uuid.uuid4().hex}.json"
+    partial = target.with_suffix(".part")
+    with partial.open("w", encoding="utf-8") as fh:
+        json.dump(entry, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(partial, target)
+    return target
+
+
+def _forget(journal: Path | None) -> None:
+    if journal is not None:
+        journal.unlink(missing_ok=True)
+
+
+def recover_runs(ds: Path) -> list[str]:
+    """Undo what killed runs of ``datalad run`` left in ``ds``; return their messages.
+
+    Each journal's paths go back to the last commit (its run, if it got as far as its
+    commit, changed nothing there since); a ``.git/index.lock`` that the killed git left
+    is removed, and so are the runs' temporary folders. Call it holding the study's lock
+    (:mod:`windl.locks`): no run of windl is in progress then.
+    """
+    folder = ds / _JOURNAL_DIR
+    journals = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not journals:
+        return []
+    stale_index = ds / ".git" / "index.lock"
+    stale_index.unlink(missing_ok=True)
+    messages = []
+    for journal in journals:
+        try:
+            entry = json.loads(journal.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            entry = {}
+        discard_changes(ds, entry.get("outputs", []))
+        messages.append(str(entry.get("message", "")))
+        journal.unlink()
+    for leftover in folder.glob("*.part"):
+        leftover.unlink()
+    shutil.rmtree(ds / WINDL_GITDIR / "run-tmp", ignore_errors=True)
+    return messages
 
 
 def rerun(ds: Path, revision: str) -> None:
