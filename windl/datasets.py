@@ -516,11 +516,17 @@ def require_clean(ds: Path, paths: Sequence[str] = ()) -> None:
 
 
 def discard_changes(ds: Path, paths: Sequence[str]) -> None:
-    """Reset ``paths`` to HEAD and remove untracked files under them."""
+    """Reset ``paths`` to HEAD and remove untracked files under them.
+
+    Paths that HEAD does not have are only cleaned: ``git checkout`` refuses all of its
+    paths when one of them is unknown, and would restore none.
+    """
     if not paths:
         return
     git(ds, "reset", "-q", "--", *paths, check=False)
-    git(ds, "checkout", "-q", "HEAD", "--", *paths, check=False)
+    tracked = [p for p in paths if p in (".", "") or tree_id(ds, p) is not None]
+    if tracked:
+        git(ds, "checkout", "-q", "HEAD", "--", *tracked, check=False)
     git(ds, "clean", "-fdq", "--", *paths, check=False)
 
 
