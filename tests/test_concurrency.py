@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import WINDL, git_out, git_status, study_path
 
 #: one small Siemens series (3 files) per run

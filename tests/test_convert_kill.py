@@ -12,8 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import copy_site, dataset_heads, run_killed_at, run_windl, study_path
 from test_concurrency import assert_site_clean
+
+from conftest import copy_site, dataset_heads, run_killed_at, run_windl, study_path
 
 #: the points of a serial convert, in the order it passes them (first session)
 POINTS = (
