@@ -6,6 +6,8 @@ exit; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import sys
@@ -96,6 +98,34 @@ def _site(site_dir: Path | None) -> Site:
     return find_site(site_dir)
 
 
+def writes_study(param: str = "study_name", superdataset: bool = False) -> Any:
+    """Run the command holding the lock of the study named by its argument ``param``.
+
+    Waits (with a message on stderr) while another windl command writes that study;
+    with ``superdataset`` the superdataset's lock is held too, taken after the study's
+    (the order :mod:`windl.locks` prescribes). A command without that study name (an
+    optional argument left out) runs without the lock.
+    """
+
+    def decorate(func: Any) -> Any:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from windl.labels import study_name
+            from windl.locks import study_lock, superdataset_lock
+
+            name = kwargs.get(param)
+            if name is None:
+                return func(*args, **kwargs)
+            root = _site(kwargs.get("site_dir")).root
+            outer = superdataset_lock(root) if superdataset else contextlib.nullcontext()
+            with study_lock(root, study_name(name)), outer:
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def _emit(data: Any, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
 
@@ -132,6 +162,7 @@ def study() -> None:
 @study.command("create")
 @click.argument("name")
 @site_option
+@writes_study("name", superdataset=True)
 def study_create(name: str, site_dir: Path | None) -> None:
     """Create study NAME (a BIDS DataLad dataset with sourcedata/ and restricted/)."""
     from windl.study import create_study
@@ -159,6 +190,7 @@ def study_list(site_dir: Path | None, as_json: bool) -> None:
 @click.argument("study_name", metavar="STUDY")
 @site_option
 @json_option
+@writes_study()
 def study_migrate(study_name: str, site_dir: Path | None, as_json: bool) -> None:
     """Give each subject of STUDY's sourcedata a dataset of its own (the layout for scale).
 
@@ -204,6 +236,7 @@ def _progress_printer() -> Any:
 @click.option("--session", default=None, help="Session label (optional).")
 @site_option
 @json_option
+@writes_study()
 def ingest_cmd(
     study_name: str,
     source: Path,
@@ -260,6 +293,7 @@ def ingest_cmd(
 )  # fmt: skip
 @site_option
 @json_option
+@writes_study()
 def convert_cmd(
     study_name: str,
     subject: str | None,
@@ -342,6 +376,7 @@ def demo_cmd(directory: Path) -> None:
 @click.argument("bids_dir", type=click.Path(path_type=Path))
 @site_option
 @json_option
+@writes_study()
 def import_cmd(study_name: str, bids_dir: Path, site_dir: Path | None, as_json: bool) -> None:
     """Import BIDS_DIR, a dataset that is already BIDS, into STUDY (validated first)."""
     from dataclasses import asdict
@@ -385,6 +420,7 @@ def import_cmd(study_name: str, bids_dir: Path, site_dir: Path | None, as_json: 
 @click.option("--task", default=None, help="Task label (--as beh).")
 @site_option
 @json_option
+@writes_study()
 def add_cmd(
     study_name: str,
     path: Path,
@@ -461,6 +497,7 @@ def _consent_change_lines(change: Any) -> list[str]:
 )
 @site_option
 @json_option
+@writes_study()
 def consent_set(
     study_name: str,
     subject: str,
@@ -506,6 +543,7 @@ def consent_show(
 @click.option("--date", default=None, metavar="YYYY-MM-DD", help="Date (default: today).")
 @site_option
 @json_option
+@writes_study()
 def consent_withdraw(
     study_name: str, subject: str, date: str | None, site_dir: Path | None, as_json: bool
 ) -> None:
@@ -532,6 +570,7 @@ def consent_withdraw(
 @click.argument("csv_file", metavar="CSV", type=click.Path(path_type=Path))
 @site_option
 @json_option
+@writes_study()
 def consent_import(study_name: str, csv_file: Path, site_dir: Path | None, as_json: bool) -> None:
     """Record consent from CSV (participant_id, scopes, form_version, date) in one commit."""
     from windl.consent import import_consent
@@ -547,6 +586,7 @@ def consent_import(study_name: str, csv_file: Path, site_dir: Path | None, as_js
 @jobs_option("Files whose QC is computed at the same time (worker processes; same outputs).")
 @site_option
 @json_option
+@writes_study()
 def qc_cmd(
     study_name: str, subject: str | None, jobs: int, site_dir: Path | None, as_json: bool
 ) -> None:
@@ -579,6 +619,7 @@ def release() -> None:
 @jobs_option("Files made at the same time (defacing, de-identification; same release).")
 @site_option
 @json_option
+@writes_study()
 def release_build(
     study_name: str, scope: str, version: str, jobs: int, site_dir: Path | None, as_json: bool
 ) -> None:
@@ -616,6 +657,7 @@ def release_build(
 @click.option("--approve", is_flag=True, help="Approve every text as it stands (one commit).")
 @site_option
 @json_option
+@writes_study()
 def release_review(study_name: str, approve: bool, site_dir: Path | None, as_json: bool) -> None:
     """Print the texts written by people that STUDY's releases carry only once approved."""
     from windl.release.review import approve as approve_texts
@@ -691,6 +733,7 @@ AUDIT_FAILED_EXIT = 4
 @click.option("--version", "version", required=True, metavar="X.Y.Z", help="Built version.")
 @site_option
 @json_option
+@writes_study()
 def publish_cmd(
     study_name: str, scope: str, version: str, site_dir: Path | None, as_json: bool
 ) -> None:
@@ -715,6 +758,7 @@ def publish_cmd(
 @click.argument("study_name", metavar="[STUDY]", required=False)
 @site_option
 @json_option
+@writes_study()
 def backup_cmd(study_name: str | None, site_dir: Path | None, as_json: bool) -> None:
     """Push STUDY (default: every study), raw data included, to the site's backup RIA store."""
     from dataclasses import asdict
@@ -748,6 +792,7 @@ def share() -> None:
 )
 @site_option
 @json_option
+@writes_study()
 def share_grant(
     study_name: str, person: str, key_file: Path, site_dir: Path | None, as_json: bool
 ) -> None:
@@ -765,6 +810,7 @@ def share_grant(
 @click.argument("person")
 @site_option
 @json_option
+@writes_study()
 def share_revoke(study_name: str, person: str, site_dir: Path | None, as_json: bool) -> None:
     """Take PERSON's access away (re-encrypts the store); says what it cannot undo."""
     from windl.share.individuals import revoke
@@ -786,6 +832,7 @@ def doi() -> None:
 @click.option("--version", "version", required=True, metavar="X.Y.Z", help="Built version.")
 @site_option
 @json_option
+@writes_study()
 def doi_mint(
     study_name: str, scope: str, version: str, site_dir: Path | None, as_json: bool
 ) -> None:
@@ -843,6 +890,7 @@ def methods_cmd(target: str, out_dir: Path | None, site_dir: Path | None, as_jso
 @click.argument("study_name", metavar="STUDY")
 @site_option
 @json_option
+@writes_study()
 def reproduce_cmd(study_name: str, site_dir: Path | None, as_json: bool) -> None:
     """Rerun STUDY's conversions in a temporary clone and compare every output (exit 5: differ)."""
     from windl.methods import reproduce

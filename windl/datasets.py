@@ -18,13 +18,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import chdir, contextmanager
+from contextlib import chdir, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from windl.checkpoints import checkpoint
 from windl.config import PROCEDURES
 from windl.errors import DatasetDirty, ToolMissing, WindlError
+from windl.locks import superdataset_lock_for
 
 #: where windl keeps its own scratch state inside a dataset's git dir (never tracked)
 WINDL_GITDIR = Path(".git") / "windl"
@@ -208,7 +209,10 @@ def create_dataset(
     windl on it runs, as :data:`NEUTRAL_IDENTITY`.
     """
     dl = _datalad()
-    with neutral_environ(neutral_identity):
+    with (
+        superdataset_lock_for(parent) if parent else nullcontext(),
+        neutral_environ(neutral_identity),
+    ):
         _call(
             dl.create,
             path=str(path),
@@ -352,9 +356,11 @@ def datalad_run(
     # (patient data) in it, so the run's temporary files live in the dataset's git dir
     # and are deleted afterwards, whatever happens
     scratch = ds / WINDL_GITDIR / "run-tmp" / uuid.uuid4().hex
+    journal = write_run_journal(ds, outputs if explicit else ["."], message)
     try:
         # run from the dataset root so relative paths in the record mean the same on rerun
         with _output_to(log), chdir(ds), temporary_files_in(scratch):
+            checkpoint("run-started")
             _call(
                 dl.run,
                 cmd=cmd,
@@ -364,13 +370,78 @@ def datalad_run(
                 message=message,
                 explicit=explicit,
             )
+        checkpoint("run-saved")
     except WindlError as exc:
         discard_changes(ds, outputs if explicit else ["."])
+        _forget(journal)
         lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         detail = lines[-1].strip() if lines else str(exc)
         raise WindlError(f"{detail} (full log: {log})") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    _forget(journal)
+
+
+# --------------------------------------------------------------------------- run journal
+#: one JSON file per ``datalad run`` in progress: the paths it may write, written before
+_JOURNAL_DIR = WINDL_GITDIR / "journal"
+
+
+def write_run_journal(ds: Path, outputs: Sequence[str], message: str) -> Path | None:
+    """Note, durably and before a step starts, the paths of ``ds`` that it will write.
+
+    What a killed step left in those paths is windl's own, and :func:`recover_runs`
+    discards it; changes anywhere else are someone else's and stay (and are refused).
+    Returns the journal file (None in a linked worktree: a job's worktree is thrown away
+    whole when it is recovered).
+    """
+    if not (ds / ".git").is_dir():
+        return None
+    folder = ds / _JOURNAL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = {"outputs": list(outputs), "head": head(ds), "message": message, "pid": os.getpid()}
+    target = folder / f"{uuid.uuid4().hex}.json"
+    partial = target.with_suffix(".part")
+    with partial.open("w", encoding="utf-8") as fh:
+        json.dump(entry, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(partial, target)
+    return target
+
+
+def _forget(journal: Path | None) -> None:
+    if journal is not None:
+        journal.unlink(missing_ok=True)
+
+
+def recover_runs(ds: Path) -> list[str]:
+    """Undo what killed runs of ``datalad run`` left in ``ds``; return their messages.
+
+    Each journal's paths go back to the last commit (its run, if it got as far as its
+    commit, changed nothing there since); a ``.git/index.lock`` that the killed git left
+    is removed, and so are the runs' temporary folders. Call it holding the study's lock
+    (:mod:`windl.locks`): no run of windl is in progress then.
+    """
+    folder = ds / _JOURNAL_DIR
+    journals = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not journals:
+        return []
+    stale_index = ds / ".git" / "index.lock"
+    stale_index.unlink(missing_ok=True)
+    messages = []
+    for journal in journals:
+        try:
+            entry = json.loads(journal.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            entry = {}
+        discard_changes(ds, entry.get("outputs", []))
+        messages.append(str(entry.get("message", "")))
+        journal.unlink()
+    for leftover in folder.glob("*.part"):
+        leftover.unlink()
+    shutil.rmtree(ds / WINDL_GITDIR / "run-tmp", ignore_errors=True)
+    return messages
 
 
 def rerun(ds: Path, revision: str) -> None:
@@ -445,11 +516,17 @@ def require_clean(ds: Path, paths: Sequence[str] = ()) -> None:
 
 
 def discard_changes(ds: Path, paths: Sequence[str]) -> None:
-    """Reset ``paths`` to HEAD and remove untracked files under them."""
+    """Reset ``paths`` to HEAD and remove untracked files under them.
+
+    Paths that HEAD does not have are only cleaned: ``git checkout`` refuses all of its
+    paths when one of them is unknown, and would restore none.
+    """
     if not paths:
         return
     git(ds, "reset", "-q", "--", *paths, check=False)
-    git(ds, "checkout", "-q", "HEAD", "--", *paths, check=False)
+    tracked = [p for p in paths if p in (".", "") or tree_id(ds, p) is not None]
+    if tracked:
+        git(ds, "checkout", "-q", "HEAD", "--", *tracked, check=False)
     git(ds, "clean", "-fdq", "--", *paths, check=False)
 
 
@@ -824,12 +901,13 @@ def record_subdataset_state(parent: Path, sub: Path, message: str) -> None:
     machinery cost ~1 s per call here).
     """
     rel = os.path.relpath(sub, parent)
-    recorded = git(parent, "ls-tree", "HEAD", "--", rel).split()
-    # compare commits, not `git status`: untracked files inside the subdataset make
-    # status report it modified although there is nothing to record
-    if not recorded or recorded[2] != head(sub):
-        git(parent, "add", "--", rel)
-        git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", rel)
+    with superdataset_lock_for(parent):
+        recorded = git(parent, "ls-tree", "HEAD", "--", rel).split()
+        # compare commits, not `git status`: untracked files inside the subdataset make
+        # status report it modified although there is nothing to record
+        if not recorded or recorded[2] != head(sub):
+            git(parent, "add", "--", rel)
+            git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", rel)
 
 
 def register_subdataset(parent: Path, sub: Path, message: str) -> None:
@@ -844,12 +922,13 @@ def register_subdataset(parent: Path, sub: Path, message: str) -> None:
     dataset_id = git(
         sub, "config", "-f", ".datalad/config", "--get", "datalad.dataset.id", check=False
     ).strip()
-    for key, value in (("path", rel), ("url", f"./{rel}"), ("datalad-id", dataset_id)):
-        if value:
-            git(parent, "config", "-f", ".gitmodules", f"submodule.{rel}.{key}", value)
-    git(parent, "update-index", "--add", "--cacheinfo", f"160000,{head(sub)},{rel}")
-    git(parent, "add", "--", ".gitmodules")
-    git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", ".gitmodules", rel)
+    with superdataset_lock_for(parent):
+        for key, value in (("path", rel), ("url", f"./{rel}"), ("datalad-id", dataset_id)):
+            if value:
+                git(parent, "config", "-f", ".gitmodules", f"submodule.{rel}.{key}", value)
+        git(parent, "update-index", "--add", "--cacheinfo", f"160000,{head(sub)},{rel}")
+        git(parent, "add", "--", ".gitmodules")
+        git(parent, "commit", "--quiet", "--no-verify", "-m", message, "--", ".gitmodules", rel)
 
 
 # --------------------------------------------------------------------------- git notes

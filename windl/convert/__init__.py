@@ -355,6 +355,10 @@ def convert(
     for tool in ("heudiconv", "dcm2niix", "git-annex"):
         datasets.require_tool(tool)
     study = get_study(site, study_name)
+    # a convert killed mid-run left its outputs half-written: back to the last commit
+    # (only the paths its journal names; anything else uncommitted is still refused)
+    datasets.recover_runs(study.root)
+    checkpoint("convert-start")
     sessions = find_sessions(study, subject, session)
     if jobs > 1 or executor != "local":
         results = _convert_in_jobs(site, study, sessions, task, jobs, executor, progress)
@@ -364,6 +368,7 @@ def convert(
             results.append(convert_session(site, study, sub, ses, task))
             if progress:
                 progress("converting", done, len(sessions))
+    checkpoint("convert-converted")
     datasets.record_subdataset_state(site.superdataset, study.root, f"windl convert: {study.name}")
     return results
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from windl import datasets
+from windl.checkpoints import checkpoint
 from windl.files import atomic_write_text
 
 PARTICIPANTS_COLUMNS = ("participant_id", "age", "sex")
@@ -303,13 +304,16 @@ def main(argv: list[str] | None = None) -> None:
     written = tidy_scans(session_dir) if session_dir.is_dir() else []
     if session_dir.is_dir():
         remove_stale(session_dir, written)
+    checkpoint("finalize-tidied")
     add_participant(dataset, args.subject, plan.get("participant", {}))
+    checkpoint("finalize-participant")
     write_records(
         dataset,
         prefix,
         plan,
         conversion_record(dataset, args.source, args.heuristic),
     )
+    checkpoint("finalize-recorded")
 
 
 if __name__ == "__main__":

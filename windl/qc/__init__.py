@@ -195,6 +195,7 @@ def run_qc(
         )
     inputs = sorted({str(Path(rel).parent) for rel, _ in recordings})
     command = "python -m windl.qc.step" + (f" --subject {shlex.quote(sub)}" if sub else "")
+    datasets.recover_runs(study.root)  # what a killed qc left in derivatives/qc
     datasets.require_clean(study.root, [QC_DIR])
     before = datasets.head(study.root)
     status = study.root / datasets.WINDL_GITDIR / "status" / "qc.jsonl"

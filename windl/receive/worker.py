@@ -24,6 +24,7 @@ from windl.checkpoints import checkpoint
 from windl.config import Site, load_site
 from windl.errors import Unroutable, WindlError
 from windl.ingest import ingest
+from windl.locks import study_lock
 from windl.receive import ReceiveSettings
 from windl.receive.routing import Destination, forced_rules, route
 from windl.receive.spool import SERIES_DIR, STUDY_FILE, Spool, study_files
@@ -104,18 +105,21 @@ class Worker(threading.Thread):
             self.spool.to_quarantine(claimed, exc.message, files=len(files), **info)
             return
         started = time.monotonic()
-        try:
-            commits = self._ingest(claimed, dest)
-        except WindlError as exc:
-            log.error("ingest failed", extra={"study_uid": claimed.name, "reason": str(exc)})
-            self.spool.to_quarantine(
-                claimed, f"ingest failed: {exc}", files=len(files), study=dest.study, **info
-            )
-            return
-        checkpoint("receive-ingested")
-        conversion = None
-        if self.settings.convert:
-            conversion = self._convert(dest)
+        # the study's lock, as `windl ingest` takes it: an operator's ingest or convert of
+        # the same study waits for the hand-off, and the hand-off for them
+        with study_lock(self.site.root, dest.study):
+            try:
+                commits = self._ingest(claimed, dest)
+            except WindlError as exc:
+                log.error("ingest failed", extra={"study_uid": claimed.name, "reason": str(exc)})
+                self.spool.to_quarantine(
+                    claimed, f"ingest failed: {exc}", files=len(files), study=dest.study, **info
+                )
+                return
+            checkpoint("receive-ingested")
+            conversion = None
+            if self.settings.convert:
+                conversion = self._convert(dest)
         self.spool.log_event(
             "ingested",
             study_uid=claimed.name,
