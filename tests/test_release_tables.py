@@ -70,6 +70,18 @@ def test_age_is_banded_and_capped_and_sex_never_leaves_its_levels(data: Path) ->
     assert set(shipped) == {"age", "sex"} and set(shipped["sex"]["Levels"]) == {"M", "F"}
 
 
+def test_a_kept_column_with_units_releases_numbers_only() -> None:
+    """A study's own column declared ``keep`` with ``Units``: a cell someone typed a name
+    into is n/a, the numbers stay; without Units or Format the lead's keep keeps the text."""
+    table = f"participant_id\tscore\tnote\nsub-01\t12\tok\nsub-02\t{MARKER}\tok\n"
+    dictionary = {
+        "score": {"Description": "symptom score", "Units": "points", "WindlRelease": "keep"},
+        "note": {"Description": "reviewed remark", "WindlRelease": "keep"},
+    }
+    text, _ = columns.release_table_text("phenotype/clinical.tsv", table, dictionary, OPTIONS)
+    assert text.splitlines()[1:] == ["sub-01\t12\tok", "sub-02\tn/a\tok"]
+
+
 def test_inherited_events_dictionary_vets_trial_type(data: Path) -> None:
     """synthetic's nback events (its real table, one planted row): the dictionaries that
     apply by BIDS inheritance are found least specific first; a trial_type neither a

@@ -26,7 +26,8 @@ Default-deny for text typed by people:
 
 - a column BIDS defines as free text (``HED``, ``stim_file``, ``status_description``) is
   dropped unless the dictionary says ``keep`` -- a study lead's ``keep`` is the review;
-- a number column's values that are not numbers become ``n/a``;
+- a number column's values (a BIDS number column, or one whose dictionary gives ``Units``
+  or a numeric ``Format``) that are not numbers become ``n/a``;
 - ``sex`` is normalised to ``M``/``F``/``O`` (DICOM ``M``/``F``/``O``, words, ISO 5218
   codes ``1``/``2``; ``0``/``9`` are unknown) and ``handedness`` to ``L``/``R``/``A``;
   a value the dictionary's ``Levels`` do not declare becomes ``n/a``;
@@ -327,8 +328,10 @@ def decide(
     levels = _declared_levels(name, entry)
     if rule is not None and not (declared == "keep" and rule.kind == "text"):
         kind = rule.kind
+    elif levels is not None:
+        kind = "category"
     else:
-        kind = "category" if levels is not None else "declared"
+        kind = "number" if _declares_number(entry) else "declared"
     allowed = _allowed(name, kind, rule, levels, options)
     is_id = kind == "id"
     if not is_id and (
@@ -342,6 +345,18 @@ def decide(
     ):
         release = "drop"
     return Column(name, release, kind, allowed, declared is not None, entry, rule)
+
+
+#: BIDS ``Format`` values of numeric columns
+_NUMBER_FORMATS = frozenset(
+    {"number", "integer", "index", "positive_integer", "nonnegative_integer"}
+)
+
+
+def _declares_number(entry: Mapping[str, Any]) -> bool:
+    """Whether a dictionary entry says its column holds numbers (``Units`` or a numeric
+    ``Format``): then a cell that is not a number is typed text, and becomes ``n/a``."""
+    return "Units" in entry or str(entry.get("Format", "")).lower() in _NUMBER_FORMATS
 
 
 def _declared_levels(name: str, entry: Mapping[str, Any]) -> frozenset[str] | None:
