@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path, PurePosixPath
 
 from common import head, scratch, shared_data, write_seeds
@@ -16,10 +17,8 @@ MAX_LEN = 8192
 def one_input(data: bytes) -> None:
     path = scratch("edf") / "x.edf"  # BDF is recognised by its magic whatever the name
     path.write_bytes(data)
-    try:
+    with contextlib.suppress(WindlError):
         find_recordings([SourceFile(path, PurePosixPath(path.name))])
-    except WindlError:
-        pass
 
 
 def edf(bdf: bool = False, signals: int = 1, samples: int = 10, records: int = 1) -> bytes:
@@ -30,14 +29,33 @@ def edf(bdf: bool = False, signals: int = 1, samples: int = 10, records: int = 1
 
     magic = b"\xffBIOSEMI" if bdf else b"0       "
     main = b"".join(
-        [magic, field("X", 80), field("X", 80), field("01.01.20", 8), field("00.00.00", 8),
-         field(256 * (signals + 1), 8), field("", 44), field(records, 8), field(1, 8),
-         field(signals, 4)]
+        [
+            magic,
+            field("X", 80),
+            field("X", 80),
+            field("01.01.20", 8),
+            field("00.00.00", 8),
+            field(256 * (signals + 1), 8),
+            field("", 44),
+            field(records, 8),
+            field(1, 8),
+            field(signals, 4),
+        ]
     )
-    per = [("EEG", 16), ("", 80), ("uV", 8), (-100, 8), (100, 8), (-32768, 8), (32767, 8),
-           ("", 80), (samples, 8), ("", 32)]
+    per = [
+        ("EEG", 16),
+        ("", 80),
+        ("uV", 8),
+        (-100, 8),
+        (100, 8),
+        (-32768, 8),
+        (32767, 8),
+        ("", 80),
+        (samples, 8),
+        ("", 32),
+    ]
     sig = b"".join(field(value, width) * signals for value, width in per)
-    return main + sig + bytes(records * signals * samples * (3 if bdf else 2))
+    return main + sig + bytes(max(records, 1) * signals * samples * (3 if bdf else 2))
 
 
 def seed(corpus: Path) -> None:

@@ -7,6 +7,7 @@ parsed again: that must not crash either.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from common import write_seeds
@@ -25,10 +26,8 @@ def one_input(data: bytes) -> None:
     except WindlError:
         return
     query.to_dict()
-    try:
+    with contextlib.suppress(WindlError):
         parse_query(query.to_text())
-    except WindlError:
-        pass
 
 
 QUERIES = [

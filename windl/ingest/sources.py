@@ -44,6 +44,9 @@ def archive_kind(source: Path) -> str | None:
 
 
 def _check_member_name(archive: Path, name: str) -> PurePosixPath:
+    if not name:
+        # zipfile itself fails on one (IndexError); found by fuzzing (issue 22)
+        raise UnsafeArchive("a member has an empty name; refusing the archive", archive)
     member = PurePosixPath(name.replace("\\", "/"))
     if member.is_absolute() or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise UnsafeArchive(f"member {name!r} has an absolute path; refusing the archive", archive)
