@@ -208,7 +208,13 @@ def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
                     raise BadInput(
                         f"member {info.filename!r} is corrupt ({_one_line(exc)})", archive
                     ) from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        NotImplementedError,  # a zip version or compression method zipfile lacks (issue 22)
+    ) as exc:
         raise BadInput(f"not a readable zip archive ({_one_line(exc)})", archive) from None
 
 
