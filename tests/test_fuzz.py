@@ -98,6 +98,24 @@ def _zip_version_unknown() -> bytes:
     return b"\x00" + bytes(data)
 
 
+def _zip_name_not_utf8() -> bytes:
+    # a member name flagged UTF-8 (bit 11) that is not: zipfile raised UnicodeDecodeError
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("ab", b"a")
+    data = bytearray(out.getvalue().replace(b"ab", b"\x89b"))
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 9] |= 0x08  # general purpose flags 0x0800
+    return b"\x00" + bytes(data)
+
+
+def _edf_negative_signals() -> bytes:
+    # an EDF header with -99 signals: seeking to its signal table raised OSError
+    data = bytearray(harness("edf").edf())
+    data[252:256] = b"-99 "
+    return bytes(data)
+
+
 def _fif_unknown_channel_kind() -> bytes:
     # the harness's synthetic FIF with the channel's kind set to 1025: mne.pick_types raised
     # KeyError after read_info had read the file
@@ -112,6 +130,8 @@ CRASHERS = [
     pytest.param("dicom", _dicom_unknown_vr(), id="dicom-unknown-vr"),
     pytest.param("archive", _zip_empty_name(), id="zip-empty-member-name"),
     pytest.param("archive", _zip_version_unknown(), id="zip-version-unknown"),
+    pytest.param("archive", _zip_name_not_utf8(), id="zip-name-not-utf8"),
+    pytest.param("edf", None, id="edf-negative-signals"),
     pytest.param("fif", None, id="fif-unknown-channel-kind"),
 ]
 
@@ -119,6 +139,6 @@ CRASHERS = [
 @pytest.mark.parametrize(("target", "data"), CRASHERS)
 def test_fuzz_crasher(target: str, data: bytes) -> None:
     """A found crasher is now refused with a typed error (or accepted), never a traceback."""
-    if data is None:  # made with mne: built here, not at collection
-        data = _fif_unknown_channel_kind()
+    if data is None:  # made by a harness module: built here, not at collection
+        data = {"fif": _fif_unknown_channel_kind, "edf": _edf_negative_signals}[target]()
     harness(target).one_input(data)

@@ -71,7 +71,7 @@ def _check_edf(path: Path, bdf: bool) -> None:
             n_signals = int(head[252:256])
             fh.seek(256 + n_signals * 216)
             samples = [int(fh.read(8)) for _ in range(n_signals)]
-        except ValueError:
+        except (ValueError, OSError):  # OSError: a negative signal count's seek (issue 22)
             raise BadInput(f"not a valid {what} header", path) from None
     record = sum(samples) * (3 if bdf else 2)
     if header_bytes != 256 * (n_signals + 1) or record <= 0:

@@ -214,6 +214,7 @@ def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
         EOFError,
         OSError,
         NotImplementedError,  # a zip version or compression method zipfile lacks (issue 22)
+        UnicodeDecodeError,  # a name flagged UTF-8 that is not (issue 22)
     ) as exc:
         raise BadInput(f"not a readable zip archive ({_one_line(exc)})", archive) from None
 
