@@ -90,6 +90,7 @@ _PARSE_ERRORS = (
     TypeError,
     IndexError,
     struct.error,
+    NotImplementedError,  # an unknown value representation (found by fuzzing, issue 22)
 )
 
 

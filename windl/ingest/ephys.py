@@ -71,7 +71,7 @@ def _check_edf(path: Path, bdf: bool) -> None:
             n_signals = int(head[252:256])
             fh.seek(256 + n_signals * 216)
             samples = [int(fh.read(8)) for _ in range(n_signals)]
-        except ValueError:
+        except (ValueError, OSError):  # OSError: a negative signal count's seek (issue 22)
             raise BadInput(f"not a valid {what} header", path) from None
     record = sum(samples) * (3 if bdf else 2)
     if header_bytes != 256 * (n_signals + 1) or record <= 0:
@@ -171,10 +171,12 @@ def _fif_kind(path: Path) -> str:
 
     try:
         info = mne.io.read_info(path, verbose="error")
+        # inside the try: a channel of an unknown kind fails here (KeyError), not in
+        # read_info (found by fuzzing, issue 22)
+        has_meg = len(mne.pick_types(info, meg=True, ref_meg=False, exclude=[])) > 0
     except Exception as exc:  # mne raises many types for damaged files
         detail = " ".join(str(exc).split())[:160]
         raise BadInput(f"unreadable FIF ({type(exc).__name__}: {detail})", path) from None
-    has_meg = len(mne.pick_types(info, meg=True, ref_meg=False, exclude=[])) > 0
     return "meg" if has_meg else "eeg"
 
 

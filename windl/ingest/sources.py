@@ -44,6 +44,9 @@ def archive_kind(source: Path) -> str | None:
 
 
 def _check_member_name(archive: Path, name: str) -> PurePosixPath:
+    if not name:
+        # zipfile itself fails on one (IndexError); found by fuzzing (issue 22)
+        raise UnsafeArchive("a member has an empty name; refusing the archive", archive)
     member = PurePosixPath(name.replace("\\", "/"))
     if member.is_absolute() or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise UnsafeArchive(f"member {name!r} has an absolute path; refusing the archive", archive)
@@ -205,7 +208,14 @@ def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
                     raise BadInput(
                         f"member {info.filename!r} is corrupt ({_one_line(exc)})", archive
                     ) from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        NotImplementedError,  # a zip version or compression method zipfile lacks (issue 22)
+        UnicodeDecodeError,  # a name flagged UTF-8 that is not (issue 22)
+    ) as exc:
         raise BadInput(f"not a readable zip archive ({_one_line(exc)})", archive) from None
 
 
