@@ -67,3 +67,96 @@ def test_convert_jobs_killed(two_subjects_template: Path, tmp_path: Path, point:
     assert not (study / ".git" / "windl" / "jobs").exists() or not any(
         (study / ".git" / "windl" / "jobs").iterdir()
     )
+
+
+# ------------------------------------------------------------- release build, consent
+#: points of a first ``release build`` (labels, sessions and secret committed to restricted,
+#: then the release assembled by one datalad run and recorded in the superdataset)
+RELEASE_POINTS = (
+    "staged",
+    "committed",
+    "release-start",
+    "run-started",
+    "release-half-written",
+    "run-saved",
+    "release-assembled",
+)
+CONSENT_CSV = "participant_id,scopes,form_version,date\nsub-k1,members,v1,2026-11-01\n"
+
+
+@pytest.fixture(scope="module")
+def converted_template(
+    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
+    """The empty site with one small Siemens series of k1 ingested and converted."""
+    root = tmp_path_factory.mktemp("kill-converted") / "site"
+    shutil.copytree(empty_site_template, root, symlinks=True)
+    series = data / "dcm_qa_nih" / "In" / "20180918Si" / "mr_0003"
+    run_windl("ingest", "study1", series, "--subject", "k1", "--site", root)
+    run_windl("convert", "study1", "--site", root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def consented_template(converted_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`converted_template` with k1's consent to members."""
+    base = tmp_path_factory.mktemp("kill-consented")
+    root = copy_site(converted_template, base / "site")
+    (base / "consent.csv").write_text(CONSENT_CSV)
+    run_windl("consent", "import", "study1", base / "consent.csv", "--site", root)
+    return root
+
+
+@pytest.mark.parametrize("point", RELEASE_POINTS)
+def test_release_build_killed(consented_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(consented_template, tmp_path / "site")
+    args = ["release", "build", "study1", "--scope", "members", "--version", "1.0.0"]
+    kill_then_complete(site, [*args, "--site", site], point, tmp_path)
+    release = site / "superdataset" / "releases" / "study1" / "members"
+    assert list((release / "sub-01").rglob("*.nii.gz")) or list(release.rglob("*.nii.gz"))
+    assert not list((release / ".git" / "windl" / "journal").glob("*"))
+
+
+#: points of ``consent import``: the restricted commit (atomic), then recorded upwards
+CONSENT_POINTS = (
+    "restricted-prepared",
+    "staged",
+    "annexed",
+    "committed",
+    "restricted-committed",
+    "restricted-recorded",
+)
+
+
+@pytest.mark.parametrize("point", CONSENT_POINTS)
+def test_consent_import_killed(converted_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(converted_template, tmp_path / "site")
+    csv = tmp_path / "consent.csv"
+    csv.write_text(CONSENT_CSV)
+    kill_then_complete(site, ["consent", "import", "study1", csv, "--site", site], point, tmp_path)
+    shown = run_windl("consent", "show", "study1", "--site", site).stdout
+    assert "members" in shown, shown
+
+
+# ----------------------------------------------------------------------- import, add
+#: points of ``import`` and ``add``: an atomic study commit, then recorded upwards
+STUDY_WRITE_POINTS = ("study-prepared", "staged", "annexed", "committed", "study-committed")
+
+
+@pytest.mark.parametrize("point", STUDY_WRITE_POINTS)
+def test_import_killed(empty_site_template: Path, tmp_path: Path, data: Path, point: str) -> None:
+    site = copy_site(empty_site_template, tmp_path / "site")
+    tiny = data / "mne_bids_tiny_bids" / "tiny_bids"
+    kill_then_complete(site, ["import", "study1", tiny, "--site", site], point, tmp_path)
+    assert list(study_path(site).glob("sub-*"))
+
+
+@pytest.mark.parametrize("point", STUDY_WRITE_POINTS)
+def test_add_killed(converted_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(converted_template, tmp_path / "site")
+    table = tmp_path / "in" / "scores.tsv"
+    table.parent.mkdir()
+    table.write_text("participant_id\tscore\nsub-k1\t3\n")
+    args = ["add", "study1", table, "--as", "phenotype", "--site", site]
+    kill_then_complete(site, args, point, tmp_path)
+    assert (study_path(site) / "phenotype" / "scores.tsv").read_text() == table.read_text()
