@@ -160,3 +160,14 @@ def test_add_killed(converted_template: Path, tmp_path: Path, point: str) -> Non
     args = ["add", "study1", table, "--as", "phenotype", "--site", site]
     kill_then_complete(site, args, point, tmp_path)
     assert (study_path(site) / "phenotype" / "scores.tsv").read_text() == table.read_text()
+
+
+# ------------------------------------------------------------------------------- qc
+QC_POINTS = ("qc-start", "run-started", "run-saved", "qc-written")
+
+
+@pytest.mark.parametrize("point", QC_POINTS)
+def test_qc_killed(converted_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(converted_template, tmp_path / "site")
+    kill_then_complete(site, ["qc", "study1", "--site", site], point, tmp_path)
+    assert list((study_path(site) / "derivatives" / "qc").rglob("*"))
