@@ -174,6 +174,7 @@ def import_bids(site: Site, study_name: str, bids_dir: Path) -> ImportResult:
             datasets.record_subdataset_state(study.root, study.sourcedata, message)
         if writes:
             result.commit = datasets.commit_files(study.root, writes, message)
+            checkpoint("study-committed")
     datasets.record_subdataset_state(site.superdataset, study.root, message)
     return result
 
@@ -320,6 +321,7 @@ def prepare_study(site: Site, study: Study) -> None:
         if recorded is not None and recorded != datasets.head(sub):
             datasets.record_subdataset_state(parent, sub, f"windl: record {sub.name}")
     datasets.require_clean(study.root)
+    checkpoint("study-prepared")
 
 
 @contextmanager
@@ -530,5 +532,6 @@ def commit_to_study(
 ) -> str | None:
     """Commit ``files`` into the study atomically and record it in the superdataset."""
     commit = datasets.commit_files(study.root, files, message) if files else None
+    checkpoint("study-committed")
     datasets.record_subdataset_state(site.superdataset, study.root, message)
     return commit

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from windl import datasets
+from windl.checkpoints import checkpoint
 from windl.config import Site
 from windl.errors import BadInput, InvalidConsent, UnknownParticipant, WindlError
 from windl.labels import bids_label
@@ -334,6 +335,7 @@ def record_upwards(study: Study, message: str) -> None:
     """
     if datasets.tree_id(study.root, "restricted") != datasets.head(study.restricted):
         datasets.record_subdataset_state(study.root, study.restricted, message)
+        checkpoint("restricted-recorded")
     superdataset = study.root.parent.parent
     rel = study.root.relative_to(superdataset).as_posix()
     if (superdataset / ".datalad").is_dir() and datasets.tree_id(
@@ -359,6 +361,7 @@ def restricted_change(study: Study) -> Iterator[None]:
             datasets.recover(ds)
             datasets.require_clean(ds)
             record_upwards(study, f"windl: record restricted state of study {study.name}")
+            checkpoint("restricted-prepared")
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -386,6 +389,7 @@ def commit_restricted(study: Study, contents: Mapping[str, str], message: str) -
             tmp.write_text(text, encoding="utf-8")
             files[rel] = tmp
         commit = datasets.commit_files(ds, files, message, move=True)
+        checkpoint("restricted-committed")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     record_upwards(study, f"windl: update restricted records of study {study.name}")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from windl import datasets
+from windl.checkpoints import checkpoint
 from windl.config import Site
 from windl.errors import BadInput, NothingToConvert, WindlError
 from windl.labels import bids_label
@@ -198,6 +199,7 @@ def run_qc(
     datasets.recover_runs(study.root)  # what a killed qc left in derivatives/qc
     datasets.require_clean(study.root, [QC_DIR])
     before = datasets.head(study.root)
+    checkpoint("qc-start")
     status = study.root / datasets.WINDL_GITDIR / "status" / "qc.jsonl"
     with watched_step(status, jobs, progress, "qc") as report:
         datasets.datalad_run(
@@ -209,8 +211,10 @@ def run_qc(
             log=study.root / datasets.WINDL_GITDIR / "logs" / "qc.log",
         )
     after = datasets.head(study.root)
-    if after != before:
-        datasets.record_subdataset_state(site.superdataset, study.root, f"windl qc: {study.name}")
+    checkpoint("qc-written")
+    # also when this qc changed nothing: a killed qc may have committed its record without
+    # recording the study in the superdataset (a no-op when it is recorded)
+    datasets.record_subdataset_state(site.superdataset, study.root, f"windl qc: {study.name}")
     failed = dict(sorted(report.failed.items()))
     return QCResult(
         study.name,

@@ -268,8 +268,11 @@ def build_release(
     release_secret(study, scope)
     _ensure_dataset(site, ds, study.name, scope)
     datasets.recover(ds)
-    datasets.discard_changes(ds, ["."])  # leftovers of a killed build; the build redoes them
+    # leftovers of a killed build (its journal names the whole release); the build redoes them
+    datasets.recover_runs(ds)
+    datasets.discard_changes(ds, ["."])
     before = datasets.head(ds)
+    checkpoint("release-start")
     # no site path and no interpreter path in the record: datalad runs it in the release,
     # which lies inside its site, so a copy or move of the site reruns against itself
     command = " ".join(
@@ -325,10 +328,12 @@ def build_release(
             "use a newer version",
             ds,
         )
-    if after != before:
-        datasets.record_subdataset_state(
-            site.superdataset, ds, f"windl: release {version} of {study.name} ({scope})"
-        )
+    checkpoint("release-assembled")
+    # also when this build changed nothing: a killed build may have committed the release
+    # without recording it in the superdataset (a no-op when it is recorded)
+    datasets.record_subdataset_state(
+        site.superdataset, ds, f"windl: release {version} of {study.name} ({scope})"
+    )
     stats = json.loads((ds / datasets.WINDL_GITDIR / "last-assemble.json").read_text())
     return ReleaseResult(
         study=study.name,

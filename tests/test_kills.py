@@ -1,0 +1,173 @@
+"""Kill tests beyond a serial convert (issue 22).
+
+SIGKILL at windl's own checkpoints spread over a run of a command: the next run of the same
+command completes without a hand edit, every dataset of the site is clean, ``git annex
+fsck`` passes in each, and a third run makes no commit. One small site is built per
+command (module-scoped template) and copied per kill point.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from test_concurrency import assert_site_clean
+
+from conftest import copy_site, dataset_heads, run_killed_at, run_windl, study_path
+
+
+def kill_then_complete(site: Path, args: list[str | Path], point: str, tmp: Path) -> None:
+    """Kill ``windl ARGS`` at ``point``; the next run completes and leaves the site clean;
+    a third run commits nothing."""
+    run_killed_at(args, point, tmp)
+    run_windl(*args)
+    assert_site_clean(site)
+    before = dataset_heads(site)
+    run_windl(*args)
+    assert dataset_heads(site) == before
+
+
+# ------------------------------------------------------------------ convert --jobs 2
+#: points of a convert with two jobs (both sessions run as jobs, then replayed)
+CONVERT_JOBS_POINTS = (
+    "convert-start",
+    "jobs-start",
+    "job-start",
+    "run-started",
+    "run-saved",
+    "job-end",
+    "job-done",
+    "convert-converted",
+)
+
+
+@pytest.fixture(scope="module")
+def two_subjects_template(
+    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
+    """The empty site with one small Siemens series ingested for each of k1 and k2."""
+    root = tmp_path_factory.mktemp("kill-jobs") / "site"
+    shutil.copytree(empty_site_template, root, symlinks=True)
+    series = data / "dcm_qa_nih" / "In" / "20180918Si"
+    for subject, folder in (("k1", "mr_0003"), ("k2", "mr_0004")):
+        run_windl("ingest", "study1", series / folder, "--subject", subject, "--site", root)
+    return root
+
+
+@pytest.mark.parametrize("point", CONVERT_JOBS_POINTS)
+def test_convert_jobs_killed(two_subjects_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(two_subjects_template, tmp_path / "site")
+    study = study_path(site)
+    kill_then_complete(site, ["convert", "study1", "--jobs", "2", "--site", site], point, tmp_path)
+    for subject in ("k1", "k2"):
+        assert list((study / f"sub-{subject}").rglob("*.nii.gz")), subject
+        assert f"sub-{subject}" in (study / "participants.tsv").read_text()
+    assert not list((study / ".git" / "windl" / "journal").glob("*"))
+    assert not (study / ".git" / "windl" / "jobs").exists() or not any(
+        (study / ".git" / "windl" / "jobs").iterdir()
+    )
+
+
+# ------------------------------------------------------------- release build, consent
+#: points of a first ``release build`` (labels, sessions and secret committed to restricted,
+#: then the release assembled by one datalad run and recorded in the superdataset)
+RELEASE_POINTS = (
+    "staged",
+    "committed",
+    "release-start",
+    "run-started",
+    "release-half-written",
+    "run-saved",
+    "release-assembled",
+)
+CONSENT_CSV = "participant_id,scopes,form_version,date\nsub-k1,members,v1,2026-11-01\n"
+
+
+@pytest.fixture(scope="module")
+def converted_template(
+    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
+    """The empty site with one small Siemens series of k1 ingested and converted."""
+    root = tmp_path_factory.mktemp("kill-converted") / "site"
+    shutil.copytree(empty_site_template, root, symlinks=True)
+    series = data / "dcm_qa_nih" / "In" / "20180918Si" / "mr_0003"
+    run_windl("ingest", "study1", series, "--subject", "k1", "--site", root)
+    run_windl("convert", "study1", "--site", root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def consented_template(converted_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`converted_template` with k1's consent to members."""
+    base = tmp_path_factory.mktemp("kill-consented")
+    root = copy_site(converted_template, base / "site")
+    (base / "consent.csv").write_text(CONSENT_CSV)
+    run_windl("consent", "import", "study1", base / "consent.csv", "--site", root)
+    return root
+
+
+@pytest.mark.parametrize("point", RELEASE_POINTS)
+def test_release_build_killed(consented_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(consented_template, tmp_path / "site")
+    args = ["release", "build", "study1", "--scope", "members", "--version", "1.0.0"]
+    kill_then_complete(site, [*args, "--site", site], point, tmp_path)
+    release = site / "superdataset" / "releases" / "study1" / "members"
+    assert list((release / "sub-01").rglob("*.nii.gz")) or list(release.rglob("*.nii.gz"))
+    assert not list((release / ".git" / "windl" / "journal").glob("*"))
+
+
+#: points of ``consent import``: the restricted commit (atomic), then recorded upwards
+CONSENT_POINTS = (
+    "restricted-prepared",
+    "staged",
+    "annexed",
+    "committed",
+    "restricted-committed",
+    "restricted-recorded",
+)
+
+
+@pytest.mark.parametrize("point", CONSENT_POINTS)
+def test_consent_import_killed(converted_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(converted_template, tmp_path / "site")
+    csv = tmp_path / "consent.csv"
+    csv.write_text(CONSENT_CSV)
+    kill_then_complete(site, ["consent", "import", "study1", csv, "--site", site], point, tmp_path)
+    shown = run_windl("consent", "show", "study1", "--site", site).stdout
+    assert "members" in shown, shown
+
+
+# ----------------------------------------------------------------------- import, add
+#: points of ``import`` and ``add``: an atomic study commit, then recorded upwards
+STUDY_WRITE_POINTS = ("study-prepared", "staged", "annexed", "committed", "study-committed")
+
+
+@pytest.mark.parametrize("point", STUDY_WRITE_POINTS)
+def test_import_killed(empty_site_template: Path, tmp_path: Path, data: Path, point: str) -> None:
+    site = copy_site(empty_site_template, tmp_path / "site")
+    tiny = data / "mne_bids_tiny_bids" / "tiny_bids"
+    kill_then_complete(site, ["import", "study1", tiny, "--site", site], point, tmp_path)
+    assert list(study_path(site).glob("sub-*"))
+
+
+@pytest.mark.parametrize("point", STUDY_WRITE_POINTS)
+def test_add_killed(converted_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(converted_template, tmp_path / "site")
+    table = tmp_path / "in" / "scores.tsv"
+    table.parent.mkdir()
+    table.write_text("participant_id\tscore\nsub-k1\t3\n")
+    args = ["add", "study1", table, "--as", "phenotype", "--site", site]
+    kill_then_complete(site, args, point, tmp_path)
+    assert (study_path(site) / "phenotype" / "scores.tsv").read_text() == table.read_text()
+
+
+# ------------------------------------------------------------------------------- qc
+QC_POINTS = ("qc-start", "run-started", "run-saved", "qc-written")
+
+
+@pytest.mark.parametrize("point", QC_POINTS)
+def test_qc_killed(converted_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(converted_template, tmp_path / "site")
+    kill_then_complete(site, ["qc", "study1", "--site", site], point, tmp_path)
+    assert list((study_path(site) / "derivatives" / "qc").rglob("*"))
