@@ -34,6 +34,14 @@ Checks (names as in the report):
     Every image that shows a face (:func:`windl.deid.deface.needs_defacing`) has a deface
     record whose output hash is the file's, and at least :data:`FACE_ZERO_FRACTION` of the
     face mask mapped with the recorded transform is zero (:func:`face_check`).
+``unexplained-text``
+    Every token of every name and text of the release -- file and folder names, JSON
+    keys and values, TSV headers and cells, text files, NIfTI, DICOM, EDF, FIF and
+    BrainVision header text and annotations -- is explained by a source that does not come
+    from the release's free text (:mod:`windl.release.tokens`): the BIDS schema, windl's
+    own text, the study's approved vocabulary, declared ``Levels``, numbers, the release's
+    own labels, or a key whose value the scanner writes. Findings count tokens per file
+    and field; they never quote them.
 ``bids-validation``
     The official BIDS validator reports no error.
 
@@ -88,6 +96,7 @@ CHECKS = {
     "sidecar-keys": "No forbidden key in any JSON sidecar",
     "identifiers": "No original identifier in any file name, text or header",
     "deface": "Every face-showing image is defaced and recorded",
+    "unexplained-text": "Every word in names and text is explained",
     "bids-validation": "The BIDS validator reports no error",
 }
 _FORBIDDEN_PARTS = {
@@ -129,6 +138,7 @@ class _Audit:
             for name, title in CHECKS.items()
         }
         self.deface: list[dict[str, Any]] = []
+        self.tokens: dict[str, Any] = {}
         self.listed = _participants_listed(release)  # participant ids in participants.tsv
 
     def finding(self, check: str, path: str, message: str) -> None:
@@ -188,6 +198,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
             audit.finding("identifiers", rel, f"holds an original {kind} from the raw data")
         if needs_defacing(rel):
             _check_deface(audit, rel, labels, mosaic_dir if mosaics else None)
+    _check_text(audit)
     _check_validator(audit)
     passed = all(c["passed"] for c in audit.checks.values())
     result = _report(audit, commit, files, passed, reports)
@@ -493,6 +504,19 @@ def _study_file(audit: _Audit, rel: str, labels: dict[str, str]) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def _check_text(audit: _Audit) -> None:
+    """Every token of every name and text explained (:mod:`windl.release.tokens`)."""
+    from windl.release.tokens import audit_text
+
+    labels = [*mapping(audit.study, audit.scope).values()]
+    labels += session_mapping(audit.study, audit.scope).values()
+    result = audit_text(audit.study, audit.release, audit.policy, labels)
+    audit.count("unexplained-text", result.checked)
+    for (rel, where), n in sorted(result.unexplained.items()):
+        audit.finding("unexplained-text", rel, f"{where}: {n} unexplained word(s)")
+    audit.tokens = result.summary()
+
+
 def _check_validator(audit: _Audit) -> None:
     from windl.validate import run_validator, summarize
 
@@ -527,6 +551,7 @@ def _report(
         "thresholds": {"face_zero_fraction": FACE_ZERO_FRACTION},
         "checks": list(audit.checks.values()),
         "deface": audit.deface,
+        "tokens": audit.tokens,
         "participants": {
             "count": len(audit.listed),
             "sessions": int(audit.record.get("sessions", 0)),

@@ -1,0 +1,623 @@
+"""Every word of a release, and what explains it: the audit's second, independent line.
+
+The identifier search (:mod:`windl.release.identifiers`) finds the values it already knows.
+A name an operator typed into a description, a table cell, a marker or a file name is not
+among them. This module therefore reads *every* name and text of a release -- file and
+folder names, JSON keys and string values, TSV headers and cells, text files, NIfTI header
+text, DICOM text elements (sequences too), EDF header text and annotations, FIF info
+strings and annotations, BrainVision header and marker text -- splits it into tokens (runs
+of letters and digits) and asks, for each token, which source explains it:
+
+``short``
+    Fewer than :data:`~windl.release.identifiers.MIN_LENGTH` characters: as for the
+    identifier search, such tokens identify nobody and would match everywhere.
+``number``
+    Numbers, dates, times, UIDs (split at their dots), measurements with a unit
+    (``10ms``), short codes (``T1w``, ``XA10``, ``v1``) and hexadecimal hashes.
+``bids``
+    The BIDS schema (``bidsschematools``): entities, suffixes, extensions, datatypes,
+    modalities, metadata field names, column names, enum values, units and file names.
+``windl``
+    windl's own fixed text: the string literals of windl's code (docstrings aside) and
+    its templates -- what its generators (README, methods.md, CHANGES, LICENSE,
+    CITATION.cff, QC reports, deface records) can write. Built from windl itself,
+    never from the release under audit.
+``vocabulary``
+    The study's approved vocabulary (:mod:`windl.vocabulary`).
+``levels``
+    The ``Levels`` declared in the release's JSON data dictionaries.
+``labels``
+    The release's own participant and session labels (from the study's pseudonym key)
+    and neutral re-key labels ``<entity><n>`` (``task1``, ``acq2``).
+``description``
+    The publication metadata the study wrote into its ``dataset_description.json``
+    (name, authors, acknowledgements, ...), which a release carries on purpose.
+``scanner``
+    Values of keys that the scanner or the recording software writes, not a person
+    (:data:`MACHINE_KEYS`; DICOM code strings); descriptor and free-text keys
+    (SeriesDescription, ProtocolName, TaskName, ImageComments) are *not* explained by
+    their key.
+``policy``
+    Values of keys the study's declared de-identification options keep on purpose
+    (device, institution, patient characteristics: :mod:`windl.deid.sidecars`).
+
+Anything else is *unexplained*. Findings name the file and the field (JSON key path, TSV
+column, line, header field) and count tokens; they never quote a token.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final
+
+from windl.deid.dicom import DeidPolicy
+from windl.deid.sidecars import DICOM_KEYWORD_OF, _action, classify_key
+from windl.release.identifiers import MIN_LENGTH
+from windl.study import Study
+
+#: a token: a run of letters and digits (any script); ``_`` and punctuation separate
+TOKEN: Final = re.compile(r"[^\W_]+")
+#: the explanation sources, in the order they are asked
+SOURCES: Final = (
+    "short",
+    "number",
+    "bids",
+    "windl",
+    "vocabulary",
+    "levels",
+    "labels",
+    "description",
+    "scanner",
+    "policy",
+)
+#: keys (sidecar keys and DICOM keywords) whose values the scanner or software writes
+_MACHINE_KEYS = """
+    Manufacturer ManufacturersModelName ManufacturerModelName SoftwareVersions SequenceName
+    ImageType ImageTypeText ScanningSequence SequenceVariant ScanOptions ReceiveCoilName
+    ReceiveCoilActiveElements TransmitCoilName CoilString PulseSequenceDetails
+    PulseSequenceName InternalPulseSequenceName ConversionSoftware ConversionSoftwareVersion
+    MRAcquisitionType Modality BodyPart BodyPartExamined PatientPosition BidsGuess
+    ImageOrientationText CapManufacturer CapManufacturersModelName HardwareFilters
+    SoftwareFilters RecordingType PowerLineFrequency DewarPosition
+    ImplementationVersionName PrivateCreator ConsistencyInfo WipMemBlock PrescanReuseString
+    PhaseEncodingDirectionDisplayed ParallelAcquisitionTechnique PulseSequenceType
+    ReconMethodName InPlanePhaseEncodingDirectionDICOM PartialFourierDirection
+"""
+MACHINE_KEYS: Final = frozenset(_MACHINE_KEYS.split())
+#: publication fields of ``dataset_description.json`` the study writes to be published
+DESCRIPTION_FIELDS: Final = (
+    "Name",
+    "Authors",
+    "Acknowledgements",
+    "HowToAcknowledge",
+    "Funding",
+    "EthicsApprovals",
+    "ReferencesAndLinks",
+    "DatasetDOI",
+    "License",
+    "Keywords",
+)
+#: DICOM value representations that hold text a person can type
+DICOM_TEXT_VRS: Final = frozenset({"AE", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
+#: units spelled out in headers and sidecars (besides the BIDS schema's own)
+UNITS: Final = frozenset(
+    "mm cm ms sec msec usec Hz kHz MHz uV µV mV nV fT degrees rad ppm bpm meter".casefold().split()
+)
+_NUMBER: Final = (
+    re.compile(r"\d+"),  # numbers; dates, times and UIDs are split into them
+    re.compile(r"\d+(?:[a-z]\d+)*[a-zµ]{0,3}", re.IGNORECASE),  # 10ms, 1e5, 20180918T1200
+    re.compile(r"[a-z]{1,3}\d+[a-z]{0,2}\d*", re.IGNORECASE),  # codes: T1w, XA10, VE11C, v1
+    re.compile(r"(?=[a-z]*\d)[0-9a-f]{8,}", re.IGNORECASE),  # hashes, annex keys
+    re.compile(r"(?:sha|md)\d+e?", re.IGNORECASE),  # annex backends: SHA256E, MD5E
+)
+_DATA_URI: Final = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")
+_TEXT_SNIFF: Final = 8192
+_EPHYS_TEXT: Final = (".vhdr", ".vmrk")
+
+
+@dataclass(frozen=True)
+class Text:
+    """One piece of text of a release: where it is, what it says, the key it is under."""
+
+    path: str
+    where: str
+    text: str
+    key: str | None = None
+
+
+def tokens(text: str) -> list[str]:
+    """The tokens of ``text``, case-folded."""
+    return [t.casefold() for t in TOKEN.findall(text)]
+
+
+def _vocabulary_of(texts: Iterable[str]) -> frozenset[str]:
+    return frozenset(t for text in texts for t in tokens(text))
+
+
+def is_number_like(token: str) -> bool:
+    """Numbers, dates, times, measurements, short codes and hashes (source ``number``)."""
+    return any(p.fullmatch(token) for p in _NUMBER)
+
+
+# --------------------------------------------------------------------------- vocabularies
+@lru_cache(maxsize=1)
+def bids_vocabulary() -> frozenset[str]:
+    """Tokens of the names, values, enums and units of the BIDS schema (no descriptions)."""
+    from bidsschematools import schema
+
+    objects = schema.load_schema().objects.to_dict()
+    words: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                words.append(str(key))
+                if key in ("name", "value", "unit", "display_name") and isinstance(value, str):
+                    words.append(value)
+                elif key == "enum" and isinstance(value, list):
+                    words.extend(str(v) for v in value if not isinstance(v, dict))
+                if key != "description":
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(objects)
+    return _vocabulary_of(words) | UNITS
+
+
+@lru_cache(maxsize=1)
+def windl_vocabulary() -> frozenset[str]:
+    """Tokens of windl's own fixed text: its code's string literals and its templates."""
+    package = Path(__file__).resolve().parents[1]
+    texts: list[str] = []
+    for source in sorted(package.rglob("*.py")):
+        texts.extend(_literals(source.read_text(encoding="utf-8")))
+    templates = package.parent / "templates"
+    for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
+        if path.is_file():
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    return _vocabulary_of(texts)
+
+
+def _literals(source: str) -> Iterator[str]:
+    """String literals of a module, its docstrings aside (prose, not text windl writes)."""
+    tree = ast.parse(source)
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            docstrings.add(id(body[0].value))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
+            yield node.value
+
+
+def entity_names() -> frozenset[str]:
+    """BIDS entity names (``task``, ``acq``, ...), for neutral re-key labels."""
+    from bidsschematools import schema
+
+    entities = schema.load_schema().objects.entities.to_dict()
+    return frozenset(str(e["name"]).casefold() for e in entities.values())
+
+
+# --------------------------------------------------------------------------- explaining
+@dataclass
+class Explainer:
+    """Which source explains a token; counts per source and unexplained per place."""
+
+    vocabulary: frozenset[str] = frozenset()
+    levels: frozenset[str] = frozenset()
+    labels: frozenset[str] = frozenset()
+    description: frozenset[str] = frozenset()
+    policy: DeidPolicy | None = None
+    checked: int = 0
+    explained: Counter[str] = field(default_factory=Counter)
+    unexplained: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _rekey: re.Pattern[str] | None = None
+
+    def __post_init__(self) -> None:
+        names = "|".join(sorted(map(re.escape, entity_names())))
+        self._rekey = re.compile(rf"(?:{names})\d+")
+
+    def key_source(self, key: str | None) -> str | None:
+        """``scanner`` or ``policy`` when the key's value is explained by the key itself."""
+        if key is None:
+            return None
+        if key in MACHINE_KEYS:
+            return "scanner"
+        if self.policy is not None:
+            sidecar = {v: k for k, v in DICOM_KEYWORD_OF.items()}.get(key, key)
+            category = classify_key(sidecar)
+            kept = _action(category, self.policy) == "keep"
+            if category in ("device", "institution", "patient") and kept:
+                return "policy"
+        return None
+
+    def source(self, token: str) -> str | None:
+        """The first source that explains ``token`` (case-folded), or ``None``."""
+        checks: tuple[tuple[str, Callable[[str], bool]], ...] = (
+            ("short", lambda t: len(t) < MIN_LENGTH),
+            ("number", is_number_like),
+            ("bids", bids_vocabulary().__contains__),
+            ("windl", windl_vocabulary().__contains__),
+            ("vocabulary", self.vocabulary.__contains__),
+            ("levels", self.levels.__contains__),
+            ("labels", lambda t: t in self.labels or bool(self._rekey.fullmatch(t))),
+            ("description", self.description.__contains__),
+        )
+        for name, check in checks:
+            if check(token):
+                return name
+        return None
+
+    def check(self, text: Text) -> list[str]:
+        """Count the tokens of ``text``; return the unexplained ones (never reported)."""
+        words = tokens(_DATA_URI.sub(" ", text.text))
+        self.checked += len(words)
+        by_key = self.key_source(text.key)
+        if by_key is not None:
+            self.explained[by_key] += len(words)
+            return []
+        missing = []
+        for word in words:
+            name = self.source(word)
+            if name is None:
+                missing.append(word)
+            else:
+                self.explained[name] += 1
+        if missing:
+            self.unexplained[(text.path, text.where)] += len(missing)
+        return missing
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for the report: checked, explained per source, unexplained, places."""
+        return {
+            "checked": self.checked,
+            "explained": {name: self.explained.get(name, 0) for name in SOURCES},
+            "unexplained": sum(self.unexplained.values()),
+            "places": len(self.unexplained),
+        }
+
+
+# --------------------------------------------------------------------------- reading
+def texts_of(release: Path, rel: str) -> Iterator[Text]:
+    """Every piece of text of one release file (its name aside: see :func:`name_texts`)."""
+    path = release / rel
+    lower = rel.lower()
+    if not path.is_file():
+        return
+    if lower.endswith((".nii", ".nii.gz")):
+        yield from _nifti_texts(rel, path)
+        return
+    if lower.endswith((".edf", ".bdf")):
+        yield from _edf_texts(rel, path)
+        return
+    if lower.endswith(".fif"):
+        yield from _fif_texts(rel, path)
+        return
+    with path.open("rb") as fh:
+        head = fh.read(132)
+    if head[128:132] == b"DICM" or lower.endswith(".dcm"):
+        yield from _dicom_texts(rel, path)
+        return
+    raw = path.read_bytes()
+    if lower.endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError):
+            yield Text(rel, "content (unreadable gzip)", "\ufffd unreadable")
+            return
+    if not _is_text(raw):
+        return  # voxels, samples, pictures: no text a person typed
+    text = raw.decode("utf-8", errors="replace")
+    if lower.endswith(".json"):
+        yield from _json_texts(rel, text)
+    elif lower.endswith((".tsv", ".tsv.gz")):
+        yield from _tsv_texts(rel, text)
+    else:
+        yield from _line_texts(rel, text)
+
+
+def name_texts(files: Iterable[str]) -> Iterator[Text]:
+    """File names and folder names (each folder once)."""
+    folders: set[str] = set()
+    for rel in files:
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            folder = "/".join(parts[:i])
+            if folder not in folders:
+                folders.add(folder)
+                yield Text(folder, "folder name", parts[i - 1])
+        yield Text(rel, "file name", parts[-1])
+
+
+def _is_text(raw: bytes) -> bool:
+    head = raw[:_TEXT_SNIFF]
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > len(head) - 4  # a character cut at the sniff boundary
+    return True
+
+
+def _line_texts(rel: str, text: str) -> Iterator[Text]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            yield Text(rel, f"line {number}", line)
+
+
+def _json_texts(rel: str, text: str) -> Iterator[Text]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        yield from _line_texts(rel, text)
+        return
+    yield from _walk_json(rel, data, "", None)
+
+
+def _walk_json(rel: str, node: Any, where: str, key: str | None) -> Iterator[Text]:
+    if isinstance(node, dict):
+        for name, value in node.items():
+            inner = f"{where}.{name}" if where else str(name)
+            yield Text(rel, f"{inner} (key)", str(name))
+            # a value nested in a machine-written key stays machine-written
+            yield from _walk_json(rel, value, inner, key if key in MACHINE_KEYS else str(name))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _walk_json(rel, item, f"{where}[{i}]", key)
+    elif isinstance(node, str):
+        yield Text(rel, where or "value", node, key)
+
+
+def _tsv_texts(rel: str, text: str) -> Iterator[Text]:
+    lines = text.splitlines()
+    if not lines:
+        return
+    header = lines[0].split("\t")
+    for column in header:
+        yield Text(rel, "header", column)
+    for line in lines[1:]:
+        for i, cell in enumerate(line.split("\t")):
+            column = header[i] if i < len(header) else f"#{i + 1}"
+            yield Text(rel, f"column {column}", cell)
+
+
+def _nifti_texts(rel: str, path: Path) -> Iterator[Text]:
+    import nibabel as nib
+
+    try:
+        header = nib.load(path).header
+    except Exception:  # nibabel raises many kinds on a damaged file
+        yield Text(rel, "NIfTI header (unreadable)", "\ufffd unreadable")
+        return
+    for name in ("descrip", "aux_file", "intent_name", "db_name", "data_type"):
+        if name in header:
+            value = header[name]
+            raw = value.item() if hasattr(value, "item") else value
+            text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+            yield Text(rel, f"NIfTI header {name}", text.strip("\x00"))
+    for i, extension in enumerate(getattr(header, "extensions", []) or []):
+        content = extension.get_content()
+        raw = content if isinstance(content, bytes) else str(content).encode()
+        yield Text(rel, f"NIfTI extension {i + 1}", raw.decode("utf-8", errors="replace"))
+
+
+def _dicom_texts(rel: str, path: Path) -> Iterator[Text]:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError):
+        yield Text(rel, "DICOM (unreadable)", "\ufffd unreadable")
+        return
+    yield from _dicom_elements(rel, ds.file_meta, "")
+    yield from _dicom_elements(rel, ds, "")
+
+
+def _dicom_elements(rel: str, ds: Any, prefix: str) -> Iterator[Text]:
+    for element in ds:
+        name = element.keyword or ("PrivateCreator" if _private_creator(element) else "")
+        where = f"{prefix}({element.tag.group:04X},{element.tag.element:04X}) {name}".rstrip()
+        if element.VR == "SQ":
+            for i, item in enumerate(element.value or []):
+                yield from _dicom_elements(rel, item, f"{where}[{i}] ")
+        elif element.VR in DICOM_TEXT_VRS and element.value not in (None, ""):
+            values = element.value if element.VM > 1 else [element.value]
+            text = " ".join(str(v) for v in values)
+            yield Text(rel, f"DICOM {where}", text, name or None)
+
+
+def _private_creator(element: Any) -> bool:
+    return bool(element.tag.is_private and 0x0010 <= element.tag.element <= 0x00FF)
+
+
+def _edf_texts(rel: str, path: Path) -> Iterator[Text]:
+    with path.open("rb") as fh:
+        head = fh.read(256)
+        try:
+            signals = max(0, int(head[252:256].decode("ascii").strip()))
+        except (UnicodeDecodeError, ValueError):
+            signals = 0
+        per_signal = fh.read(256 * signals)
+    yield Text(rel, "EDF header patient", head[8:88].decode("latin-1"))
+    yield Text(rel, "EDF header recording", head[88:168].decode("latin-1"))
+    yield Text(rel, "EDF header reserved", head[192:236].decode("latin-1"))
+    offset = 0
+    for name, width in (
+        ("label", 16),
+        ("transducer", 80),
+        ("physical dimension", 8),
+        ("physical minimum", 8),
+        ("physical maximum", 8),
+        ("digital minimum", 8),
+        ("digital maximum", 8),
+        ("prefiltering", 80),
+        ("samples", 8),
+        ("reserved", 32),
+    ):
+        for i in range(signals):
+            start = offset + i * width
+            text = per_signal[start : start + width].decode("latin-1")
+            yield Text(rel, f"EDF signal {i + 1} {name}", text)
+        offset += width * signals
+    yield from _annotation_texts(rel, path)
+
+
+def _annotation_texts(rel: str, path: Path) -> Iterator[Text]:
+    import mne
+
+    try:
+        annotations = mne.read_annotations(path)
+    except Exception:  # no annotations channel, or a format mne does not read them from
+        return
+    for i, description in enumerate(annotations.description, 1):
+        yield Text(rel, f"annotation {i}", str(description))
+
+
+def _fif_texts(rel: str, path: Path) -> Iterator[Text]:
+    import mne
+
+    if re.search(r"_split-0*[2-9]", rel):
+        return  # later split parts repeat the first part's info
+    try:
+        info = mne.io.read_info(path, verbose="error")
+    except Exception:  # mne raises many kinds on a damaged file
+        yield Text(rel, "FIF info (unreadable)", "\ufffd unreadable")
+        return
+    for key in ("experimenter", "description", "proj_name"):
+        if info.get(key):
+            yield Text(rel, f"FIF info {key}", str(info[key]))
+    for group in ("subject_info", "device_info", "helium_info"):
+        for key, value in (info.get(group) or {}).items():
+            if isinstance(value, str):
+                yield Text(rel, f"FIF info {group}.{key}", value)
+    for ch in info["chs"]:
+        yield Text(rel, "FIF channel name", str(ch["ch_name"]), "ChannelName")
+    yield from _annotation_texts(rel, path)
+
+
+# --------------------------------------------------------------------------- release
+def declared_levels(release: Path, files: Iterable[str]) -> frozenset[str]:
+    """Tokens of the ``Levels`` keys in the release's JSON data dictionaries."""
+    words: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Levels" and isinstance(value, dict):
+                    words.extend(str(k) for k in value)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for rel in files:
+        if rel.endswith(".json") and (release / rel).is_file():
+            try:
+                walk(json.loads((release / rel).read_text(encoding="utf-8")))
+            except (ValueError, UnicodeDecodeError):
+                continue
+    return _vocabulary_of(words)
+
+
+def description_vocabulary(description: Mapping[str, Any]) -> frozenset[str]:
+    """Tokens of the publication fields of a study's ``dataset_description.json``."""
+    texts: list[str] = []
+
+    def strings(node: Any) -> None:
+        if isinstance(node, str):
+            texts.append(node)
+        elif isinstance(node, list):
+            for item in node:
+                strings(item)
+        elif isinstance(node, dict):
+            for item in node.values():
+                strings(item)
+
+    for name in DESCRIPTION_FIELDS:
+        strings(description.get(name))
+    return _vocabulary_of(texts)
+
+
+def check_release(release: Path, files: list[str], explainer: Explainer) -> Explainer:
+    """Run ``explainer`` over every name and text of the release files ``files``."""
+    for text in name_texts(files):
+        explainer.check(text)
+    for rel in files:
+        for text in texts_of(release, rel):
+            explainer.check(text)
+    return explainer
+
+
+def approved_vocabulary(terms: Mapping[str, Iterable[str]]) -> frozenset[str]:
+    """Tokens of a study's approved terms (:attr:`windl.vocabulary.Vocabulary.terms`)."""
+    return _vocabulary_of(v for values in terms.values() for v in values)
+
+
+#: release files whose text is git-annex's or DataLad's own bookkeeping, not the release's
+_BOOKKEEPING: Final = (".gitattributes", ".datalad/.gitattributes")
+
+
+def text_files(release: Path) -> list[str]:
+    """The release's tracked files, dotfiles (``.bidsignore``, ``.datalad/config``) too."""
+    from windl import datasets
+
+    names = datasets.git(release, "ls-files", "-z").split("\0")
+    return sorted(n for n in names if n and n not in _BOOKKEEPING)
+
+
+def audit_text(study: Study, release: Path, policy: DeidPolicy, labels: Iterable[str]) -> Explainer:
+    """Check every name and text of a release; the explainer holds the counts.
+
+    Parameters
+    ----------
+    study : Study
+        The study the release was built from: its approved vocabulary and its
+        ``dataset_description.json`` (at its HEAD, not the release's copy).
+    release : Path
+        The release dataset.
+    policy : DeidPolicy
+        The study's de-identification options (which kept keys explain their values).
+    labels : iterable of str
+        The release's participant and session labels (from the pseudonym key).
+
+    Returns
+    -------
+    Explainer
+        ``checked``, ``explained`` per source and ``unexplained`` per (file, field).
+    """
+    from windl import datasets
+    from windl.vocabulary import vocabulary_of
+
+    files = text_files(release)
+    description_text = datasets.git(
+        study.root, "cat-file", "blob", "HEAD:dataset_description.json", check=False
+    )
+    try:
+        description = json.loads(description_text) if description_text.strip() else {}
+    except ValueError:
+        description = {}
+    explainer = Explainer(
+        vocabulary=approved_vocabulary(vocabulary_of(study.settings()).terms),
+        levels=declared_levels(release, files),
+        labels=_vocabulary_of(labels),
+        description=description_vocabulary(description if isinstance(description, dict) else {}),
+        policy=policy,
+    )
+    return check_release(release, files, explainer)
