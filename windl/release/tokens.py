@@ -332,7 +332,10 @@ def texts_of(release: Path, rel: str) -> Iterator[Text]:
 
 
 def name_texts(files: Iterable[str]) -> Iterator[Text]:
-    """File names and folder names (each folder once)."""
+    """File and folder names (each folder once), placed in their parent folder.
+
+    A finding about a name must not quote the name, so it names the folder that holds it.
+    """
     folders: set[str] = set()
     for rel in files:
         parts = rel.split("/")
@@ -340,8 +343,8 @@ def name_texts(files: Iterable[str]) -> Iterator[Text]:
             folder = "/".join(parts[:i])
             if folder not in folders:
                 folders.add(folder)
-                yield Text(folder, "folder name", parts[i - 1])
-        yield Text(rel, "file name", parts[-1])
+                yield Text("/".join(parts[: i - 1]) or ".", "a folder name", parts[i - 1])
+        yield Text("/".join(parts[:-1]) or ".", "a file name", parts[-1])
 
 
 def _is_text(raw: bytes) -> bool:

@@ -1,0 +1,153 @@
+"""The audit's second line: every word of a release's names and text must be explained.
+
+A name typed into a sidecar, a table, the README, a file name or a DICOM text element is
+not among the identifiers the audit knows; the ``unexplained-text`` check must still fail
+on it, naming the file and the field, never the word.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from windl.release.tokens import Explainer, Text, bids_vocabulary, tokens, windl_vocabulary
+
+from conftest import release_dir, run_windl
+
+#: a typed name no vocabulary holds (checked below, so the test cannot pass by luck)
+NAME = "Quirinius Wolkenbruch"
+CHECK = "unexplained-text"
+
+
+def _audit(release: Path) -> tuple[int, dict]:
+    proc = run_windl("audit", release, "--json", check=False)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def _text_check(result: dict) -> dict:
+    report = json.loads(Path(result["json"]).read_text(encoding="utf-8"))
+    return next(c for c in report["checks"] if c["name"] == CHECK)
+
+
+def test_the_planted_name_is_explained_by_no_source() -> None:
+    explainer = Explainer()
+    for word in tokens(NAME):
+        assert word not in bids_vocabulary() and word not in windl_vocabulary()
+        assert explainer.source(word) is None
+
+
+def test_tokens_are_explained_by_bids_numbers_labels_and_scanner_keys() -> None:
+    explainer = Explainer(labels=frozenset(tokens("aB3dE9xY")))
+    for word in ("RepetitionTime", "bold", "participant_id", "20180918T101112", "T1w"):
+        assert all(explainer.source(t) is not None for t in tokens(word)), word
+    assert explainer.source("task1") == "labels"  # a neutral re-key label
+    assert explainer.source("ab3de9xy") == "labels"
+    # a scanner-written key explains its value; a descriptor key does not
+    assert explainer.check(Text("x.json", "Manufacturer", NAME, "Manufacturer")) == []
+    assert explainer.check(Text("x.json", "SeriesDescription", NAME, "SeriesDescription"))
+    assert explainer.check(Text("x.json", "TaskName", NAME, "TaskName"))
+    assert explainer.unexplained == {("x.json", "SeriesDescription"): 2, ("x.json", "TaskName"): 2}
+
+
+@pytest.mark.parametrize("template", ["release_site_template", "qc_release_site_template"])
+def test_clean_fixture_releases_pass_the_text_check(
+    template: str, request: pytest.FixtureRequest
+) -> None:
+    site: Path = request.getfixturevalue(template)
+    for scope in ("members", "external"):
+        _, result = _audit(release_dir(site, scope))
+        check = _text_check(result)
+        assert check["passed"], check["findings"]
+        report = json.loads(Path(result["json"]).read_text(encoding="utf-8"))
+        counts = report["tokens"]
+        assert counts["checked"] > 1000 and counts["unexplained"] == 0
+        assert sum(counts["explained"].values()) == counts["checked"]
+        assert counts["explained"]["bids"] > 0 and counts["explained"]["labels"] > 0
+
+
+# ----------------------------------------------------------------------------- planted
+def _plant_json(release: Path) -> tuple[str, str]:
+    sidecar = next(release.glob("sub-*/ses-*/func/*_bold.json"))
+    data = json.loads(sidecar.read_text())
+    data["TaskDescription"] = f"run by {NAME}"
+    sidecar.write_text(json.dumps(data))
+    return sidecar.relative_to(release).as_posix(), "TaskDescription: 2 unexplained"
+
+
+def _plant_tsv(release: Path) -> tuple[str, str]:
+    scans = next(release.glob("sub-*/*/*_scans.tsv"))
+    lines = scans.read_text().splitlines()
+    column = lines[0].split("\t")[0]
+    first = lines[1].split("\t")
+    lines[1] = "\t".join([f"{first[0]} {NAME}", *first[1:]])
+    scans.write_text("\n".join(lines) + "\n")
+    return scans.relative_to(release).as_posix(), f"column {column}: 2 unexplained"
+
+
+def _plant_readme(release: Path) -> tuple[str, str]:
+    readme = release / "README.md"
+    lines = readme.read_text().splitlines()
+    lines.insert(3, f"Scanned by {NAME}.")
+    readme.write_text("\n".join(lines) + "\n")
+    return "README.md", "line 4: 2 unexplained"
+
+
+def _plant_file_name(release: Path) -> tuple[str, str]:
+    sidecar = next(release.glob("sub-*/ses-*/func/*_bold.json"))
+    planted = sidecar.with_name(sidecar.name.replace("_bold.json", "_Wolkenbruch.txt"))
+    planted.write_text("1\n")
+    # the finding names the folder: naming the file would quote the name
+    return planted.parent.relative_to(release).as_posix(), "a file name: 1 unexplained"
+
+
+def _plant_dicom(release: Path) -> tuple[str, str]:
+    path = next(release.glob("sourcedata/sub-*/**/*.dcm"))
+    ds = pydicom.dcmread(path)
+    ds.ImageComments = NAME
+    path.unlink()  # an annexed file: replace the link by the changed content
+    ds.save_as(path)
+    return path.relative_to(release).as_posix(), "(0020,4000) ImageComments: 2 unexplained"
+
+
+PLANTS: dict[str, Callable[[Path], tuple[str, str]]] = {
+    "json-value": _plant_json,
+    "tsv-cell": _plant_tsv,
+    "readme-text": _plant_readme,
+    "file-name": _plant_file_name,
+    "dicom-element": _plant_dicom,
+}
+
+
+def test_planted_typed_names_fail_the_text_check_naming_file_and_field(
+    release_site: Path,
+) -> None:
+    from windl.datasets import save
+
+    release = release_dir(release_site, "members")
+    planted = {name: plant(release) for name, plant in PLANTS.items()}
+    changed = [rel for rel, _ in planted.values()]
+    changed[list(PLANTS).index("file-name")] = next(
+        p.relative_to(release).as_posix() for p in release.rglob("*_Wolkenbruch.txt")
+    )
+    save(release, changed, "careless edits")
+    code, result = _audit(release)
+    assert code != 0 and not result["passed"]
+    findings = [f for f in result["findings"] if f["check"] == CHECK]
+    for name, (rel, where) in planted.items():
+        assert any(f["path"] == rel and where in f["message"] for f in findings), (name, findings)
+    # only the planted places fail: the rest of the release is explained
+    assert {f["path"] for f in findings} == {rel for rel, _ in planted.values()}, findings
+    assert "Quirinius" not in json.dumps(findings) and "Wolkenbruch" not in json.dumps(findings)
+    report = Path(result["json"])
+    shown = [
+        json.dumps(result),
+        report.read_text(encoding="utf-8"),
+        report.with_suffix(".html").read_text(encoding="utf-8"),
+        run_windl("audit", release, check=False).stdout,
+    ]
+    for text in shown:  # the name typed into contents is quoted nowhere
+        assert "Quirinius" not in text
