@@ -32,6 +32,9 @@ of letters and digits) and asks, for each token, which source explains it:
 ``description``
     The publication metadata the study wrote into its ``dataset_description.json``
     (name, authors, acknowledgements, ...), which a release carries on purpose.
+``channels``
+    The channel names of the release's ``*_channels.tsv`` and ``*_electrodes.tsv``
+    (the recording set-up names them), wherever they are repeated (QC tables).
 ``scanner``
     Values of keys that the scanner or the recording software writes, not a person
     (:data:`MACHINE_KEYS`; DICOM code strings); descriptor and free-text keys
@@ -58,6 +61,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
+from windl.deid.annotations import is_machine_marker
 from windl.deid.dicom import DeidPolicy
 from windl.deid.sidecars import DICOM_KEYWORD_OF, _action, classify_key
 from windl.release.identifiers import MIN_LENGTH
@@ -75,6 +79,7 @@ SOURCES: Final = (
     "levels",
     "labels",
     "description",
+    "channels",
     "scanner",
     "policy",
 )
@@ -90,8 +95,20 @@ _MACHINE_KEYS = """
     ImplementationVersionName PrivateCreator ConsistencyInfo WipMemBlock PrescanReuseString
     PhaseEncodingDirectionDisplayed ParallelAcquisitionTechnique PulseSequenceType
     ReconMethodName InPlanePhaseEncodingDirectionDICOM PartialFourierDirection
+    CodingSchemeDesignator CodingSchemeVersion CodeValue stop_condition
 """
 MACHINE_KEYS: Final = frozenset(_MACHINE_KEYS.split())
+#: the key of marker and annotation texts: explained only if the software wrote them
+MARKER: Final = "marker"
+#: the key of channel names: the recording set-up (amplifier, cap, MEG system) names them
+CHANNEL: Final = "channel"
+#: TSV columns whose cells are markers or channel names (BIDS events, channels, electrodes)
+TSV_KEYS: Final[Mapping[tuple[str, str], str]] = {
+    ("_events.tsv", "trial_type"): MARKER,
+    ("_events.tsv", "value"): MARKER,
+    ("_channels.tsv", "name"): CHANNEL,
+    ("_electrodes.tsv", "name"): CHANNEL,
+}
 #: publication fields of ``dataset_description.json`` the study writes to be published
 DESCRIPTION_FIELDS: Final = (
     "Name",
@@ -118,9 +135,14 @@ _NUMBER: Final = (
     re.compile(r"(?=[a-z]*\d)[0-9a-f]{8,}", re.IGNORECASE),  # hashes, annex keys
     re.compile(r"(?:sha|md)\d+e?", re.IGNORECASE),  # annex backends: SHA256E, MD5E
 )
+#: windl modules whose docstring windl writes into releases (methods.md quotes the default
+#: heuristic's rules)
+EMITTED_DOCSTRINGS: Final = ("convert/heuristic.py",)
 _DATA_URI: Final = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")
 _TEXT_SNIFF: Final = 8192
 _EPHYS_TEXT: Final = (".vhdr", ".vmrk")
+#: ``Mk<n>=<type>,...`` and ``Ch<n>=<name>,...`` lines of BrainVision files
+_BV_LINE: Final = re.compile(r"^((?:Mk|Ch)\d+)=([^,]*),?(.*)$")
 
 
 @dataclass(frozen=True)
@@ -180,7 +202,10 @@ def windl_vocabulary() -> frozenset[str]:
     package = Path(__file__).resolve().parents[1]
     texts: list[str] = []
     for source in sorted(package.rglob("*.py")):
-        texts.extend(_literals(source.read_text(encoding="utf-8")))
+        code = source.read_text(encoding="utf-8")
+        texts.extend(_literals(code))
+        if source.relative_to(package).as_posix() in EMITTED_DOCSTRINGS:
+            texts.append(ast.get_docstring(ast.parse(code)) or "")
     templates = package.parent / "templates"
     for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
         if path.is_file():
@@ -189,7 +214,8 @@ def windl_vocabulary() -> frozenset[str]:
 
 
 def _literals(source: str) -> Iterator[str]:
-    """String literals of a module, its docstrings aside (prose, not text windl writes)."""
+    """Text a module can write: its string literals (docstrings aside, they are prose), and
+    the names of keyword arguments and dataclass fields (they become JSON keys)."""
     tree = ast.parse(source)
     docstrings = set()
     for node in ast.walk(tree):
@@ -197,12 +223,15 @@ def _literals(source: str) -> Iterator[str]:
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
             docstrings.add(id(body[0].value))
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, str)
-            and id(node) not in docstrings
-        ):
-            yield node.value
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings:
+                yield node.value
+        elif isinstance(node, ast.keyword) and node.arg:
+            yield node.arg
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    yield item.target.id
 
 
 def entity_names() -> frozenset[str]:
@@ -222,6 +251,7 @@ class Explainer:
     levels: frozenset[str] = frozenset()
     labels: frozenset[str] = frozenset()
     description: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
     policy: DeidPolicy | None = None
     checked: int = 0
     explained: Counter[str] = field(default_factory=Counter)
@@ -232,11 +262,16 @@ class Explainer:
         names = "|".join(sorted(map(re.escape, entity_names())))
         self._rekey = re.compile(rf"(?:{names})\d+")
 
-    def key_source(self, key: str | None) -> str | None:
-        """``scanner`` or ``policy`` when the key's value is explained by the key itself."""
+    def key_source(self, text: Text) -> str | None:
+        """``scanner`` or ``policy`` when the text is explained by the key it is under."""
+        key = text.key
         if key is None:
             return None
         if key in MACHINE_KEYS:
+            return "scanner"
+        if key == MARKER:
+            return "scanner" if is_machine_marker(text.text) else None
+        if key == CHANNEL:
             return "scanner"
         if self.policy is not None:
             sidecar = {v: k for k, v in DICOM_KEYWORD_OF.items()}.get(key, key)
@@ -257,6 +292,7 @@ class Explainer:
             ("levels", self.levels.__contains__),
             ("labels", lambda t: t in self.labels or bool(self._rekey.fullmatch(t))),
             ("description", self.description.__contains__),
+            ("channels", self.channels.__contains__),
         )
         for name, check in checks:
             if check(token):
@@ -267,7 +303,7 @@ class Explainer:
         """Count the tokens of ``text``; return the unexplained ones (never reported)."""
         words = tokens(_DATA_URI.sub(" ", text.text))
         self.checked += len(words)
-        by_key = self.key_source(text.key)
+        by_key = self.key_source(text)
         if by_key is not None:
             self.explained[by_key] += len(words)
             return []
@@ -327,6 +363,8 @@ def texts_of(release: Path, rel: str) -> Iterator[Text]:
         yield from _json_texts(rel, text)
     elif lower.endswith((".tsv", ".tsv.gz")):
         yield from _tsv_texts(rel, text)
+    elif lower.endswith(_EPHYS_TEXT):
+        yield from _brainvision_texts(rel, text)
     else:
         yield from _line_texts(rel, text)
 
@@ -364,6 +402,26 @@ def _line_texts(rel: str, text: str) -> Iterator[Text]:
             yield Text(rel, f"line {number}", line)
 
 
+def _brainvision_texts(rel: str, text: str) -> Iterator[Text]:
+    """BrainVision header/marker lines; marker texts and channel names keyed as such."""
+    for number, line in enumerate(text.splitlines(), 1):
+        found = _BV_LINE.match(line)
+        if found is None:
+            if line.strip():
+                yield Text(rel, f"line {number}", line)
+            continue
+        kind, name, rest = found.groups()
+        yield Text(rel, f"line {number}", kind)
+        if kind.startswith("Mk"):  # Mk<n>=<type>,<description>,<position>,<size>,<channel>
+            marker, _, rest = rest.partition(",")
+            description, _, rest = rest.partition(",")
+            yield Text(rel, f"line {number} marker", f"{name}/{marker}".strip("/"), MARKER)
+            yield Text(rel, f"line {number} marker", description, MARKER)
+        else:  # Ch<n>=<name>,<reference>,<resolution>,<unit>
+            yield Text(rel, f"line {number} channel", name, CHANNEL)
+        yield Text(rel, f"line {number}", rest)
+
+
 def _json_texts(rel: str, text: str) -> Iterator[Text]:
     try:
         data = json.loads(text)
@@ -394,10 +452,12 @@ def _tsv_texts(rel: str, text: str) -> Iterator[Text]:
     header = lines[0].split("\t")
     for column in header:
         yield Text(rel, "header", column)
+    suffix = "_" + rel.rsplit("_", 1)[-1] if "_" in rel else ""
+    keys = [TSV_KEYS.get((suffix, column)) for column in header]
     for line in lines[1:]:
         for i, cell in enumerate(line.split("\t")):
             column = header[i] if i < len(header) else f"#{i + 1}"
-            yield Text(rel, f"column {column}", cell)
+            yield Text(rel, f"column {column}", cell, keys[i] if i < len(keys) else None)
 
 
 def _nifti_texts(rel: str, path: Path) -> Iterator[Text]:
@@ -477,7 +537,8 @@ def _edf_texts(rel: str, path: Path) -> Iterator[Text]:
         for i in range(signals):
             start = offset + i * width
             text = per_signal[start : start + width].decode("latin-1")
-            yield Text(rel, f"EDF signal {i + 1} {name}", text)
+            key = CHANNEL if name == "label" else None
+            yield Text(rel, f"EDF signal {i + 1} {name}", text, key)
         offset += width * signals
     yield from _annotation_texts(rel, path)
 
@@ -490,7 +551,7 @@ def _annotation_texts(rel: str, path: Path) -> Iterator[Text]:
     except Exception:  # no annotations channel, or a format mne does not read them from
         return
     for i, description in enumerate(annotations.description, 1):
-        yield Text(rel, f"annotation {i}", str(description))
+        yield Text(rel, f"annotation {i}", str(description), MARKER)
 
 
 def _fif_texts(rel: str, path: Path) -> Iterator[Text]:
@@ -511,7 +572,7 @@ def _fif_texts(rel: str, path: Path) -> Iterator[Text]:
             if isinstance(value, str):
                 yield Text(rel, f"FIF info {group}.{key}", value)
     for ch in info["chs"]:
-        yield Text(rel, "FIF channel name", str(ch["ch_name"]), "ChannelName")
+        yield Text(rel, "FIF channel name", str(ch["ch_name"]), CHANNEL)
     yield from _annotation_texts(rel, path)
 
 
@@ -536,6 +597,19 @@ def declared_levels(release: Path, files: Iterable[str]) -> frozenset[str]:
                 walk(json.loads((release / rel).read_text(encoding="utf-8")))
             except (ValueError, UnicodeDecodeError):
                 continue
+    return _vocabulary_of(words)
+
+
+def channel_names(release: Path, files: Iterable[str]) -> frozenset[str]:
+    """Tokens of the ``name`` column of the release's channel and electrode tables."""
+    words: list[str] = []
+    for rel in files:
+        if rel.endswith(("_channels.tsv", "_electrodes.tsv")) and (release / rel).is_file():
+            lines = (release / rel).read_text(encoding="utf-8", errors="replace").splitlines()
+            header = lines[0].split("\t") if lines else []
+            if "name" in header:
+                column = header.index("name")
+                words += [r.split("\t")[column] for r in lines[1:] if r.count("\t") >= column]
     return _vocabulary_of(words)
 
 
@@ -619,6 +693,7 @@ def audit_text(study: Study, release: Path, policy: DeidPolicy, labels: Iterable
     explainer = Explainer(
         vocabulary=approved_vocabulary(vocabulary_of(study.settings()).terms),
         levels=declared_levels(release, files),
+        channels=channel_names(release, files),
         labels=_vocabulary_of(labels),
         description=description_vocabulary(description if isinstance(description, dict) else {}),
         policy=policy,
