@@ -44,7 +44,7 @@ def test_tokens_are_explained_by_bids_numbers_labels_and_scanner_keys() -> None:
     explainer = Explainer(labels=frozenset(tokens("aB3dE9xY")))
     for word in ("RepetitionTime", "bold", "participant_id", "20180918T101112", "T1w"):
         assert all(explainer.source(t) is not None for t in tokens(word)), word
-    assert explainer.source("task1") == "labels"  # a neutral re-key label
+    assert explainer.source("task1") == "bids"  # a neutral re-key label: entity + index
     assert explainer.source("ab3de9xy") == "labels"
     # a scanner-written key explains its value; a descriptor key does not
     assert explainer.check(Text("x.json", "Manufacturer", NAME, "Manufacturer")) == []

@@ -22,16 +22,22 @@ of letters and digits) and asks, for each token, which source explains it:
     its templates -- what its generators (README, methods.md, CHANGES, LICENSE,
     CITATION.cff, QC reports, deface records) can write. Built from windl itself,
     never from the release under audit.
+``tools``
+    The fixed text of the tools windl writes releases with: the string literals of
+    mne-bids (sidecar descriptions, channel type names) and the BrainVision format's own
+    header text (:data:`BRAINVISION_FORMAT`).
 ``vocabulary``
     The study's approved vocabulary (:mod:`windl.vocabulary`).
 ``levels``
     The ``Levels`` declared in the release's JSON data dictionaries.
 ``labels``
-    The release's own participant and session labels (from the study's pseudonym key)
-    and neutral re-key labels ``<entity><n>`` (``task1``, ``acq2``).
+    The release's own participant and session labels (from the study's pseudonym key).
+    A word followed by an index is explained as the word is, so neutral re-key labels
+    ``<entity><n>`` (``task1``, ``acq2``) are explained by BIDS.
 ``description``
     The publication metadata the study wrote into its ``dataset_description.json``
-    (name, authors, acknowledgements, ...), which a release carries on purpose.
+    (name, authors, acknowledgements, ...) and the study's name, which a release carries
+    on purpose.
 ``channels``
     The channel names of the release's ``*_channels.tsv`` and ``*_electrodes.tsv``
     (the recording set-up names them), wherever they are repeated (QC tables).
@@ -75,6 +81,7 @@ SOURCES: Final = (
     "number",
     "bids",
     "windl",
+    "tools",
     "vocabulary",
     "levels",
     "labels",
@@ -96,6 +103,8 @@ _MACHINE_KEYS = """
     PhaseEncodingDirectionDisplayed ParallelAcquisitionTechnique PulseSequenceType
     ReconMethodName InPlanePhaseEncodingDirectionDICOM PartialFourierDirection
     CodingSchemeDesignator CodingSchemeVersion CodeValue stop_condition
+    WindowCenterWidthExplanation DimensionDescriptionLabel PhaseEncodingPolarityGE
+    CoilCombinationMethod MatrixCoilMode
 """
 MACHINE_KEYS: Final = frozenset(_MACHINE_KEYS.split())
 #: the key of marker and annotation texts: explained only if the software wrote them
@@ -135,10 +144,37 @@ _NUMBER: Final = (
     re.compile(r"(?=[a-z]*\d)[0-9a-f]{8,}", re.IGNORECASE),  # hashes, annex keys
     re.compile(r"(?:sha|md)\d+e?", re.IGNORECASE),  # annex backends: SHA256E, MD5E
 )
+#: Python packages whose string literals are text they write into releases
+TOOL_PACKAGES: Final = ("mne_bids",)
+#: the fixed text of a BrainVision header and marker file (BrainVision Core Data Format 1.0,
+#: as the Vision Recorder and mne-bids write it); comments a person adds are not in it
+BRAINVISION_FORMAT: Final = """
+Brain Vision Data Exchange Header File Version 1.0
+Brain Vision Data Exchange Marker File, Version 1.0
+; Data created by the Vision Recorder
+[Common Infos] Codepage=UTF-8 DataFile= MarkerFile= DataFormat=BINARY ASCII
+; Data orientation: MULTIPLEXED=ch1,pt1, ch2,pt1 ...
+DataOrientation=MULTIPLEXED VECTORIZED DataType=TIMEDOMAIN NumberOfChannels=
+; Sampling interval in microseconds
+SamplingInterval= Averaged= AveragedSegments= SegmentDataPoints= SegmentationType=
+[Binary Infos] BinaryFormat=INT_16 INT_32 IEEE_FLOAT_32 UINT_16
+[ASCII Infos] DecimalSymbol= SkipLines= SkipColumns=
+[Channel Infos]
+; Each entry: Ch<Channel number>=<Name>,<Reference channel name>,
+; <Resolution in "Unit">,<Unit>, Future extensions..
+; Fields are delimited by commas, some fields might be omitted (empty).
+; Commas in channel names are coded as "\1".
+[Coordinates] [Marker Infos]
+; Each entry: Mk<Marker number>=<Type>,<Description>,<Position in data points>,
+; <Size in data points>, <Channel number (0 = marker is related to all channels)>
+; Commas in type or description text are coded as "\1".
+"""
 #: windl modules whose docstring windl writes into releases (methods.md quotes the default
 #: heuristic's rules)
 EMITTED_DOCSTRINGS: Final = ("convert/heuristic.py",)
 _DATA_URI: Final = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")
+_UUID: Final = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGNORECASE)
+_STEM_INDEX: Final = re.compile(r"(\D+?)(\d+)")
 _TEXT_SNIFF: Final = 8192
 _EPHYS_TEXT: Final = (".vhdr", ".vmrk")
 #: ``Mk<n>=<type>,...`` and ``Ch<n>=<name>,...`` lines of BrainVision files
@@ -213,6 +249,23 @@ def windl_vocabulary() -> frozenset[str]:
     return _vocabulary_of(texts)
 
 
+@lru_cache(maxsize=1)
+def tool_vocabulary() -> frozenset[str]:
+    """Tokens of the fixed text of the tools and formats a release is written with."""
+    import importlib.util
+
+    texts = [BRAINVISION_FORMAT]
+    for name in TOOL_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for folder in spec.submodule_search_locations:
+            for source in sorted(Path(folder).rglob("*.py")):
+                if "tests" not in source.relative_to(folder).parts:
+                    texts.extend(_literals(source.read_text(encoding="utf-8")))
+    return _vocabulary_of(texts)
+
+
 def _literals(source: str) -> Iterator[str]:
     """Text a module can write: its string literals (docstrings aside, they are prose), and
     the names of keyword arguments and dataclass fields (they become JSON keys)."""
@@ -234,14 +287,6 @@ def _literals(source: str) -> Iterator[str]:
                     yield item.target.id
 
 
-def entity_names() -> frozenset[str]:
-    """BIDS entity names (``task``, ``acq``, ...), for neutral re-key labels."""
-    from bidsschematools import schema
-
-    entities = schema.load_schema().objects.entities.to_dict()
-    return frozenset(str(e["name"]).casefold() for e in entities.values())
-
-
 # --------------------------------------------------------------------------- explaining
 @dataclass
 class Explainer:
@@ -256,11 +301,6 @@ class Explainer:
     checked: int = 0
     explained: Counter[str] = field(default_factory=Counter)
     unexplained: Counter[tuple[str, str]] = field(default_factory=Counter)
-    _rekey: re.Pattern[str] | None = None
-
-    def __post_init__(self) -> None:
-        names = "|".join(sorted(map(re.escape, entity_names())))
-        self._rekey = re.compile(rf"(?:{names})\d+")
 
     def key_source(self, text: Text) -> str | None:
         """``scanner`` or ``policy`` when the text is explained by the key it is under."""
@@ -282,27 +322,36 @@ class Explainer:
         return None
 
     def source(self, token: str) -> str | None:
-        """The first source that explains ``token`` (case-folded), or ``None``."""
+        """The first source that explains ``token`` (case-folded), or ``None``.
+
+        A word followed by an index (``coil1``, ``task2``) is explained as its word is.
+        """
         checks: tuple[tuple[str, Callable[[str], bool]], ...] = (
             ("short", lambda t: len(t) < MIN_LENGTH),
             ("number", is_number_like),
             ("bids", bids_vocabulary().__contains__),
             ("windl", windl_vocabulary().__contains__),
+            ("tools", tool_vocabulary().__contains__),
             ("vocabulary", self.vocabulary.__contains__),
             ("levels", self.levels.__contains__),
-            ("labels", lambda t: t in self.labels or bool(self._rekey.fullmatch(t))),
+            ("labels", self.labels.__contains__),
             ("description", self.description.__contains__),
             ("channels", self.channels.__contains__),
         )
         for name, check in checks:
             if check(token):
                 return name
+        indexed = _STEM_INDEX.fullmatch(token)
+        if indexed is not None and len(indexed.group(1)) >= MIN_LENGTH:
+            return self.source(indexed.group(1))
         return None
 
     def check(self, text: Text) -> list[str]:
         """Count the tokens of ``text``; return the unexplained ones (never reported)."""
-        words = tokens(_DATA_URI.sub(" ", text.text))
-        self.checked += len(words)
+        body, uuids = _UUID.subn(" ", _DATA_URI.sub(" ", text.text))
+        words = tokens(body)
+        self.checked += len(words) + uuids
+        self.explained["number"] += uuids
         by_key = self.key_source(text)
         if by_key is not None:
             self.explained[by_key] += len(words)
@@ -417,9 +466,9 @@ def _brainvision_texts(rel: str, text: str) -> Iterator[Text]:
             description, _, rest = rest.partition(",")
             yield Text(rel, f"line {number} marker", f"{name}/{marker}".strip("/"), MARKER)
             yield Text(rel, f"line {number} marker", description, MARKER)
-        else:  # Ch<n>=<name>,<reference>,<resolution>,<unit>
-            yield Text(rel, f"line {number} channel", name, CHANNEL)
-        yield Text(rel, f"line {number}", rest)
+            yield Text(rel, f"line {number}", rest)
+        else:  # Ch<n>=<name>,<reference>,<resolution>,<unit>: the recording set-up
+            yield Text(rel, f"line {number} channel", f"{name},{rest}", CHANNEL)
 
 
 def _json_texts(rel: str, text: str) -> Iterator[Text]:
@@ -695,7 +744,8 @@ def audit_text(study: Study, release: Path, policy: DeidPolicy, labels: Iterable
         levels=declared_levels(release, files),
         channels=channel_names(release, files),
         labels=_vocabulary_of(labels),
-        description=description_vocabulary(description if isinstance(description, dict) else {}),
+        description=description_vocabulary(description if isinstance(description, dict) else {})
+        | _vocabulary_of([study.name]),
         policy=policy,
     )
     return check_release(release, files, explainer)
