@@ -90,13 +90,14 @@ SOURCES: Final = (
     "scanner",
     "policy",
 )
-#: keys (sidecar keys and DICOM keywords) whose values the scanner or software writes
+#: keys (sidecar keys and DICOM keywords) whose values the scanner or software writes;
+#: not dcm2niix's ``BidsGuess``: its task and run guesses come from ProtocolName
 _MACHINE_KEYS = """
     Manufacturer ManufacturersModelName ManufacturerModelName SoftwareVersions SequenceName
     ImageType ImageTypeText ScanningSequence SequenceVariant ScanOptions ReceiveCoilName
     ReceiveCoilActiveElements TransmitCoilName CoilString PulseSequenceDetails
     PulseSequenceName InternalPulseSequenceName ConversionSoftware ConversionSoftwareVersion
-    MRAcquisitionType Modality BodyPart BodyPartExamined PatientPosition BidsGuess
+    MRAcquisitionType Modality BodyPart BodyPartExamined PatientPosition
     ImageOrientationText CapManufacturer CapManufacturersModelName HardwareFilters
     SoftwareFilters RecordingType PowerLineFrequency DewarPosition
     ImplementationVersionName PrivateCreator ConsistencyInfo WipMemBlock PrescanReuseString
