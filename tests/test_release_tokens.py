@@ -116,14 +116,14 @@ def _plant_tsv(release: Path) -> tuple[str, str]:
 def _plant_readme(release: Path) -> tuple[str, str]:
     readme = release / "README.md"
     lines = readme.read_text().splitlines()
-    lines.insert(3, f"Scanned by {NAME}.")
+    lines.insert(3, f"{NAME}.")
     readme.write_text("\n".join(lines) + "\n")
     return "README.md", "line 4: 2 unexplained"
 
 
 def _plant_file_name(release: Path) -> tuple[str, str]:
-    sidecar = next(release.glob("sub-*/ses-*/func/*_bold.json"))
-    planted = sidecar.with_name(sidecar.name.replace("_bold.json", "_Wolkenbruch.txt"))
+    sidecar = next(release.glob("sub-*/anat/*_T1w.json"))
+    planted = sidecar.with_name(sidecar.name.replace("_T1w.json", "_Wolkenbruch.txt"))
     planted.write_text("1\n")
     # the finding names the folder: naming the file would quote the name
     return planted.parent.relative_to(release).as_posix(), "a file name: 1 unexplained"
