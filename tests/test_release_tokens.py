@@ -179,3 +179,61 @@ def test_planted_typed_names_fail_the_text_check_naming_file_and_field(
     ]
     for text in shown:  # the name typed into contents is quoted nowhere
         assert "Quirinius" not in text
+
+
+# ----------------------------------------------------------------------------- headers
+def _unexplained(folder: Path, rel: str) -> dict[str, int]:
+    from windl.release.tokens import texts_of
+
+    explainer = Explainer()
+    for text in texts_of(folder, rel):
+        explainer.check(text)
+    return {where: n for (_, where), n in explainer.unexplained.items()}
+
+
+def test_typed_names_in_real_headers_are_found(tmp_path: Path, data: Path) -> None:
+    import shutil
+
+    import mne
+    import nibabel as nib
+    import numpy as np
+
+    edf = tmp_path / "x_eeg.edf"
+    raw = bytearray((data / "mne_testfiles/edf/test.edf").read_bytes())
+    raw[8:88] = f"X X X {NAME}".ljust(80).encode("ascii")
+    edf.write_bytes(bytes(raw))
+    assert _unexplained(tmp_path, edf.name) == {"EDF header patient": 2}
+
+    fif = mne.io.read_raw_fif(data / "mne_testfiles/fif/test_ctf_comp_raw.fif", verbose="error")
+    fif.load_data()
+    fif.info["description"] = NAME
+    fif.set_annotations(mne.Annotations([0.1], [0.0], [NAME]))
+    fif.save(tmp_path / "x_meg.fif", verbose="error")
+    found = _unexplained(tmp_path, "x_meg.fif")
+    assert found == {"FIF info description": 2, "annotation 1": 2}, found
+
+    image = nib.Nifti1Image(np.zeros((2, 2, 2), dtype=np.uint8), np.eye(4))
+    image.header["descrip"] = NAME.encode()
+    nib.save(image, tmp_path / "x_T1w.nii.gz")
+    assert _unexplained(tmp_path, "x_T1w.nii.gz") == {"NIfTI header descrip": 2}
+
+    ds = pydicom.dcmread(data / "dcm_qa_nih/In/20180918Si/mr_0003/epi_pe_ap-00001.dcm")
+    item = pydicom.Dataset()
+    item.RequestedProcedureDescription = NAME
+    ds.RequestAttributesSequence = pydicom.Sequence([item])
+    ds.save_as(tmp_path / "x.dcm")
+    found = _unexplained(tmp_path, "x.dcm")
+    assert (
+        found.get(
+            "DICOM (0040,0275) RequestAttributesSequence[0] (0032,1060) "
+            "RequestedProcedureDescription"
+        )
+        == 2
+    ), found
+
+    for name in ("test.vhdr", "test.vmrk", "test.eeg"):
+        shutil.copyfile(data / "mne_testfiles/brainvision" / name, tmp_path / name)
+    with (tmp_path / "test.vmrk").open("a", encoding="utf-8") as fh:
+        fh.write(f"Mk99=Comment,{NAME},100,1,0\n")
+    lines = (tmp_path / "test.vmrk").read_text(encoding="utf-8").splitlines()
+    assert _unexplained(tmp_path, "test.vmrk").get(f"line {len(lines)} marker") == 2
