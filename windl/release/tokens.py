@@ -175,6 +175,8 @@ SamplingInterval= Averaged= AveragedSegments= SegmentDataPoints= SegmentationTyp
 EMITTED_DOCSTRINGS: Final = ("convert/heuristic.py",)
 _DATA_URI: Final = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")
 _UUID: Final = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGNORECASE)
+#: DICOM keyword -> the sidecar key dcm2niix writes it as, where the names differ
+_SIDECAR_KEY_OF: Final = {dicom: sidecar for sidecar, dicom in DICOM_KEYWORD_OF.items()}
 _STEM_INDEX: Final = re.compile(r"(\D+?)(\d+)")
 _TEXT_SNIFF: Final = 8192
 _EPHYS_TEXT: Final = (".vhdr", ".vmrk")
@@ -302,6 +304,7 @@ class Explainer:
     checked: int = 0
     explained: Counter[str] = field(default_factory=Counter)
     unexplained: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _known: dict[str, str | None] = field(default_factory=dict)
 
     def key_source(self, text: Text) -> str | None:
         """``scanner`` or ``policy`` when the text is explained by the key it is under."""
@@ -315,7 +318,7 @@ class Explainer:
         if key == CHANNEL:
             return "scanner"
         if self.policy is not None:
-            sidecar = {v: k for k, v in DICOM_KEYWORD_OF.items()}.get(key, key)
+            sidecar = _SIDECAR_KEY_OF.get(key, key)
             category = classify_key(sidecar)
             kept = _action(category, self.policy) == "keep"
             if category in ("device", "institution", "patient") and kept:
@@ -359,7 +362,9 @@ class Explainer:
             return []
         missing = []
         for word in words:
-            name = self.source(word)
+            if word not in self._known:
+                self._known[word] = self.source(word)
+            name = self._known[word]
             if name is None:
                 missing.append(word)
             else:
