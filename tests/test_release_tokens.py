@@ -15,6 +15,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from windl.deid.dicom import DeidPolicy
 from windl.release.tokens import Explainer, Text, bids_vocabulary, tokens, windl_vocabulary
 
 from conftest import release_dir, run_windl
@@ -52,6 +53,14 @@ def test_tokens_are_explained_by_bids_numbers_labels_and_scanner_keys() -> None:
     assert explainer.check(Text("x.json", "SeriesDescription", NAME, "SeriesDescription"))
     assert explainer.check(Text("x.json", "TaskName", NAME, "TaskName"))
     assert explainer.unexplained == {("x.json", "SeriesDescription"): 2, ("x.json", "TaskName"): 2}
+    # a key the study's declared options keep on purpose explains its value; else not
+    institution = Text("x.dcm", "InstitutionName", NAME, "InstitutionName")
+    kept = Explainer(policy=DeidPolicy(retain_institution_identity=True))
+    assert kept.key_source(institution) == "policy"
+    assert Explainer(policy=DeidPolicy()).key_source(institution) is None
+    # marker texts: the recording software's codes are explained, typed ones are not
+    assert explainer.key_source(Text("x.vmrk", "line 9", "Stimulus/S  1", "marker")) == "scanner"
+    assert explainer.key_source(Text("x.vmrk", "line 9", "patient coughed", "marker")) is None
 
 
 #: what the fixture releases still hold until the other parts of issue 16 land: acq labels
@@ -183,7 +192,8 @@ def test_planted_typed_names_fail_the_text_check_naming_file_and_field(
 
 # ----------------------------------------------------------------------------- headers
 def _unexplained(folder: Path, rel: str) -> dict[str, int]:
-    from windl.release.tokens import texts_of
+    from windl.deid.dicom import DeidPolicy
+from windl.release.tokens import texts_of
 
     explainer = Explainer()
     for text in texts_of(folder, rel):

@@ -69,7 +69,7 @@ from typing import Any, Final
 
 from windl.deid.annotations import is_machine_marker
 from windl.deid.dicom import DeidPolicy
-from windl.deid.sidecars import DICOM_KEYWORD_OF, _action, classify_key
+from windl.deid.sidecars import DICOM_KEYWORD_OF, classify_key, forbidden_keys
 from windl.release.identifiers import MIN_LENGTH
 from windl.study import Study
 
@@ -320,7 +320,7 @@ class Explainer:
         if self.policy is not None:
             sidecar = _SIDECAR_KEY_OF.get(key, key)
             category = classify_key(sidecar)
-            kept = _action(category, self.policy) == "keep"
+            kept = sidecar not in forbidden_keys(self.policy)
             if category in ("device", "institution", "patient") and kept:
                 return "policy"
         return None
