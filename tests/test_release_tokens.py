@@ -192,8 +192,7 @@ def test_planted_typed_names_fail_the_text_check_naming_file_and_field(
 
 # ----------------------------------------------------------------------------- headers
 def _unexplained(folder: Path, rel: str) -> dict[str, int]:
-    from windl.deid.dicom import DeidPolicy
-from windl.release.tokens import texts_of
+    from windl.release.tokens import texts_of
 
     explainer = Explainer()
     for text in texts_of(folder, rel):
