@@ -29,6 +29,8 @@ def test_a_vocabulary_that_is_not_lists_of_strings_is_a_config_error() -> None:
     [
         ("Stimulus/S  1", True),
         ("Response/R 15", True),
+        ("Optic/O  1", True),
+        ("Event/254", True),
         ("BAD_ACQ_SKIP", True),
         ("New Segment/", True),
         ("Comment/patient coughed", False),

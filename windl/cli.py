@@ -561,6 +561,35 @@ def release_build(
     _emit(result.to_dict(), as_json, "\n".join(lines))
 
 
+@release.command("review")
+@click.argument("study_name", metavar="STUDY")
+@click.option("--approve", is_flag=True, help="Approve every text as it stands (one commit).")
+@site_option
+@json_option
+def release_review(study_name: str, approve: bool, site_dir: Path | None, as_json: bool) -> None:
+    """Print the texts written by people that STUDY's releases carry only once approved."""
+    from windl.release.review import approve as approve_texts
+    from windl.release.review import review
+    from windl.study import get_study
+
+    study = get_study(_site(site_dir), study_name)
+    texts = approve_texts(study) if approve else review(study)
+    lines = []
+    for item in texts:
+        state = "approved" if item.approved else "NOT approved (withheld from releases)"
+        lines += [f"== {item.name}: {state} (sha256 {item.sha256[:12]})", item.text.rstrip(), ""]
+    pending = sum(not t.approved for t in texts)
+    lines.append(
+        f"{len(texts)} text(s), {pending} pending review"
+        + (
+            f"; approve them as shown: windl release review {study.name} --approve"
+            if pending
+            else ""
+        )
+    )
+    _emit([t.to_dict() for t in texts], as_json, "\n".join(lines))
+
+
 @release.command("assemble", hidden=True)
 @click.argument("study_name", metavar="STUDY")
 @click.option("--scope", required=True)

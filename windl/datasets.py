@@ -35,6 +35,59 @@ os.environ.setdefault("DATALAD_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DATALAD_UI_PROGRESSBAR", "none")
 
 
+#: author and committer of every commit, tag, note and git-annex branch entry of a release
+#: dataset: windl itself, never the operator's git identity (the history is published)
+NEUTRAL_IDENTITY: Mapping[str, str] = {
+    "GIT_AUTHOR_NAME": "windl",
+    "GIT_AUTHOR_EMAIL": "windl@localhost",
+    "GIT_COMMITTER_NAME": "windl",
+    "GIT_COMMITTER_EMAIL": "windl@localhost",
+}
+#: marks a dataset whose git calls all run as :data:`NEUTRAL_IDENTITY` (in its git dir)
+_NEUTRAL_MARK = WINDL_GITDIR / "neutral-identity"
+
+
+def mark_neutral_identity(ds: Path) -> None:
+    """Make every later git and DataLad call of windl on ``ds`` use :data:`NEUTRAL_IDENTITY`."""
+    (ds / _NEUTRAL_MARK).parent.mkdir(parents=True, exist_ok=True)
+    (ds / _NEUTRAL_MARK).write_text("release dataset: commits by windl only\n")
+
+
+def neutral_identity_of(path: Path | str | None) -> bool:
+    """Whether ``path`` lies in a dataset marked by :func:`mark_neutral_identity` (or one of
+    its scratch worktrees below its git dir)."""
+    if path is None:
+        return False
+    here = Path(path).absolute()
+    for folder in (here, *here.parents):
+        if (folder / _NEUTRAL_MARK).is_file():
+            return True
+        if (folder / ".git").is_dir():
+            return False  # the dataset it lies in is not marked
+    return False
+
+
+def _identity_env(path: Path | str | None) -> dict[str, str]:
+    return dict(NEUTRAL_IDENTITY) if neutral_identity_of(path) else {}
+
+
+@contextmanager
+def neutral_environ(active: bool = True) -> Iterator[None]:
+    """Run the block (and the programs it starts) as :data:`NEUTRAL_IDENTITY` when ``active``."""
+    saved = {k: os.environ.get(k) for k in NEUTRAL_IDENTITY}
+    if active:
+        os.environ.update(NEUTRAL_IDENTITY)
+    try:
+        yield
+    finally:
+        if active:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
 def tool_env() -> dict[str, str]:
     """Environment for child processes: this interpreter's bin dir first on PATH.
 
@@ -99,9 +152,12 @@ def git(
     input_text: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> str:
-    """Run ``git -C ds ARGS`` and return stdout."""
+    """Run ``git -C ds ARGS`` and return stdout (as windl, in a release dataset)."""
     return run_tool(
-        ["git", "-C", str(ds), *args], check=check, input_text=input_text, env=env
+        ["git", "-C", str(ds), *args],
+        check=check,
+        input_text=input_text,
+        env={**_identity_env(ds), **(env or {})},
     ).stdout
 
 
@@ -124,7 +180,11 @@ def _call(func: Any, **kwargs: Any) -> list[dict[str, Any]]:
     kwargs.setdefault("return_type", "list")
     kwargs.setdefault("on_failure", "ignore")
     kwargs.setdefault("result_xfm", None)
-    results: list[dict[str, Any]] = func(**kwargs)
+    neutral = neutral_identity_of(kwargs.get("dataset")) or neutral_identity_of(
+        kwargs.get("path") if isinstance(kwargs.get("path"), str) else None
+    )
+    with neutral_environ(neutral):
+        results: list[dict[str, Any]] = func(**kwargs)
     failed = [r for r in results if r.get("status") in ("error", "impossible")]
     if failed:
         first = failed[0]
@@ -140,16 +200,24 @@ def create_dataset(
     parent: Path | None = None,
     procedures: Sequence[str] = (),
     description: str | None = None,
+    neutral_identity: bool = False,
 ) -> None:
-    """Create a DataLad dataset, registered as subdataset of ``parent`` if given."""
+    """Create a DataLad dataset, registered as subdataset of ``parent`` if given.
+
+    With ``neutral_identity`` (release datasets) it is created, and every later call of
+    windl on it runs, as :data:`NEUTRAL_IDENTITY`.
+    """
     dl = _datalad()
-    _call(
-        dl.create,
-        path=str(path),
-        dataset=str(parent) if parent else None,
-        cfg_proc=list(procedures) or None,
-        description=description,
-    )
+    with neutral_environ(neutral_identity):
+        _call(
+            dl.create,
+            path=str(path),
+            dataset=str(parent) if parent else None,
+            cfg_proc=list(procedures) or None,
+            description=description,
+        )
+    if neutral_identity:
+        mark_neutral_identity(path)
 
 
 def init_dataset(path: Path, description: str) -> None:

@@ -29,6 +29,7 @@ from windl.methods import reproduce, study_methods, write_methods
 from windl.qc import raise_for_failures as raise_for_qc_failures
 from windl.qc import run_qc
 from windl.release import AuditResult, ReleaseRefused, ReleaseResult, audit_release, build_release
+from windl.release.review import approve as approve_texts
 from windl.share.doi import mint_doi
 from windl.share.publish import PublishResult, publish
 from windl.site import init_site
@@ -133,6 +134,8 @@ def _phenotype_table(data: Path, scratch: Path, subjects: list[str]) -> Path:
             "Description": "Edinburgh handedness inventory laterality quotient. Demo values: "
             "copied for the same subject labels from bids_examples/7t_trt/participants.tsv.",
             "Units": "laterality quotient (-100 left to 100 right)",
+            # a number the study lead reviewed: released as it is
+            "WindlRelease": "keep",
         }
     }
     table.with_suffix(".json").write_text(json.dumps(dictionary, indent=2) + "\n")
@@ -199,6 +202,9 @@ def build_demo(directory: Path, say: Callable[[str], None] = print) -> DemoResul
             changed.append(rel)
     if changed:
         datasets.save(study.root, changed, "demo: study description, task labels, release settings")
+    # the demo's README and description fields are the demo's own text: its "study lead"
+    # approves them for release (windl release review demo --approve)
+    approve_texts(get_study(site, STUDY))
     for source, subject, session, what in SESSIONS:
         result = ingest(site, STUDY, data / source, subject, session)
         say(

@@ -105,3 +105,7 @@ class MalformedDataset(BadInput):
 
 class Unroutable(ReceiveError):
     """A received study that no routing rule of ``[[receive.routes]]`` maps to a windl study."""
+
+
+class ReleaseRefused(WindlError):
+    """A release that cannot be built as asked (no consented participant, bad version, ...)."""

@@ -15,10 +15,10 @@ from collections.abc import Collection
 #: texts the acquisition or analysis software writes itself
 _MACHINE = re.compile(
     r"""^(?:
-        (?:Stimulus|Response)/\s*[A-Za-z]?\s*\d+     # BrainVision markers as mne reads them
-      | [SR]\s*\d+                                    # their description alone
-      | \d+                                           # trigger values
-      | (?:Stimulus|Response)
+        (?:Stimulus|Response|Optic)/\s*[A-Za-z]?\s*\d+  # BrainVision markers as mne reads them
+      | [SRO]\s*\d+                                   # their description alone
+      | \d+ | Event/\d+                               # trigger values (mne-bids: Event/N)
+      | (?:Stimulus|Response|Optic)
       | New\ Segment/?|SyncStatus/Sync\ On|SyncStatus|Sync\ On|Time\ 0|DC\ Correction
       | BAD(?:_[A-Z]+)*|EDGE|ACQ_SKIP|BAD_ACQ_SKIP|boundary|n/a
     )$""",

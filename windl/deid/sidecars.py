@@ -41,9 +41,10 @@ files, so a release says the same thing in every file:
 * **TSV files**: ``acq_time`` of ``*_scans.tsv`` (and any column whose values are all ISO
   dates) shifted or set to ``n/a``; the ``operator`` column heudiconv writes is removed.
 * **NIfTI headers**: ``descrip`` (dcm2niix writes the acquisition time there),
-  ``aux_file``, ``db_name``, ``data_type`` and a free ``intent_name`` are blanked and every
-  header extension is dropped; the voxel bytes, the affine and every other header field
-  are kept as they are; ``.nii.gz`` is written with a fixed gzip header (mtime 0, no name).
+  ``aux_file``, ``db_name``, ``data_type`` and ``intent_name`` are blanked, the unused
+  ANALYZE number fields zeroed, every header extension and anything after the voxels
+  dropped; the voxel bytes, the affine and every other header field are kept as they
+  are; ``.nii.gz`` is written with a fixed gzip header (mtime 0, no name).
 
 Everything here reads a source and writes a *new* file (atomically); a study is never
 changed in place.
@@ -594,8 +595,10 @@ def _scrub_cell(value: str, policy: DeidPolicy, days: int) -> str:
 
 # --- NIfTI ----------------------------------------------------------------------------------
 
-#: text fields of the NIfTI header that are blanked (``intent_name`` only without an intent)
-NIFTI_BLANKED: Final = ("descrip", "aux_file", "db_name", "data_type")
+#: text fields of the NIfTI header that are blanked
+NIFTI_BLANKED: Final = ("descrip", "aux_file", "db_name", "data_type", "intent_name")
+#: NIfTI-1 fields that are unused (ANALYZE 7.5 leftovers) and could carry a number: zeroed
+NIFTI_ZEROED: Final = ("extents", "session_error", "glmax", "glmin")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
@@ -604,13 +607,14 @@ _CHUNK = 1 << 20
 def scrub_nifti(src: Path, dst: Path) -> Path:
     """Copy a single-file NIfTI-1/NIfTI-2 image with its free-text header fields blanked.
 
-    ``descrip``, ``aux_file``, ``db_name`` and ``data_type`` become empty; ``intent_name``
-    too when ``intent_code`` is 0 (no intent: the name is free text); every header
-    extension is dropped (``vox_offset`` becomes 352, or 544 for NIfTI-2). The voxel bytes
-    are copied unchanged and every other header field (dimensions, data type, scaling,
-    qform/sform, units, ...) is kept, so the image, its affine and its scaling are
-    identical. A ``.gz`` output is written with mtime 0 and no file name, so the same input
-    always gives the same bytes.
+    ``descrip``, ``aux_file``, ``intent_name`` (whatever ``intent_code`` says: the name is
+    typed text), ``db_name`` and ``data_type`` become empty; the unused ANALYZE fields
+    ``extents``, ``session_error``, ``glmax``, ``glmin`` become 0; every header extension is
+    dropped (``vox_offset`` becomes 352, or 544 for NIfTI-2), and so is anything after the
+    voxel data. The voxel bytes are copied unchanged and every other header field
+    (dimensions, data type, scaling, qform/sform, units, intent code and parameters, ...)
+    is kept, so the image, its affine and its scaling are identical. A ``.gz`` output is
+    written with mtime 0 and no file name, so the same input always gives the same bytes.
 
     Parameters
     ----------
@@ -643,14 +647,16 @@ def scrub_nifti(src: Path, dst: Path) -> Path:
             header, vox_offset = _read_nifti_header(fh, src)
             _skip(fh, vox_offset - header.itemsize, src)
 
+            voxels = _voxel_bytes(header)
+
             def write(out: IO[bytes]) -> None:
                 if dst.name.endswith(".gz"):
                     with gzip.GzipFile(
                         filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6
                     ) as gz:
-                        _write_nifti(gz, header, fh)
+                        _write_nifti(gz, header, fh, voxels, src)
                 else:
-                    _write_nifti(out, header, fh)
+                    _write_nifti(out, header, fh, voxels, src)
 
             atomic_write(dst, write)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
@@ -696,19 +702,39 @@ def _skip(fh: IO[bytes], count: int, src: Path) -> None:
         count -= len(chunk)
 
 
-def _write_nifti(out: IO[bytes], header: np.ndarray, data: IO[bytes]) -> None:
+def _voxel_bytes(header: np.ndarray) -> int | None:
+    """How many bytes the voxel data has (``None``: the header does not say)."""
+    dim = [int(d) for d in header["dim"][0]]
+    bitpix = int(header["bitpix"][0])
+    if not 1 <= dim[0] <= 7 or bitpix <= 0 or bitpix % 8 or any(d < 1 for d in dim[1 : dim[0] + 1]):
+        return None
+    return int(np.prod(dim[1 : dim[0] + 1], dtype=np.int64)) * bitpix // 8
+
+
+def _write_nifti(
+    out: IO[bytes], header: np.ndarray, data: IO[bytes], voxels: int | None, src: Path
+) -> None:
     header = header.copy()
     fields = header.dtype.names or ()
     for name in NIFTI_BLANKED:
         if name in fields:
             header[name] = b""
-    if int(header["intent_code"][0]) == 0:
-        header["intent_name"] = b""
+    for name in NIFTI_ZEROED:
+        if name in fields:
+            header[name] = 0
     size = header.itemsize
     header["vox_offset"] = 544 if size == 540 else 352
     out.write(header.tobytes())
     out.write(b"\x00\x00\x00\x00")  # extension flag: no extensions
-    shutil.copyfileobj(data, out, _CHUNK)
+    if voxels is None:
+        shutil.copyfileobj(data, out, _CHUNK)
+        return
+    while voxels > 0:  # the voxels, not what a writer may have put after them
+        chunk = data.read(min(voxels, _CHUNK))
+        if not chunk:
+            raise BadInput("NIfTI ends before the end of its voxel data", src)
+        out.write(chunk)
+        voxels -= len(chunk)
 
 
 # --- files ----------------------------------------------------------------------------------

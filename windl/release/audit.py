@@ -30,6 +30,12 @@ Checks (names as in the report):
     QC tables and reports too) or header (NIfTI header and extensions, DICOM elements, EDF
     header, FIF measurement info), nor, for the longer ones, anywhere in the bytes of any
     file.
+``recording-text``
+    The fields of recordings and images where people type hold nothing unvetted
+    (:mod:`windl.release.recording_text`): no ``;`` comment or ``[Comment]`` in a
+    BrainVision header, every marker, FIF and EDF+ annotation text a software code or
+    approved in ``[vocabulary] trial_type``, FIF ``subject_info``/``experimenter``/
+    ``description`` empty, EDF patient/recording subfields ``X``, NIfTI header text empty.
 ``deface``
     Every image that shows a face (:func:`windl.deid.deface.needs_defacing`) has a deface
     record whose output hash is the file's, and at least :data:`FACE_ZERO_FRACTION` of the
@@ -44,6 +50,10 @@ Checks (names as in the report):
     and field; they never quote them.
 ``bids-validation``
     The official BIDS validator reports no error.
+``git-metadata``
+    Every commit, tag and note of the release's history is authored and committed by
+    windl's neutral identity, with messages windl wrote, and ``.datalad/config`` holds only
+    the dataset id (:mod:`windl.release.history`).
 
 The result is stored as a git note (``refs/notes/windl/audit``) on the audited commit --
 publishing looks it up there, so an audit can never vouch for a later commit -- and written
@@ -73,6 +83,7 @@ from windl.deid.sidecars import forbidden_keys
 from windl.errors import BadInput
 from windl.files import atomic_write_text
 from windl.pseudonyms import mapping, session_mapping
+from windl.release import recording_text
 from windl.release.build import (
     DEFACE_RECORDS,
     RELEASE_RECORD,
@@ -85,6 +96,7 @@ from windl.release.identifiers import MIN_LENGTH_BINARY, IdentifierMatcher, stud
 from windl.release.plan import rename
 from windl.release.report import write_audit_report
 from windl.study import Study, get_study
+from windl.vocabulary import vocabulary_of
 
 NOTES_REF = "windl/audit"
 FACE_ZERO_FRACTION = 0.95
@@ -95,9 +107,11 @@ CHECKS = {
     "dicom-profile": "DICOM headers pass the PS3.15 Annex E profile check",
     "sidecar-keys": "No forbidden key in any JSON sidecar",
     "identifiers": "No original identifier in any file name, text or header",
+    "recording-text": "No unvetted typed text in recording and image headers or annotations",
     "deface": "Every face-showing image is defaced and recorded",
     "unexplained-text": "Every word in names and text is explained",
     "bids-validation": "The BIDS validator reports no error",
+    "git-metadata": "Commits, tags and notes are windl's own (neutral author, windl's messages)",
 }
 _FORBIDDEN_PARTS = {
     "restricted": "the study's restricted data (consent, pseudonym key)",
@@ -186,6 +200,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
     full, bulk = matcher.matcher(), matcher.matcher(MIN_LENGTH_BINARY)
     reports = site.root / "reports" / "audit" / study.name / audit.scope
     mosaic_dir = reports / "mosaics" / commit[:12]
+    approved = vocabulary_of(study.settings(), study.code / "study.toml").approved("trial_type")
     for rel in files:
         path = release / rel
         audit.count("identifiers")
@@ -196,10 +211,12 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
         kinds = _identifier_kinds(audit, rel, path, full, bulk)
         for kind in sorted(kinds):
             audit.finding("identifiers", rel, f"holds an original {kind} from the raw data")
+        _check_recording_text(audit, rel, path, approved)
         if needs_defacing(rel):
             _check_deface(audit, rel, labels, mosaic_dir if mosaics else None)
     _check_text(audit)
     _check_validator(audit)
+    _check_git_metadata(audit)
     passed = all(c["passed"] for c in audit.checks.values())
     result = _report(audit, commit, files, passed, reports)
     if not datasets.dirty_paths(release):
@@ -447,6 +464,14 @@ def _fif_kinds(audit: _Audit, rel: str, path: Path, full: IdentifierMatcher) -> 
     return kinds
 
 
+def _check_recording_text(audit: _Audit, rel: str, path: Path, approved: frozenset[str]) -> None:
+    if not recording_text.applies(rel):
+        return
+    audit.count("recording-text")
+    for problem in recording_text.recording_text_problems(path, rel, audit.policy, approved):
+        audit.finding("recording-text", rel, problem)
+
+
 def _check_deface(audit: _Audit, rel: str, labels: dict[str, str], mosaic_dir: Path | None) -> None:
     audit.count("deface")
     image = audit.release / rel
@@ -526,6 +551,15 @@ def _check_validator(audit: _Audit) -> None:
     )
     for code, n in errors.items():
         audit.finding("bids-validation", examples.get(code) or ".", f"{code} ({n}x)")
+
+
+def _check_git_metadata(audit: _Audit) -> None:
+    from windl.release.history import git_metadata_findings
+
+    checked, findings = git_metadata_findings(audit.release)
+    audit.count("git-metadata", checked)
+    for where, message in findings:
+        audit.finding("git-metadata", where, message)
 
 
 # --------------------------------------------------------------------------- report

@@ -54,7 +54,7 @@ from windl.deid.sidecars import (
     scrub_sidecar_file,
     scrub_tsv_dates,
 )
-from windl.errors import ConfigError, WindlError
+from windl.errors import ConfigError, ReleaseRefused, WindlError
 from windl.files import atomic_write
 from windl.parallel import Progress, StepStatus, run_pool, watched_step
 from windl.pseudonyms import (
@@ -66,6 +66,7 @@ from windl.pseudonyms import (
     session_mapping,
 )
 from windl.qc import QC_DIR
+from windl.release import columns
 from windl.release.identifiers import study_identifiers
 from windl.release.plan import (
     PlannedFile,
@@ -74,19 +75,17 @@ from windl.release.plan import (
     plan_release,
     study_tree,
 )
+from windl.release.review import approved_readme, released_description
 from windl.study import Study, get_study
+from windl.vocabulary import vocabulary_of
 
 RELEASE_RECORD = "code/windl/release.json"
 DEFACE_RECORDS = "code/deface"
 CACHE_FILE = datasets.WINDL_GITDIR / "release-cache.json"
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
-#: participant-table columns that are patient characteristics (kept only with that option)
-CHARACTERISTICS = frozenset({"age", "sex", "gender", "weight", "height", "bmi", "ethnicity"})
-#: participant-table columns never released whatever the policy (names say what they hold)
-_IDENTIFYING_COLUMN = re.compile(
-    r"name|birth|dob|initials|mrn|accession|address|phone|e-?mail|patient|scanner_id|his_id",
-    re.IGNORECASE,
-)
+CHARACTERISTICS = columns.CHARACTERISTICS
+#: plan kinds whose files are tables with a release class per column (windl.release.columns)
+TABLE_KINDS = ("tsv", "scans", "sessions", "table")
 LICENSE_URLS = {
     "CC0": "https://creativecommons.org/publicdomain/zero/1.0/",
     "CC0-1.0": "https://creativecommons.org/publicdomain/zero/1.0/",
@@ -97,10 +96,6 @@ LICENSE_URLS = {
     "PDDL-1.0": "https://opendatacommons.org/licenses/pddl/1-0/",
     "ODbL-1.0": "https://opendatacommons.org/licenses/odbl/1-0/",
 }
-
-
-class ReleaseRefused(WindlError):
-    """A release that cannot be built as asked (no consented participant, bad version, ...)."""
 
 
 @dataclass(frozen=True)
@@ -257,6 +252,8 @@ def build_release(
             f"no participant of study {study.name} with data has consent for scope {scope} "
             "(windl consent set ...)"
         )
+    # an undeclared column stops the build here, in one line, before anything is written
+    _study_tables(study, study_tree(study), set(participants), ReleaseSettings.of(study))
     say(f"== release {study.name} {scope} {version}: {len(participants)} consented participants")
     ensure_labels(study, scope, participants)
     ensure_sessions(study, scope, participant_sessions(study_tree(study), set(participants)))
@@ -336,10 +333,16 @@ def build_release(
 def _ensure_dataset(site: Site, ds: Path, study: str, scope: str) -> None:
     """Create the (empty) release dataset, registered in the site's superdataset."""
     if (ds / ".datalad").is_dir():
+        datasets.mark_neutral_identity(ds)  # a release made before windl marked them
         return
     if ds.exists() and any(ds.iterdir()):
         raise ReleaseRefused("folder exists but is not a release dataset; move it away", ds)
-    datasets.create_dataset(ds, parent=site.superdataset, description=f"{study} {scope} release")
+    datasets.create_dataset(
+        ds,
+        parent=site.superdataset,
+        description=f"{study} {scope} release",
+        neutral_identity=True,
+    )
     attributes = (TEMPLATES / "study" / ".gitattributes").read_text(encoding="utf-8")
     attributes += "*.dcm annex.largefiles=anything\n"
     (ds / ".gitattributes").write_text(attributes, encoding="utf-8")
@@ -365,6 +368,7 @@ class _Context:
     stage: Path
     uid_map: UIDMap
     released_before: set[str]  # release participant ids at the release's HEAD
+    tables: columns.StudyTables = field(default_factory=columns.StudyTables)
 
     @property
     def policy(self) -> DeidPolicy:
@@ -426,6 +430,7 @@ def assemble_release(
         stage=stage,
         uid_map=UIDMap(f"{secret}:uids"),
         released_before=_released_labels(ds),
+        tables=_study_tables(study, tree, set(labels), settings),
     )
     plan = plan_release(study, tree, labels, sessions, scope in settings.include_dicom)
     previous = built_record(ds)
@@ -639,6 +644,8 @@ def _cache_key(ctx: _Context, planned: PlannedFile) -> str:
         if planned.kind == "sidecar"
         else "",
         "uids": hashlib.sha256(ctx.secret.encode()).hexdigest() if planned.kind == "dicom" else "",
+        "annotations": sorted(_approved_annotations(ctx)) if planned.kind == "ephys" else [],
+        "columns": ctx.tables.key(planned.src),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -698,20 +705,30 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
         )
     elif planned.kind == "nifti":
         scrub_nifti(src, staged)
+    elif planned.kind == "sidecar" and planned.src in ctx.tables.described:
+        _data_dictionary(ctx, src, staged, planned.src)
     elif planned.kind == "sidecar":
         scrub_sidecar_file(src, staged, policy, offset, identifying_words=ctx.words)
     elif planned.kind == "scans":
-        scrub_scans_tsv(src, scratch / "scans.tsv", policy, offset)
+        dates = _released_columns(ctx, src, scratch / "columns.tsv", planned.src)
+        scrub_tsv_dates(
+            scratch / "columns.tsv", scratch / "dated.tsv", policy, offset, columns=dates
+        )
+        scrub_scans_tsv(scratch / "dated.tsv", scratch / "scans.tsv", policy, offset)
         _rekey_columns(scratch / "scans.tsv", staged, ctx, planned.participant, ("filename",))
     elif planned.kind == "sessions":
-        scrub_tsv_dates(src, scratch / "sessions.tsv", policy, offset)
+        dates = _released_columns(ctx, src, scratch / "columns.tsv", planned.src)
+        scrub_tsv_dates(
+            scratch / "columns.tsv", scratch / "sessions.tsv", policy, offset, columns=dates
+        )
         _rekey_columns(scratch / "sessions.tsv", staged, ctx, planned.participant, ("session_id",))
     elif planned.kind == "tsv":
-        scrub_tsv_dates(src, staged, policy, offset)
+        dates = _released_columns(ctx, src, scratch / "columns.tsv", planned.src)
+        scrub_tsv_dates(scratch / "columns.tsv", staged, policy, offset, columns=dates)
     elif planned.kind == "table":
-        _participant_table(ctx, src, staged)
+        _participant_table(ctx, src, staged, planned.src)
     elif planned.kind == "ephys":
-        written = scrub_raw(src, staged, policy, offset)
+        written = scrub_raw(src, staged, policy, offset, _approved_annotations(ctx))
         folder = Path(planned.dst).parent
         for path in written[1:]:
             made[(folder / path.name).as_posix()] = _place(
@@ -728,6 +745,14 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
     made[planned.dst] = _place(ctx, staged, planned.dst)
     shutil.rmtree(scratch, ignore_errors=True)
     return made
+
+
+def _approved_annotations(ctx: _Context) -> frozenset[str]:
+    """The annotation/marker texts the study approved (``[vocabulary] trial_type``)."""
+    from windl.vocabulary import vocabulary_of
+
+    study = ctx.study
+    return vocabulary_of(study.settings(), study.code / "study.toml").approved("trial_type")
 
 
 def deface_record_path(dst: str) -> str:
@@ -818,44 +843,90 @@ def _rekey_columns(
     dst.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
-def _participant_table(ctx: _Context, src: Path, dst: Path) -> list[str]:
-    """A participant-level table: consented rows, re-keyed ids, identifying columns dropped.
+def _study_tables(
+    study: Study, tree: Mapping[str, str], pids: set[str], settings: ReleaseSettings
+) -> columns.StudyTables:
+    """The release class of every column of the tables a release of ``pids`` holds.
+
+    Raises
+    ------
+    ReleaseRefused
+        Naming the first table and column that has no release class.
+    """
+    from windl.release.plan import _SKIPPED_TOP, kind_of
+
+    tables = [
+        path
+        for path in tree
+        if path.endswith(".tsv")
+        and (path == "participants.tsv" or kind_of(path) in TABLE_KINDS)
+        and path.split("/", 1)[0] not in _SKIPPED_TOP
+        and not any(p.startswith(".") for p in path.split("/"))
+        and (not path.startswith("sub-") or path.split("/", 1)[0] in pids)
+    ]
+    options = columns.Options(
+        characteristics=settings.policy.retain_patient_characteristics,
+        trial_types=vocabulary_of(study.settings(), study.code).approved("trial_type"),
+    )
+    return columns.study_tables(
+        tables, tree, lambda paths: datasets.read_blobs(study.root, "HEAD", paths), options
+    )
+
+
+def _released_columns(ctx: _Context, src: Path, dst: Path, rel: str) -> list[str]:
+    """Write the table ``rel`` with only its released columns and values; return the
+    columns whose values are dates (shifted or removed afterwards)."""
+    text = src.read_bytes().decode("utf-8-sig", errors="replace")
+    out, decided = columns.release_table_text(
+        rel, text, ctx.tables.dictionaries.get(rel, {}), ctx.tables.options
+    )
+    dst.write_text(out, encoding="utf-8")
+    return columns.date_columns(decided)
+
+
+def _data_dictionary(ctx: _Context, src: Path, dst: Path, rel: str) -> None:
+    """A table's JSON data dictionary as released: released columns and levels only."""
+    try:
+        data = json.loads(src.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        raise ReleaseRefused("data dictionary is not valid JSON", rel) from None
+    shipped = columns.release_dictionary(data, ctx.tables.described[rel])
+    dst.write_text(json.dumps(shipped, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _participant_table(
+    ctx: _Context, src: Path, dst: Path, rel: str = "participants.tsv"
+) -> list[columns.Column]:
+    """A participant-level table: consented rows, re-keyed ids, released columns only
+    (:mod:`windl.release.columns`).
 
     Date columns become ``n/a``: rows belong to different participants, whose dates are
     shifted by different amounts, so no single shift would keep them consistent.
     """
-    lines = src.read_text(encoding="utf-8").splitlines()
-    if not lines:
+    header, rows = columns.read_table(src.read_bytes().decode("utf-8-sig", errors="replace"))
+    if not header:
         dst.write_text("", encoding="utf-8")
         return []
-    header = lines[0].split("\t")
     if "participant_id" not in header:
-        raise ReleaseRefused("participant table without a participant_id column", src)
+        raise ReleaseRefused("participant table without a participant_id column", rel)
     id_col = header.index("participant_id")
-    keep = [
-        i
-        for i, name in enumerate(header)
-        if i == id_col
-        or not (
-            _IDENTIFYING_COLUMN.search(name)
-            or (name.lower() in CHARACTERISTICS and not ctx.policy.retain_patient_characteristics)
-        )
-    ]
-    rows = []
-    for line in lines[1:]:
-        cells = line.split("\t")
+    decided = columns.table_columns(
+        rel, header, ctx.tables.dictionaries.get(rel, {}), ctx.tables.options
+    )
+    consented = []
+    for cells in rows:
         pid = cells[id_col] if id_col < len(cells) else ""
         if pid in ctx.labels:
-            cells[id_col] = ctx.labels[pid]
-            rows.append([cells[i] if i < len(cells) else "n/a" for i in keep])
-    rows.sort(key=lambda r: r[0])
-    text = "\t".join(header[i] for i in keep) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
+            consented.append([ctx.labels[pid] if i == id_col else c for i, c in enumerate(cells)])
+    names, released = columns.release_rows(decided, consented)
+    released.sort(key=lambda r: r[names.index("participant_id")])
+    text = "\t".join(names) + "\n" + "".join("\t".join(r) + "\n" for r in released)
     tmp = dst.with_name(dst.name + ".rows")
     tmp.write_text(text, encoding="utf-8")
     no_dates = dataclasses.replace(ctx.policy, retain_modified_dates=False)
-    scrub_tsv_dates(tmp, dst, no_dates, 0)
+    scrub_tsv_dates(tmp, dst, no_dates, 0, columns=columns.date_columns(decided))
     tmp.unlink()
-    return [header[i] for i in keep]
+    return [c for c in decided if c.released]
 
 
 # --------------------------------------------------------------------------- description
@@ -879,8 +950,7 @@ def _write_generated(
     participants_src.write_text(_study_text(study, "participants.tsv") or "participant_id\n")
     kept = _participant_table(ctx, participants_src, scratch / "participants.out.tsv")
     made["participants.tsv"] = _place(ctx, scratch / "participants.out.tsv", "participants.tsv")
-    sidecar = json.loads(_study_text(study, "participants.json") or "{}")
-    sidecar = {k: v for k, v in sidecar.items() if k in kept}
+    sidecar = {c.name: columns.released_entry(c) for c in kept}
     sidecar["participant_id"] = {
         "Description": "Release label: random, stable across versions of this release line, "
         "unrelated to the label used at the scanner or in the study"
@@ -892,7 +962,7 @@ def _write_generated(
     same_version = previous.get("version") == ctx.version
     kept_doi = _minted_doi(ctx.ds) if same_version else None
     description = json.loads(_study_text(study, "dataset_description.json") or "{}")
-    description.pop("DatasetDOI", None)
+    description = released_description(study, description)  # typed text only as reviewed
     if kept_doi:  # a rebuild of a version whose DOI is minted keeps it (DataCite has it)
         description["DatasetDOI"] = f"doi:{kept_doi}"
     description["DatasetType"] = "raw"
@@ -1034,7 +1104,14 @@ def _minted_doi(ds: Path) -> str | None:
 
 
 def _study_readme(study: Study) -> str:
-    text = _study_text(study, "README") or _study_text(study, "README.md")
+    """The study's README for the release README: only as the study lead approved it."""
+    text = approved_readme(study)
+    if text is None:
+        return (
+            "The study's description is withheld pending review by the study lead "
+            f"(`windl release review {study.name}`): it is text written by people, and a "
+            "release carries such text only as it was approved."
+        )
     lines = text.strip().splitlines()
     if lines and lines[0].startswith("# "):
         lines = lines[1:]
