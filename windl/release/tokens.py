@@ -34,10 +34,11 @@ of letters and digits) and asks, for each token, which source explains it:
     The release's own participant and session labels (from the study's pseudonym key).
     A word followed by an index is explained as the word is, so neutral re-key labels
     ``<entity><n>`` (``task1``, ``acq2``) are explained by BIDS.
-``description``
-    The publication metadata the study wrote into its ``dataset_description.json``
-    (name, authors, acknowledgements, ...) and the study's name, which a release carries
-    on purpose.
+``reviewed``
+    The study's name, the fields of its ``dataset_description.json`` a release carries as
+    they are (Name, Authors, License: :data:`windl.release.review.PLAIN_FIELDS`), and the
+    texts its study lead approved with ``windl release review`` (README, acknowledgements,
+    ...), as they stand at the study's HEAD.
 ``channels``
     The channel names of the release's ``*_channels.tsv`` and ``*_electrodes.tsv``
     (the recording set-up names them), wherever they are repeated (QC tables).
@@ -85,7 +86,7 @@ SOURCES: Final = (
     "vocabulary",
     "levels",
     "labels",
-    "description",
+    "reviewed",
     "channels",
     "scanner",
     "policy",
@@ -119,19 +120,6 @@ TSV_KEYS: Final[Mapping[tuple[str, str], str]] = {
     ("_channels.tsv", "name"): CHANNEL,
     ("_electrodes.tsv", "name"): CHANNEL,
 }
-#: publication fields of ``dataset_description.json`` the study writes to be published
-DESCRIPTION_FIELDS: Final = (
-    "Name",
-    "Authors",
-    "Acknowledgements",
-    "HowToAcknowledge",
-    "Funding",
-    "EthicsApprovals",
-    "ReferencesAndLinks",
-    "DatasetDOI",
-    "License",
-    "Keywords",
-)
 #: DICOM value representations that hold text a person can type
 DICOM_TEXT_VRS: Final = frozenset({"AE", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
 #: units spelled out in headers and sidecars (besides the BIDS schema's own)
@@ -298,7 +286,7 @@ class Explainer:
     vocabulary: frozenset[str] = frozenset()
     levels: frozenset[str] = frozenset()
     labels: frozenset[str] = frozenset()
-    description: frozenset[str] = frozenset()
+    reviewed: frozenset[str] = frozenset()
     channels: frozenset[str] = frozenset()
     policy: DeidPolicy | None = None
     checked: int = 0
@@ -339,7 +327,7 @@ class Explainer:
             ("vocabulary", self.vocabulary.__contains__),
             ("levels", self.levels.__contains__),
             ("labels", self.labels.__contains__),
-            ("description", self.description.__contains__),
+            ("reviewed", self.reviewed.__contains__),
             ("channels", self.channels.__contains__),
         )
         for name, check in checks:
@@ -668,22 +656,24 @@ def channel_names(release: Path, files: Iterable[str]) -> frozenset[str]:
     return _vocabulary_of(words)
 
 
-def description_vocabulary(description: Mapping[str, Any]) -> frozenset[str]:
-    """Tokens of the publication fields of a study's ``dataset_description.json``."""
-    texts: list[str] = []
+def reviewed_vocabulary(study: Study) -> frozenset[str]:
+    """Tokens of the study's name, plain description fields and approved texts."""
+    from windl import datasets
+    from windl.release.review import PLAIN_FIELDS, review
 
-    def strings(node: Any) -> None:
-        if isinstance(node, str):
-            texts.append(node)
-        elif isinstance(node, list):
-            for item in node:
-                strings(item)
-        elif isinstance(node, dict):
-            for item in node.values():
-                strings(item)
-
-    for name in DESCRIPTION_FIELDS:
-        strings(description.get(name))
+    text = datasets.git(
+        study.root, "cat-file", "blob", "HEAD:dataset_description.json", check=False
+    )
+    try:
+        description = json.loads(text) if text.strip() else {}
+    except ValueError:
+        description = {}
+    texts = [study.name]
+    if isinstance(description, dict):
+        texts += [
+            json.dumps(description.get(name, ""), ensure_ascii=False) for name in PLAIN_FIELDS
+        ]
+    texts += [item.text for item in review(study) if item.approved]
     return _vocabulary_of(texts)
 
 
@@ -720,8 +710,8 @@ def audit_text(study: Study, release: Path, policy: DeidPolicy, labels: Iterable
     Parameters
     ----------
     study : Study
-        The study the release was built from: its approved vocabulary and its
-        ``dataset_description.json`` (at its HEAD, not the release's copy).
+        The study the release was built from: its approved vocabulary and reviewed texts
+        (at its HEAD, never the release's copies).
     release : Path
         The release dataset.
     policy : DeidPolicy
@@ -734,24 +724,15 @@ def audit_text(study: Study, release: Path, policy: DeidPolicy, labels: Iterable
     Explainer
         ``checked``, ``explained`` per source and ``unexplained`` per (file, field).
     """
-    from windl import datasets
     from windl.vocabulary import vocabulary_of
 
     files = text_files(release)
-    description_text = datasets.git(
-        study.root, "cat-file", "blob", "HEAD:dataset_description.json", check=False
-    )
-    try:
-        description = json.loads(description_text) if description_text.strip() else {}
-    except ValueError:
-        description = {}
     explainer = Explainer(
         vocabulary=approved_vocabulary(vocabulary_of(study.settings()).terms),
         levels=declared_levels(release, files),
-        channels=channel_names(release, files),
         labels=_vocabulary_of(labels),
-        description=description_vocabulary(description if isinstance(description, dict) else {})
-        | _vocabulary_of([study.name]),
+        reviewed=reviewed_vocabulary(study),
+        channels=channel_names(release, files),
         policy=policy,
     )
     return check_release(release, files, explainer)
