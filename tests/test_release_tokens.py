@@ -246,3 +246,21 @@ def test_typed_names_in_real_headers_are_found(tmp_path: Path, data: Path) -> No
         fh.write(f"Mk99=Comment,{NAME},100,1,0\n")
     lines = (tmp_path / "test.vmrk").read_text(encoding="utf-8").splitlines()
     assert _unexplained(tmp_path, "test.vmrk").get(f"line {len(lines)} marker") == 2
+
+
+def test_report_shows_words_checked_and_what_explained_them(tmp_path: Path) -> None:
+    from test_audit_report import _audit as audit_dict
+
+    from windl.release.report import write_audit_report
+
+    audit = audit_dict(passed=False, mosaic=None, findings=[])
+    audit["tokens"] = {
+        "checked": 4321,
+        "explained": {"short": 1000, "bids": 3000, "windl": 300},
+        "unexplained": 21,
+        "places": 3,
+    }
+    page = write_audit_report(audit, tmp_path / "audit.html").read_text(encoding="utf-8")
+    section = page.split("Words in names and text", 1)[1]
+    for shown in ("4321", "<td>bids</td><td>3000</td>", "<th>unexplained</th><th>21</th>"):
+        assert shown in section
