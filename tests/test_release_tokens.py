@@ -63,12 +63,6 @@ def test_tokens_are_explained_by_bids_numbers_labels_and_scanner_keys() -> None:
     assert explainer.key_source(Text("x.vmrk", "line 9", "patient coughed", "marker")) is None
 
 
-#: what the fixture releases still hold until the other parts of issue 16 land: acq labels
-#: from dcm2niix's guesses (not approved), a BrainVision "Optic" marker (not a vetted
-#: marker), the BrainVision [Comment] section
-PENDING = "labels, markers and BrainVision comments are vetted by the other parts of issue 16"
-
-
 def _fixture_audits(site: Path) -> list[dict]:
     return [_audit(release_dir(site, scope))[1] for scope in ("members", "external")]
 
@@ -93,7 +87,6 @@ def test_fixture_releases_count_every_word_and_quote_none(
         assert "Words in names and text" in html and str(counts["checked"]) in html
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING)
 @pytest.mark.parametrize("copy", ["release_site", "qc_release_site"])
 def test_clean_fixture_releases_pass_the_text_check(
     copy: str, request: pytest.FixtureRequest
