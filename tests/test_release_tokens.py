@@ -233,6 +233,10 @@ def test_typed_names_in_real_headers_are_found(tmp_path: Path, data: Path) -> No
         == 2
     ), found
 
+    # what cannot be read cannot be explained
+    (tmp_path / "cut.dcm").write_bytes(b"not a DICOM file")
+    assert _unexplained(tmp_path, "cut.dcm") == {"DICOM (unreadable: cannot be checked)": 1}
+
     for name in ("test.vhdr", "test.vmrk", "test.eeg"):
         shutil.copyfile(data / "mne_testfiles/brainvision" / name, tmp_path / name)
     with (tmp_path / "test.vmrk").open("a", encoding="utf-8") as fh:

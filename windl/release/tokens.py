@@ -111,6 +111,8 @@ _MACHINE_KEYS = """
 MACHINE_KEYS: Final = frozenset(_MACHINE_KEYS.split())
 #: the key of marker and annotation texts: explained only if the software wrote them
 MARKER: Final = "marker"
+#: the key of a file or header that could not be read: it counts as one unexplained word
+UNREADABLE: Final = "unreadable"
 #: the key of channel names: the recording set-up (amplifier, cap, MEG system) names them
 CHANNEL: Final = "channel"
 #: TSV columns whose cells are markers or channel names (BIDS events, channels, electrodes)
@@ -344,6 +346,10 @@ class Explainer:
         words = tokens(body)
         self.checked += len(words) + uuids
         self.explained["number"] += uuids
+        if text.key == UNREADABLE:
+            self.checked += 1
+            self.unexplained[(text.path, text.where)] += 1
+            return [UNREADABLE]
         by_key = self.key_source(text)
         if by_key is not None:
             self.explained[by_key] += len(words)
@@ -397,7 +403,7 @@ def texts_of(release: Path, rel: str) -> Iterator[Text]:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError):
-            yield Text(rel, "content (unreadable gzip)", "\ufffd unreadable")
+            yield Text(rel, "gzip (unreadable: cannot be checked)", "", UNREADABLE)
             return
     if not _is_text(raw):
         return  # voxels, samples, pictures: no text a person typed
@@ -509,7 +515,7 @@ def _nifti_texts(rel: str, path: Path) -> Iterator[Text]:
     try:
         header = nib.load(path).header
     except Exception:  # nibabel raises many kinds on a damaged file
-        yield Text(rel, "NIfTI header (unreadable)", "\ufffd unreadable")
+        yield Text(rel, "NIfTI header (unreadable: cannot be checked)", "", UNREADABLE)
         return
     for name in ("descrip", "aux_file", "intent_name", "db_name", "data_type"):
         if name in header:
@@ -525,15 +531,14 @@ def _nifti_texts(rel: str, path: Path) -> Iterator[Text]:
 
 def _dicom_texts(rel: str, path: Path) -> Iterator[Text]:
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, ValueError):
-        yield Text(rel, "DICOM (unreadable)", "\ufffd unreadable")
+        found = [*_dicom_elements(rel, ds.file_meta, ""), *_dicom_elements(rel, ds, "")]
+    except Exception:  # pydicom raises many kinds on damaged data, some only while walking
+        yield Text(rel, "DICOM (unreadable: cannot be checked)", "", UNREADABLE)
         return
-    yield from _dicom_elements(rel, ds.file_meta, "")
-    yield from _dicom_elements(rel, ds, "")
+    yield from found
 
 
 def _dicom_elements(rel: str, ds: Any, prefix: str) -> Iterator[Text]:
@@ -605,7 +610,7 @@ def _fif_texts(rel: str, path: Path) -> Iterator[Text]:
     try:
         info = mne.io.read_info(path, verbose="error")
     except Exception:  # mne raises many kinds on a damaged file
-        yield Text(rel, "FIF info (unreadable)", "\ufffd unreadable")
+        yield Text(rel, "FIF info (unreadable: cannot be checked)", "", UNREADABLE)
         return
     for key in ("experimenter", "description", "proj_name"):
         if info.get(key):
