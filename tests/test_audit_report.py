@@ -169,3 +169,41 @@ def test_report_replaces_an_older_report(tmp_path: Path) -> None:
 
     assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html"]
+
+
+def _detector(verdict: str, picture: Path | None, accepted: bool = False) -> dict[str, Any]:
+    seen = {"found": True, "strongest": {"frontal": 150, "profile": 90}, "faces": []}
+    unseen = {"found": False, "strongest": {"frontal": 40, "profile": 6}, "faces": []}
+    return {
+        "settings": {"min_neighbours": {"frontal": 120, "profile": 45}},
+        "verdict": verdict,
+        "accepted": accepted,
+        "before": unseen if verdict == "not-judged" else seen,
+        "after": seen if verdict == "face-found" else unseen,
+        "picture_png": str(picture) if picture else None,
+    }
+
+
+def test_report_shows_the_face_detector_with_its_pictures(tmp_path: Path) -> None:
+    """Each image's independent check: verdict, strengths against thresholds, the picture."""
+    picture = _png(tmp_path / "faces.png")
+    audit = _audit(passed=False, mosaic=None, findings=[])
+    audit["deface"][0]["face_detector"] = _detector("no-face", picture)
+    audit["deface"][1]["face_detector"] = _detector("face-found", None)
+    text = write_audit_report(audit, tmp_path / "a.html").read_text()
+    assert picture.read_bytes() in _images(text)
+    assert "Face detector (independent of the registration)" in text
+    assert "face found before defacing, none after" in text
+    assert "a face is still found on the released image" in text
+    assert "frontal (needs 120)" in text and "profile (needs 45)" in text
+    assert "(pictures not available)" in text
+
+
+def test_report_says_not_judged_and_whether_the_study_accepted_it(tmp_path: Path) -> None:
+    audit = _audit(passed=True, mosaic=None, findings=[])
+    audit["deface"][0]["face_detector"] = _detector("not-judged", None)
+    audit["deface"][1]["face_detector"] = _detector("not-judged", None, accepted=True)
+    text = write_audit_report(audit, tmp_path / "a.html").read_text()
+    assert text.count("NOT JUDGED") == 2
+    assert text.count("accepted by the study") == 1
+    assert '<span class="verdict fail">NOT JUDGED' in text

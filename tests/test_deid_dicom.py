@@ -280,17 +280,75 @@ def test_retain_patient_characteristics(data: Path):
     assert "PatientWeight" not in basic and "PatientAge" not in basic
 
 
-def test_clean_descriptors_scrubs_identifying_words(data: Path):
+#: the demo's [deid] options (windl/demo.py)
+DEMO_POLICY = DeidPolicy(
+    retain_modified_dates=True, clean_descriptors=True, retain_patient_characteristics=True
+)
+MARKER = "Zorblatt"
+
+
+def _planted(data: Path) -> Dataset:
+    """A real GE image with a typed name in descriptions, nested texts and an overlay."""
     ds = pydicom.dcmread(_ge_file(data))
-    ds.SeriesDescription = "EPI rest Regression NIH FMRIF 2018-09-18"
-    ds.StudyDescription = "Test study"
-    policy = DeidPolicy(clean_descriptors=True)
-    out = deidentify_dataset(ds, policy, UIDMap(SECRET), OFFSET, LABEL)
-    assert out.SeriesDescription == "EPI rest X X X X"
-    assert out.StudyDescription == "X study"
+    ds.SeriesDescription = f"EPI rest {MARKER}"
+    ds.StudyDescription = f"study of {MARKER}"
+    ds.ProtocolName = f"{MARKER} protocol"
+    ds.ImageComments = f"patient {MARKER} moved"
+    ds.AdditionalPatientHistory = f"{MARKER} had surgery"
+    request = Dataset()
+    request.RequestedProcedureDescription = f"MRI for {MARKER}"
+    request.ScheduledProcedureStepDescription = f"{MARKER} head"
+    request.RequestedProcedureID = "RP-1"
+    ds.RequestAttributesSequence = [request]
+    ds.add_new(0x60000010, "US", 8)  # OverlayRows
+    ds.add_new(0x60000011, "US", 8)  # OverlayColumns
+    ds.add_new(0x60000022, "LO", f"{MARKER} overlay")  # OverlayDescription
+    ds.add_new(0x60001500, "LO", f"{MARKER} label")  # OverlayLabel
+    ds.add_new(0x60003000, "OW", b"\xff" * 8)  # OverlayData
+    ds.WindowCenterWidthExplanation = f"{MARKER} window"  # free text outside Table E.1-1
+    return ds
+
+
+@pytest.mark.parametrize(
+    "policy", [DEMO_POLICY, DeidPolicy()], ids=["demo-options", "basic-profile"]
+)
+def test_planted_descriptor_texts_never_kept(data: Path, tmp_path: Path, policy: DeidPolicy):
+    """PS3.15 "clean" replaces; nested texts, overlay texts and unlisted free text go too."""
+    src = tmp_path / "planted.dcm"
+    _planted(data).save_as(src)
+    assert check_dataset(pydicom.dcmread(src), policy)  # the checker flags the plants
+    dst = tmp_path / "out.dcm"
+    deidentify_file(src, dst, policy, UIDMap(SECRET), OFFSET, LABEL)
+    raw = dst.read_bytes()
+    assert MARKER.encode() not in raw and MARKER.lower().encode() not in raw.lower()
+    out = pydicom.dcmread(dst)
     assert check_dataset(out, policy) == []
-    basic = _deid(_ge_file(data), DeidPolicy())
-    assert "SeriesDescription" not in basic
+    assert not [elem for elem in out if elem.tag.group == 0x6000]  # the whole overlay group
+    assert "WindowCenterWidthExplanation" not in out
+    assert out.Manufacturer == "GE MEDICAL SYSTEMS"  # equipment-written text is kept
+    if policy.clean_descriptors:  # replaced by an empty value, not kept minus words
+        assert out.SeriesDescription == "" and out.ProtocolName == ""
+        assert out.ImageComments == "" and out.AdditionalPatientHistory == ""
+        (item,) = out.RequestAttributesSequence
+        assert item.get("RequestedProcedureDescription", "") == ""
+        assert "RequestedProcedureID" not in item
+    else:
+        assert "SeriesDescription" not in out and "RequestAttributesSequence" not in out
+
+
+def test_check_dataset_flags_kept_descriptor_text(data: Path):
+    """A release whose cleaned descriptions still hold text fails the check (the audit's)."""
+    ds = deidentify_dataset(_planted(data), DEMO_POLICY, UIDMap(SECRET), OFFSET, LABEL)
+    assert check_dataset(ds, DEMO_POLICY) == []
+    ds.SeriesDescription = "Smith"
+    ds.RequestAttributesSequence[0].ScheduledProcedureStepDescription = "x"
+    ds.add_new(0x60020022, "LO", "overlay text")
+    ds.add_new(0x0040A160, "UT", "typed")  # TextValue: free text outside the table
+    found = "\n".join(check_dataset(ds, DEMO_POLICY))
+    assert "SeriesDescription: text must be replaced" in found
+    assert "ScheduledProcedureStepDescription" in found
+    assert "(6002,0022)" in found and "TextValue" in found
+    assert "Smith" not in found and "typed" not in found  # findings never show the value
 
 
 def test_retain_safe_private_keeps_only_table_e3_10_1(data: Path):

@@ -140,21 +140,31 @@ def test_date_like_sessions_are_rekeyed_and_stable(study: Study, session: str) -
     assert release_session(study, "external", "01", session) != label
 
 
-@pytest.mark.parametrize("session", ["1", "pre", "ge", "ses-post2", "baseline"])
-def test_sessions_without_dates_keep_their_label_and_write_nothing(
+@pytest.mark.parametrize("session", ["1", "02", "ses-3", "pre"])
+def test_numbered_and_approved_sessions_keep_their_label_and_write_nothing(
     study: Study, session: str
 ) -> None:
+    settings = study.code / "study.toml"
+    settings.write_text(settings.read_text() + '\n[vocabulary]\nses = ["pre"]\n')
     heads = dataset_heads(site_of(study))
     assert release_session(study, "members", "01", session) == session.removeprefix("ses-")
     assert dataset_heads(site_of(study)) == heads
 
 
+@pytest.mark.parametrize("session", ["pre", "ge", "ses-post2", "JohnsVisit"])
+def test_typed_session_labels_are_rekeyed_unless_approved(study: Study, session: str) -> None:
+    label = release_session(study, "members", "01", session)
+    assert label != session.removeprefix("ses-")
+    assert len(label) == 8
+    assert release_session(study, "members", "01", session) == label
+
+
 def test_sessions_of_one_participant_get_distinct_labels_in_one_commit(study: Study) -> None:
     count = int(git(study.restricted, "rev-list", "--count", "HEAD"))
-    pairs = [("01", "20180918"), ("01", "20180919"), ("02", "20180918"), ("01", "pre")]
+    pairs = [("01", "20180918"), ("01", "20180919"), ("02", "20180918"), ("01", "2")]
     labels = ensure_sessions(study, "members", pairs)
     assert int(git(study.restricted, "rev-list", "--count", "HEAD")) == count + 1
-    assert labels[("sub-01", "pre")] == "pre"
+    assert labels[("sub-01", "2")] == "2"
     assert labels[("sub-01", "20180918")] != labels[("sub-01", "20180919")]
     assert len({labels[("sub-01", "20180918")], labels[("sub-02", "20180918")]}) == 2
 

@@ -6,6 +6,7 @@ real CLI) and copied for each test that changes it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -151,8 +152,14 @@ def test_both_releases_pass_the_audit_with_defacing_and_dicom_checked(
         assert checks["identifiers"]["checked"] == report["files"]["count"]
         (face,) = report["deface"]
         assert face["face_zero_fraction"] >= 0.95
+        # the independent check: a face on the study image, none on the released one
+        detector = face["face_detector"]
+        assert detector["verdict"] == "no-face"
+        assert detector["before"]["found"] and not detector["after"]["found"]
         html = Path(result["html"]).read_text()
-        assert "PASSED" in html and html.count("data:image/png;base64,") >= 2
+        assert "PASSED" in html and html.count("data:image/png;base64,") >= 3
+        picture = Path(detector["picture_png"]).read_bytes()
+        assert base64.b64encode(picture).decode() in html  # rendered heads, boxes drawn
         if scope == "members":
             assert checks["dicom-profile"]["checked"] == 8
 
@@ -190,6 +197,78 @@ def _plant_face(release: Path) -> str:
     source = Path(__file__).resolve().parents[2] / "shared" / "data" / "pydeface_t1w_face"
     shutil.copyfile(source / "ds000031_sub-01_ses-006_run-001_T1w.nii.gz", image)
     return image.relative_to(release).as_posix()
+
+
+def test_undefaced_image_with_a_faked_record_fails_through_the_face_detector(
+    release_site: Path, data: Path
+) -> None:
+    """The T1w swapped for the undefaced one, its deface record faked to match.
+
+    The record's hash is the new file's, and its transform maps the face mask into the air
+    in front of the head, so the registration-based check is fooled (it finds the "face"
+    all zero); only the face detector, which shares nothing with the record, catches it.
+    """
+    from windl.datasets import save
+    from windl.release.build import deface_record_path
+
+    release = release_dir(release_site, "members")
+    image = next(release.glob("sub-*/anat/*_T1w.nii.gz"))
+    rel = image.relative_to(release).as_posix()
+    image.unlink()
+    shutil.copyfile(data / "pydeface_t1w_face/ds000031_sub-01_ses-006_run-001_T1w.nii.gz", image)
+    record_file = release / deface_record_path(rel)
+    record = json.loads(record_file.read_text())
+    record["output_sha256"] = hashlib.sha256(image.read_bytes()).hexdigest()
+    record["transform"]["matrix"] = [
+        [1.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, -100.0],
+        [0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+    record_file.write_text(json.dumps(record, indent=2, sort_keys=True))
+    save(release, [rel, record_file.relative_to(release).as_posix()], "a careless edit")
+
+    code, result = _audit(release, check=False)
+    assert code == 4 and not result["passed"]
+    findings = [f for f in result["findings"] if f["check"] == "deface"]
+    assert [f["path"] for f in findings] == [rel], findings
+    assert "face detector finds a face" in findings[0]["message"]
+    report = json.loads(Path(result["json"]).read_text())
+    (face,) = report["deface"]
+    assert face["face_zero_fraction"] >= 0.95  # the registration check was fooled
+    assert face["face_detector"]["verdict"] == "face-found"
+    assert face["face_detector"]["after"]["faces"]
+    html = Path(result["html"]).read_text()
+    assert "a face is still found on the released image" in html
+
+
+def test_face_detector_that_sees_no_face_before_cannot_pass_the_image_silently(
+    release_site: Path,
+) -> None:
+    """No face found on the study image: "not judged" fails, until the study accepts it."""
+    release = release_dir(release_site, "members")
+    image = next(release.glob("sub-*/anat/*_T1w.nii.gz"))
+    rel = image.relative_to(release).as_posix()
+    # the study's own T1w, swapped for the defaced one: the detector has nothing to compare
+    study = study_path(release_site)
+    original = next(study.glob("sub-*/anat/*_T1w.nii.gz"))
+    original.unlink()
+    shutil.copyfile(image, original)
+
+    code, result = _audit(release, check=False)
+    assert code == 4 and not result["passed"]
+    (finding,) = [f for f in result["findings"] if f["check"] == "deface"]
+    assert finding["path"] == rel and "cannot judge" in finding["message"]
+
+    settings = study / "code" / "study.toml"
+    text = settings.read_text() if settings.exists() else ""
+    settings.write_text(text + "\n[audit]\naccept_unjudged_faces = true\n")
+    _, result = _audit(release)
+    report = json.loads(Path(result["json"]).read_text())
+    (face,) = report["deface"]
+    assert face["face_detector"]["verdict"] == "not-judged"
+    assert face["face_detector"]["accepted"] is True
+    assert "NOT JUDGED" in Path(result["html"]).read_text()
 
 
 def _plant_scanner_id_in_name(release: Path) -> str:

@@ -32,6 +32,7 @@ from windl.bids_import import (
     BIDSIGNORE,
     bidsignore_with,
     commit_to_study,
+    link_target,
     list_files,
     plan_writes,
     prepare_study,
@@ -62,6 +63,7 @@ class AddResult:
     unchanged: list[str] = field(default_factory=list)
     to_describe: list[str] = field(default_factory=list)  # generated JSON to fill in
     commit: str | None = None
+    link_to: str | None = None  # where the path given ends, when it is a symbolic link
 
     @property
     def changed(self) -> bool:
@@ -132,7 +134,7 @@ def add(
     area, derivative = parse_kind(kind)
     labels = _labels(area, subject, session, task)
     source = Path(path)
-    if not source.exists():
+    if not source.exists() and not source.is_symlink():
         raise BadInput("no such file or folder", source)
     prepare_study(site, study)
     files = _source_files(source)
@@ -143,6 +145,8 @@ def add(
             raise BadInput("phenotype table has no participant_id column", targets[rel])
 
     result = AddResult(study=study.name, kind=kind)
+    if source.is_symlink():
+        result.link_to = str(source.resolve())
     tracked = tracked_files(study.root)
     with scratch_dir(study.root) as scratch:
         extra: dict[str, Path] = {}
@@ -195,8 +199,33 @@ def _labels(
     return labels
 
 
+def _given_link(path: Path, given: Path) -> None:
+    """Refuse ``path`` if it is a symbolic link that leaves the folder it was given in.
+
+    ``windl add data/x.tsv`` with ``x.tsv`` a link to ``/etc/shadow`` would commit that
+    file; the error says where the link ends. A link that stays in its folder, or an
+    annexed file of a DataLad dataset (a link into the dataset's ``.git/annex/objects``),
+    is followed.
+    """
+    if not path.is_symlink():
+        return
+    target = link_target(path, given)
+    folder = path.absolute().parent.resolve()
+    annexed = any(
+        target.is_relative_to(above / ".git" / "annex" / "objects")
+        for above in (folder, *folder.parents)
+    )
+    if not (annexed or target.is_relative_to(folder)):
+        raise BadInput(
+            f"is a symbolic link to {target}, outside {folder}; "
+            "add that file itself if it is the one meant",
+            given,
+        )
+
+
 def _source_files(source: Path) -> dict[str, Path]:
     """The input's files (relative path → file); a lone TSV brings its JSON sidecar."""
+    _given_link(source, source)
     if source.is_dir():
         files, _hidden = list_files(source)
         if not files:
@@ -207,6 +236,7 @@ def _source_files(source: Path) -> dict[str, Path]:
     files = {source.name: source}
     sidecar = source.with_suffix(".json")
     if source.suffix == ".tsv" and sidecar.is_file():
+        _given_link(sidecar, sidecar)
         files[sidecar.name] = sidecar
     return files
 

@@ -29,6 +29,7 @@ a dataset's HEAD, reading TSV, committing into a study) are shared with :mod:`wi
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -119,6 +120,8 @@ def import_bids(site: Site, study_name: str, bids_dir: Path) -> ImportResult:
     root = source.resolve()
     if root == study.root or study.root in root.parents or root in study.root.parents:
         raise BadInput(f"overlaps with the study {study.name} itself", source)
+    # before the validator reads anything: a link out of the input is refused unread
+    files, skipped = list_files(root)
     prepare_study(site, study)
 
     output = run_validator(root, site.setting("validate", "extra_args", []))
@@ -131,7 +134,7 @@ def import_bids(site: Site, study_name: str, bids_dir: Path) -> ImportResult:
     result = ImportResult(
         study=study.name, source=str(root), validator_warnings=sum(warnings.values())
     )
-    files, result.skipped = list_files(root)
+    result.skipped = skipped
     files.pop(BIDSIGNORE, None)  # merged below
     into_study, into_sourcedata = _route(study, files)
     top = {rel: into_study.pop(rel) for rel in TOP_LEVEL if rel in into_study}
@@ -330,15 +333,59 @@ def scratch_dir(ds: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def link_target(link: Path, shown: Path | str) -> Path:
+    """Where the symbolic link ``link`` ends (following every link on the way).
+
+    Raises
+    ------
+    BadInput
+        The link loops or points to nothing (named as ``shown``).
+    """
+    try:
+        return link.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 reports a loop so; 3.13 as OSError(ELOOP)
+        raise BadInput("symbolic link loop", shown) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BadInput("symbolic link loop", shown) from None
+        raise BadInput(
+            "dangling symbolic link (annexed content not here? 'datalad get' it)", shown
+        ) from None
+
+
+def require_inside(link: Path, target: Path, root: Path, shown: Path | str) -> None:
+    """Refuse a link whose ``target`` is outside ``root`` (e.g. to ``/etc/shadow``).
+
+    A link would otherwise commit the content of whatever it points to, anywhere on the
+    machine; an annexed file of a DataLad dataset points into the dataset's own
+    ``.git/annex/objects`` and stays inside.
+    """
+    if not target.is_relative_to(root):
+        raise BadInput(
+            f"symbolic link to {target}, outside {root}; links must stay inside the input",
+            shown,
+        )
+
+
+def _require_utf8(rel: str, root: Path) -> None:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+        raise BadInput(f"{shown}: file name is not UTF-8; rename it", root) from None
+
+
 def list_files(root: Path) -> tuple[dict[str, Path], list[str]]:
     """Regular files under ``root`` (POSIX relative path → file), and hidden paths skipped.
 
     Hidden files and folders are skipped, except ``.bidsignore`` files. Symbolic links to
-    files are followed (annexed files of a DataLad dataset); links to folders and dangling
-    links are refused.
+    files inside ``root`` are followed (annexed files of a DataLad dataset); links that
+    leave ``root``, loop or dangle, links to folders and names that are not UTF-8 are
+    refused.
     """
     files: dict[str, Path] = {}
     skipped: list[str] = []
+    real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         rel_dir = PurePosixPath(here.relative_to(root).as_posix())
@@ -355,12 +402,11 @@ def list_files(root: Path) -> tuple[dict[str, Path], list[str]]:
             if name.startswith(".") and name != BIDSIGNORE:
                 skipped.append(rel)
                 continue
+            _require_utf8(rel, root)
             if "\n" in rel:
                 raise BadInput("file name with a line break", path)
-            if path.is_symlink() and not path.exists():
-                raise BadInput(
-                    "dangling symbolic link (annexed content not here? 'datalad get' it)", path
-                )
+            if path.is_symlink():
+                require_inside(path, link_target(path, path), real_root, path)
             if not path.is_file():
                 raise BadInput("not a regular file", path)
             files[rel] = path

@@ -17,14 +17,62 @@ import click
 from windl.config import Site, find_site
 from windl.errors import WindlError
 
+ERROR_PREFIX = "windl: error: "
+#: click's exit status for a command line it cannot parse (argparse and POSIX tools agree)
+USAGE_EXIT = 2
+
+
+def error_line(message: str) -> str:
+    """``message`` as the one line the CLI prints: one prefix, no line breaks.
+
+    Errors relayed from child processes (a ``datalad run`` of a windl step, a worker)
+    quote the line the child printed, prefix included; the prefix is dropped here, the
+    one place every error passes on its way out, so it is printed once.
+    """
+    text = " ".join(message.split())
+    while ERROR_PREFIX.strip() in text:
+        text = text.replace(ERROR_PREFIX.strip(), "").strip()
+        text = " ".join(text.split())
+    return ERROR_PREFIX + text
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(error_line(message), err=True)
+    sys.exit(code)
+
 
 class WindlGroup(click.Group):
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line; click's own usage errors become one ``windl: error:`` line.
+
+        click would print the usage, a hint and the error (four lines); a script or a
+        person reading stderr gets the one line windl prints for every error instead,
+        and exit status 2.
+        """
+        standalone = kwargs.pop("standalone_mode", True)
+        if not standalone:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # a bare 'windl' or command group asks for help: it gets the help, as in click
+            exc.show()
+            sys.exit(USAGE_EXIT)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _fail(exc.format_message() + hint, USAGE_EXIT)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
+        # without standalone mode click returns the exit status of --help/--version
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except WindlError as exc:
-            click.echo(f"windl: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(str(exc), exc.exit_code)
 
 
 site_option = click.option(
@@ -359,6 +407,8 @@ def add_cmd(
         lines += [f"  {rel}" for rel in result.added]
     else:
         lines = [f"nothing new: all {len(result.unchanged)} files already in {result.study}"]
+    if result.link_to:
+        lines.insert(0, f"{path} is a symbolic link to {result.link_to}")
     if result.to_describe:
         lines.append("fill in the TODO descriptions in: " + ", ".join(result.to_describe))
     _emit({**asdict(result), "changed": result.changed}, as_json, "\n".join(lines))
@@ -556,7 +606,7 @@ def release_build(
     if result.participants_removed:
         lines.append(f"  participants removed: {', '.join(result.participants_removed)}")
     if result.refused:
-        lines.append(f"  not shipped (burned-in annotation): {len(result.refused)} DICOM images")
+        lines.append(f"  not shipped (pixels may show text): {len(result.refused)} files")
     lines.append(f"  next: windl audit {result.path}")
     _emit(result.to_dict(), as_json, "\n".join(lines))
 

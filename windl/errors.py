@@ -5,6 +5,7 @@ Anything that is *not* a :class:`WindlError` is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -109,3 +110,16 @@ class Unroutable(ReceiveError):
 
 class ReleaseRefused(WindlError):
     """A release that cannot be built as asked (no consented participant, bad version, ...)."""
+
+
+def capped_list(items: Sequence[str], log: Path, first: int = 5) -> str:
+    """``items`` for an error line: how many, the ``first`` few, and the log with them all.
+
+    A release of a large dataset can fail on thousands of files; one line naming all
+    of them (57 KB was seen) is unreadable, so the full list goes to ``log``, one a line.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(f"{item}\n" for item in items), encoding="utf-8")
+    shown = "; ".join(items[:first])
+    more = f"; and {len(items) - first} more" if len(items) > first else ""
+    return f"{shown}{more} (all {len(items)} listed in {log})"

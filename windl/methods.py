@@ -62,6 +62,8 @@ _RUNCMD = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 _SESSION_PREFIX = re.compile(r"^(sub-[A-Za-z0-9]+)(?:/(ses-[A-Za-z0-9]+))?(?:/|$)")
+#: ``relabel(entity, label)``: a study label as a release spells it
+Relabel = Callable[[str, str], str]
 _LABEL = re.compile(r"\b(?:sub|ses)-[A-Za-z0-9]+")
 _OUTPUT_TYPE = re.compile(r"(anat|func|dwi|fmap|perf)/[^,/]*_([A-Za-z0-9]+)\.nii(?:\.gz)?")
 _ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -652,12 +654,24 @@ def _mri_paragraphs(group: Sequence[_Conversion], public: bool) -> tuple[str, st
     return text, heuristic.rules if heuristic and heuristic.rules else None
 
 
-def _ephys_paragraph(group: Sequence[_Conversion], public: bool) -> str:
+def _released_label(relabel: Relabel | None, entity: str, label: str) -> str:
+    """``label`` as a release spells it (``other`` when it has no release label)."""
+    if relabel is None:
+        return label
+    try:
+        return relabel(entity, label)
+    except WindlError:
+        return "other"
+
+
+def _ephys_paragraph(
+    group: Sequence[_Conversion], public: bool, relabel: Relabel | None = None
+) -> str:
     first = group[0]
     n_sessions, n_runs = _sessions(group), len(group)
     rows = [r for c in group for r in c.rows]
     kinds = Counter(r.get("kind", "?").upper() for r in rows)
-    tasks = Counter(r.get("task", "?") for r in rows)
+    tasks = Counter(_released_label(relabel, "task", r.get("task", "?")) for r in rows)
     text = (
         f"**EEG/MEG.** {_plural(n_sessions, 'session')} "
         f"({_plural(n_runs, '`datalad run` record')}"
@@ -732,7 +746,10 @@ def _conversions(study: Study, records: Sequence[RunRecord]) -> list[_Conversion
 
 
 def _conversion_section(
-    conversions: Sequence[_Conversion], public: bool, title: str = "Conversion to BIDS"
+    conversions: Sequence[_Conversion],
+    public: bool,
+    title: str = "Conversion to BIDS",
+    relabel: Relabel | None = None,
 ) -> Section:
     section = Section(title)
     for group in _groups(conversions):
@@ -743,7 +760,7 @@ def _conversion_section(
                 section.p("Rules of the heuristic, from its docstring:")
                 section.quote(rules)
         else:
-            section.p(_ephys_paragraph(group, public))
+            section.p(_ephys_paragraph(group, public, relabel))
     return section
 
 
@@ -953,6 +970,7 @@ def _release_sections(
     record: Mapping[str, Any],
     deface_records: Sequence[Mapping[str, Any]],
     subjects: set[str] | None,
+    relabel: Relabel | None = None,
 ) -> tuple[str, list[Section], list[str]]:
     """Title, sections and identifiers to redact of a release's methods text."""
     del site  # the study is enough today; kept for settings a site may add
@@ -973,7 +991,7 @@ def _release_sections(
     conversions = _conversions(study, records)
     if subjects is not None:
         conversions = [c for c in conversions if c.subject in subjects]
-    conversion = _conversion_section(conversions, public=True)
+    conversion = _conversion_section(conversions, public=True, relabel=relabel)
     if subjects is not None:
         converted = {c.subject for c in conversions}
         imported = len(subjects - converted)
@@ -1051,6 +1069,7 @@ def release_methods_markdown(
     release_record: Mapping[str, Any],
     deface_records: list[Mapping[str, Any]],
     identifying_words: Iterable[str] = (),
+    relabel: Relabel | None = None,
 ) -> str:
     """The ``methods.md`` of a release, made before the release is committed.
 
@@ -1074,6 +1093,10 @@ def release_methods_markdown(
         Further values to keep out of the text (the build passes the study's identifiers,
         :func:`windl.release.identifiers.study_identifiers`, which it has gathered anyway);
         participant and session labels of the study are kept out without them.
+    relabel : callable, optional
+        ``relabel(entity, label)``: the release's spelling of a study label
+        (:meth:`windl.release.relabel.Relabel.label`); the task labels of the conversions
+        are named as the release names them, never as the study does.
 
     Returns
     -------
@@ -1089,7 +1112,7 @@ def release_methods_markdown(
     except (WindlError, OSError):
         subjects = None
     title, sections, identifiers = _release_sections(
-        site, study, release_record, deface_records, subjects
+        site, study, release_record, deface_records, subjects, relabel
     )
     return _redact(render_markdown(title, sections), [*identifiers, *identifying_words])
 
@@ -1152,9 +1175,11 @@ def release_methods(site: Site, release_dir: Path) -> Methods:
     record = _release_record(release_dir)
     study = get_study(site, str(record["study"]))
     subjects = _release_subjects(study, str(record["scope"]), release_dir)
+    relabel = _scope_relabel(study, str(record["scope"]))
     title, sections, identifiers = _release_sections(
-        site, study, record, release_deface_records(release_dir), subjects
+        site, study, record, release_deface_records(release_dir), subjects, relabel.label
     )
+    identifiers += [o for _, o in relabel.rekeyed() if len(o) >= 3 and not o.isdigit()]
     provenance = Section("Provenance of this release")
     builds = [r for r in run_records(release_dir) if r.kind == "release"]
     if builds:
@@ -1185,6 +1210,18 @@ def release_methods(site: Site, release_dir: Path) -> Methods:
         for s in sections
     ]
     return Methods(kind="release", name=name, title=_redact(title, identifiers), sections=redacted)
+
+
+def _scope_relabel(study: Study, scope: str) -> Any:
+    """The vetted labels of the study's ``scope`` release line (none: labels as they are)."""
+    from windl.pseudonyms import entity_mapping
+    from windl.release.relabel import Relabel as Labels
+    from windl.vocabulary import vocabulary_of
+
+    try:
+        return Labels(vocabulary_of(study.settings(), study.code), entity_mapping(study, scope))
+    except (WindlError, OSError):
+        return Labels()
 
 
 def _redact_blocks(

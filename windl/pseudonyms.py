@@ -9,12 +9,20 @@ label of any participant and is not derived from it.
 
 Session labels that encode a date (``20180918``, ``2018-09-18``, ``180918``, any run of six
 or more digits, …; see :func:`is_date_like`) are re-keyed the same way, per participant and
-scope; other session labels (``1``, ``pre``, ``ge``) are kept.
+scope, and so are labels a person typed (``JohnsVisit``): only short numbers (``1``,
+``02``) and the labels the study approved (``[vocabulary] ses = ["pre", "post"]``) are kept.
 
 The key lives only in the study's ``restricted/`` subdataset, which is never released:
 ``pseudonyms.tsv`` (scope, participant_id, release_label, created) and
 ``session-pseudonyms.tsv`` (scope, participant, session, release_session). Rows are only
 ever added; the new labels of one call are one commit (see :func:`ensure_labels`).
+
+Every other entity label (``task``, ``acq``, ``rec``, ``dir``, ...) and the free
+``B0FieldIdentifier`` labels of a release are vetted: one the study has not approved
+(:mod:`windl.vocabulary`) is re-keyed to a neutral ``<entity><n>`` (``task-task1``,
+``acq-acq2``), numbered per scope and entity in order of first use and kept for every later
+version of the scope's release line: ``entity-labels.tsv`` (scope, entity, label,
+release_label, created; see :func:`ensure_entity_labels`).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import hmac
 import re
 import secrets
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from windl.consent import (
     appended_text,
@@ -39,6 +47,7 @@ from windl.consent import (
 from windl.errors import InvalidLabel, PseudonymMissing
 from windl.labels import bids_label
 from windl.study import Study
+from windl.vocabulary import Vocabulary, vocabulary_of
 
 PSEUDONYMS_FILE = "pseudonyms.tsv"
 SESSION_PSEUDONYMS_FILE = "session-pseudonyms.tsv"
@@ -55,6 +64,8 @@ _DATE_PATTERNS = (
     re.compile(rf"{_MONTH}[-_.]?\d{{2,4}}", re.IGNORECASE),  # sep2018, Sept-18
 )
 _SESSION_TEXT = re.compile(r"^[A-Za-z0-9._-]+$")
+#: session labels of at most this many digits are kept (visit numbers, not dates)
+_KEPT_SESSION_DIGITS = 3
 
 
 def is_date_like(label: str) -> bool:
@@ -168,6 +179,19 @@ def release_label(study: Study, scope: str, subject: str, create: bool = True) -
 
 
 # --------------------------------------------------------------------------- sessions
+def session_kept(study: Study, session: str) -> bool:
+    """Whether a session label is released as it is: a short number or a label the study
+    approved (``[vocabulary] ses``), and never one that looks like a date.
+
+    Anything else was typed by a person (``ses-JohnsVisit``) and is re-keyed like a date.
+    """
+    if is_date_like(session):
+        return False
+    if session.isdigit() and len(session) <= _KEPT_SESSION_DIGITS:
+        return True
+    return vocabulary_of(study.settings(), study.code / "study.toml").approves("ses", session)
+
+
 def _session(session: str) -> str:
     """A session label as given (without ``ses-``); date-like ones may hold ``-._``."""
     text = session.strip().removeprefix("ses-")
@@ -202,9 +226,9 @@ def ensure_sessions(
 ) -> dict[tuple[str, str], str]:
     """Release session labels for (subject, session) pairs, re-keying date-like ones.
 
-    Date-like sessions (:func:`is_date_like`) get a random label, unique among the
-    participant's sessions in ``scope``; the new ones are committed together. Other
-    sessions keep their label.
+    Sessions that are not kept (:func:`session_kept`: dates, typed text) get a random
+    label, unique among the participant's sessions in ``scope``; the new ones are committed
+    together. Short numbers and approved labels are kept.
 
     Returns
     -------
@@ -213,7 +237,7 @@ def ensure_sessions(
     """
     scope = _scope(scope)
     pairs = sorted({(participant_id(study, sub), _session(ses)) for sub, ses in sessions})
-    result = {pair: pair[1] for pair in pairs if not is_date_like(pair[1])}
+    result = {pair: pair[1] for pair in pairs if session_kept(study, pair[1])}
     rekey = [pair for pair in pairs if pair not in result]
     known = session_mapping(study, scope)
     if all(pair in known for pair in rekey):
@@ -249,7 +273,7 @@ def release_session(
 ) -> str:
     """The release label of ``subject``'s ``session`` in ``scope``.
 
-    Kept unless the label looks like a date (:func:`is_date_like`); a date-like one is
+    Kept when :func:`session_kept` says so; any other (a date, typed text) is
     replaced by a random label, created and committed if new.
 
     Raises
@@ -258,7 +282,7 @@ def release_session(
         If ``create`` is false and a date-like session has no release label yet.
     """
     ses = _session(session)
-    if not is_date_like(ses):
+    if session_kept(study, ses):
         return ses
     if not create:
         pid = _pid(subject)
@@ -315,3 +339,90 @@ def date_offset(secret: str, participant: str) -> int:
     digest = hmac.new(secret.encode(), f"date-offset:{participant}".encode(), hashlib.sha256)
     low, high = DATE_OFFSET_RANGE
     return low + int.from_bytes(digest.digest()[:8], "big") % (high - low + 1)
+
+
+# --------------------------------------------------------------------------- entity labels
+ENTITY_LABELS_FILE = "entity-labels.tsv"
+ENTITY_COLUMNS = ("scope", "entity", "label", "release_label", "created")
+#: the prefix of a neutral label where it is not the entity's own name
+NEUTRAL_PREFIX: Mapping[str, str] = {"B0FieldIdentifier": "b0field"}
+
+
+def neutral_prefix(entity: str) -> str:
+    """What a neutral label of ``entity`` starts with (``task`` → ``task1``, ``task2``...)."""
+    return NEUTRAL_PREFIX.get(entity, entity)
+
+
+def is_neutral(entity: str, label: str) -> bool:
+    """True if ``label`` has the form of a neutral re-key label of ``entity``."""
+    prefix = neutral_prefix(entity)
+    number = label.removeprefix(prefix)
+    return number != label and number.isdigit() and not number.startswith("0")
+
+
+def entity_mapping(study: Study, scope: str) -> dict[tuple[str, str], str]:
+    """Committed re-keyed labels of ``scope``: (entity, study label) → neutral release label."""
+    scope = _scope(scope)
+    rows = read_restricted_table(study, ENTITY_LABELS_FILE, ENTITY_COLUMNS)
+    return {(r["entity"], r["label"]): r["release_label"] for r in rows if r["scope"] == scope}
+
+
+def ensure_entity_labels(
+    study: Study, scope: str, pairs: Iterable[tuple[str, str]], vocabulary: Vocabulary
+) -> dict[tuple[str, str], str]:
+    """Neutral release labels of the unapproved (entity, label) ``pairs``, created in one commit.
+
+    A pair ``vocabulary`` approves keeps its label and gets no row. A new neutral label
+    is the lowest ``<entity><n>`` not yet used in the scope for that entity, not approved
+    itself and not a label of ``pairs`` (so it never reads as a study label).
+
+    Parameters
+    ----------
+    study
+        The study; its ``restricted`` subdataset holds the table.
+    scope
+        One of :data:`windl.consent.SCOPES`.
+    pairs
+        (entity, label) as they stand in the study's paths and sidecars.
+    vocabulary
+        The study's approved labels (:func:`windl.vocabulary.vocabulary_of`).
+
+    Returns
+    -------
+    dict[tuple[str, str], str]
+        (entity, label) → neutral label, for each unapproved pair of ``pairs``.
+    """
+    scope = _scope(scope)
+    wanted = sorted({p for p in pairs if not vocabulary.approves(*p)})
+    known = entity_mapping(study, scope)
+    if all(p in known for p in wanted):
+        return {p: known[p] for p in wanted}
+    with restricted_change(study):
+        known = entity_mapping(study, scope)
+        study_labels = {(e, v.casefold()) for e, v in wanted}
+        created = _now()
+        new = []
+        for entity, label in wanted:
+            if (entity, label) in known:
+                continue
+            used = {v.casefold() for (e, _), v in known.items() if e == entity}
+            n = 1
+            while True:
+                candidate = f"{neutral_prefix(entity)}{n}"
+                if (
+                    candidate.casefold() not in used
+                    and (entity, candidate.casefold()) not in study_labels
+                    and not vocabulary.approves(entity, candidate)
+                ):
+                    break
+                n += 1
+            known[(entity, label)] = candidate
+            new.append([scope, entity, label, candidate, created])
+        if new:
+            text = appended_text(study, ENTITY_LABELS_FILE, ENTITY_COLUMNS, new)
+            commit_restricted(
+                study,
+                {ENTITY_LABELS_FILE: text},
+                f"windl pseudonyms: {len(new)} new neutral entity labels for scope {scope}",
+            )
+    return {p: known[p] for p in wanted}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from windl import datasets
 from windl.config import SITE_FILE, SUPERDATASET_SKELETON, TEMPLATES, Site, load_site
-from windl.errors import SiteExists
+from windl.errors import BadInput, SiteExists
 from windl.files import atomic_write_text
 
 
@@ -24,7 +24,10 @@ def init_site(root: Path, name: str | None = None) -> Site:
     root = root.resolve()
     if (root / SITE_FILE).exists() or (root / "superdataset").exists():
         raise SiteExists("already a windl site (windl.toml or superdataset/ exists)", root)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot create the site folder ({exc.strerror})", root) from None
     superdataset = root / "superdataset"
     datasets.create_dataset(superdataset, procedures=["text2git"], description="windl site")
     shutil.copytree(SUPERDATASET_SKELETON, superdataset, dirs_exist_ok=True)

@@ -10,12 +10,14 @@ Words without a key are free text (all must match, as prefixes, ranked). Filters
     the dataset has this value (case-insensitive); ``key:a,b`` means a *or* b;
     different keys must all hold
 ``participants>=N`` (also ``>N``, ``=N``, ``participants:N`` meaning at least N)
-    the minimum number of participants
+    the minimum number of participants (N at most :data:`MAX_PARTICIPANTS`)
 ``qc:yes`` / ``qc:no``
     whether a QC summary is present
 
-Double quotes keep spaces together: ``license:"CC BY 4.0"``. The same filters are keyword
-arguments of :class:`Query` (the HTTP API and the portal build it from form fields).
+A query holds at most :data:`MAX_TERMS` words and filter values together, and
+:data:`MAX_LENGTH` characters. Double quotes keep spaces together: ``license:"CC BY 4.0"``.
+The same filters are keyword arguments of :class:`Query` (the HTTP API and the portal
+build it from form fields).
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ LIST_KEYS = {
 SCOPES = ("individuals", "members", "external")
 _TRUE = {"yes", "true", "1", "y"}
 _FALSE = {"no", "false", "0", "n"}
+#: the largest participants>=N (more people than live on earth; fits every database's int)
+MAX_PARTICIPANTS = 10**9
+#: filter values and free-text words in one query: each becomes a condition of one SQL
+#: statement, and 500 of them exceed what SQLite or PostgreSQL plan
+MAX_TERMS = 64
+#: characters of one query
+MAX_LENGTH = 2000
+_NUMBER = re.compile(r"[0-9]{1,12}")
 _TOKEN = re.compile(r"^(?P<key>[A-Za-z_]+)(?P<op>:|>=|>|=)(?P<value>.*)$", re.S)
 
 
@@ -86,8 +96,15 @@ class Query:
                 raise QueryError(
                     f"participants must be a whole number, not {self.min_participants!r}"
                 )
-            if self.min_participants < 0:
-                raise QueryError("participants must be 0 or more")
+            if not 0 <= self.min_participants <= MAX_PARTICIPANTS:
+                raise QueryError(
+                    f"participants must be 0 to {MAX_PARTICIPANTS}, not {self.min_participants}"
+                )
+        terms = len(self.words) + sum(len(getattr(self, name)) for name in LIST_KEYS.values())
+        if terms > MAX_TERMS:
+            raise QueryError(
+                f"query has {terms} words and filter values; at most {MAX_TERMS} are allowed"
+            )
 
     @property
     def words(self) -> list[str]:
@@ -123,6 +140,8 @@ def parse_query(text: str, **filters: Any) -> Query:
     QueryError
         For an unknown key, an empty value, a bad number or unbalanced quotes.
     """
+    if len(text or "") > MAX_LENGTH:
+        raise QueryError(f"query is {len(text)} characters long; at most {MAX_LENGTH} are allowed")
     try:
         tokens = shlex.split(text or "", posix=True)
     except ValueError as exc:
@@ -146,10 +165,12 @@ def parse_query(text: str, **filters: Any) -> Query:
         if key in LIST_KEYS and op == ":":
             fields[LIST_KEYS[key]].append(value)
         elif key in ("participants", "min_participants"):
-            if not value.isdigit():
+            if not value.isascii() or not value.isdigit():
                 raise QueryError(
                     f"{token!r}: participants takes a whole number, e.g. participants>=20"
                 )
+            if not _NUMBER.fullmatch(value):
+                raise QueryError(f"{token!r}: participants must be 0 to {MAX_PARTICIPANTS}")
             number = int(value) + (1 if op == ">" else 0)
             min_participants = max(min_participants or 0, number)
         elif key in ("qc", "has_qc") and op == ":":

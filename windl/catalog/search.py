@@ -36,6 +36,8 @@ from windl.errors import BadInput, WindlError
 
 FACETS = ("modality", "datatype", "suffix", "task", "scope", "license")
 MAX_PER_PAGE = 200
+#: the last page asked for (its offset must fit the database's integers)
+MAX_PAGE = 1_000_000
 SUMMARY_CHARS = 300
 NOT_INDEXED = "this site's catalog was never indexed: run 'windl catalog index'"
 
@@ -276,8 +278,8 @@ def search(
     SearchPage
         Ranked by text relevance when there is text, else by dataset id.
     """
-    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-        raise BadInput(f"page must be 1 or more and per_page 1..{MAX_PER_PAGE}")
+    if not 1 <= page <= MAX_PAGE or not 1 <= per_page <= MAX_PER_PAGE:
+        raise BadInput(f"page must be 1..{MAX_PAGE} and per_page 1..{MAX_PER_PAGE}")
     e = entries_t.c
     # the narrow search rows of every version the viewer may see that matches; the total,
     # order and page come from their ids, the facets from one grouped row per distinct

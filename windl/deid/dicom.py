@@ -3,8 +3,9 @@
 The Basic Application Level Confidentiality Profile (Table E.1-1, every row, kept as data in
 :mod:`windl.deid.profile`) plus the options a study selects in its ``[deid]`` settings.
 Pixel data is never decoded: it is written back byte for byte, in the file's own transfer
-syntax. Images whose header says that identifying text is burned into the pixels
-(``BurnedInAnnotation`` = ``YES``) are refused.
+syntax, unless a study's blanking rule zeroes rectangles in it (:mod:`windl.deid.pixels`,
+which also decides which images may show text). Images whose header says that identifying
+text is burned into the pixels (``BurnedInAnnotation`` = ``YES``) are refused unblanked.
 
 How the table's actions are carried out here:
 
@@ -15,13 +16,19 @@ How the table's actions are carried out here:
   not look up each IOD's attribute types); ``Z/D`` empties; ``X/Z/U*`` keeps the sequence
   with every UID inside remapped (references between released instances stay valid).
 * ``C`` (an option's "clean"): dates are shifted by the participant's offset, times kept
-  (Modified Dates); text has every identifying token of the original header (names, IDs,
-  institution, device, dates) replaced by ``X`` (Clean Descriptors and the other options'
-  clean); UIDs are remapped.
+  (Modified Dates); UIDs are remapped; sequences keep their Items, cleaned; text is
+  *replaced* by an empty value (PS3.15: "replace with values of similar meaning known not
+  to contain identifying information"; what an operator typed is never kept, not even with
+  known words taken out, as a name typed by hand is in no list).
 * An option that says ``K`` wins over one that says ``C``, both over the Basic Profile.
 * Not in the table (PS3.15 E.1.1 note 4 lets a de-identifier act by VR): dates and times
   (DA, DT, TM) are removed, or shifted with Modified Dates; UIDs that are not registered
-  DICOM UIDs (SOP classes, transfer syntaxes, ...) are remapped; sequences are cleaned.
+  DICOM UIDs (SOP classes, transfer syntaxes, ...) are remapped; sequences are cleaned;
+  free text (LO, SH, ST, LT, UT, PN, UC) is removed unless :data:`KEPT_TEXT` names it
+  (device, coil and sequence names, codes), in every Item of every sequence too.
+* Overlays (groups 60xx): the overlay data is removed (Table E.1-1), so is the rest of
+  each overlay group (OverlayDescription, OverlayLabel, ...): an overlay without its data
+  is only text.
 * Private attributes are removed; with Retain Safe Private only those of Table E.3.10-1
   (with their Private Creator) are kept.
 * PatientName and PatientID become the release's participant label; PatientIdentityRemoved,
@@ -38,10 +45,9 @@ import hmac
 import io
 import logging
 import os
-import re
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -56,6 +62,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID_dictionary
 
+from windl.deid.pixels import blank_dataset
 from windl.deid.profile import SAFE_PRIVATE, TABLE_E1_1, ProfileRow
 from windl.errors import BadInput, ConfigError
 
@@ -100,6 +107,42 @@ _PATIENT_NAME = Tag(0x0010, 0x0010)
 _PATIENT_ID = Tag(0x0010, 0x0020)
 _TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _DATE_VRS = frozenset({"DA", "DT"})
+#: VRs of text that people may type (PS3.5 6.2); outside Table E.1-1 they are removed
+#: unless :data:`KEPT_TEXT` names the attribute
+FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "PN", "UC"})
+#: text attributes outside Table E.1-1 that the equipment writes from its own dictionaries
+#: (device and sequence names, codes): kept. Every other free-text VR outside the table goes.
+KEPT_TEXT = frozenset(
+    {
+        "CodeMeaning",
+        "CodeValue",
+        "CodingSchemeDesignator",
+        "CodingSchemeVersion",
+        "ContextIdentifier",
+        "ContextGroupExtensionCreatorUID",
+        "DeidentificationMethod",
+        "DimensionDescriptionLabel",
+        "ImagedNucleus",
+        "LongCodeValue",
+        "Manufacturer",
+        "ManufacturerModelName",
+        "MappingResource",
+        "MappingResourceName",
+        "MultiCoilElementName",
+        "PulseSequenceName",
+        "ReceiveCoilName",
+        "RescaleType",
+        "SecondaryCaptureDeviceManufacturer",
+        "SecondaryCaptureDeviceManufacturerModelName",
+        "SecondaryCaptureDeviceSoftwareVersions",
+        "SequenceName",
+        "SoftwareVersions",
+        "StackID",
+        "TransmitCoilManufacturerName",
+        "TransmitCoilName",
+    }
+)
+_OVERLAY_DATA = 0x3000
 
 #: fixed dummies for action D, by VR ("OB or OW"-style VRs use their first choice)
 _DUMMY: dict[str, Any] = {
@@ -147,10 +190,6 @@ _UI_KEEP_KEYWORDS = frozenset(
 
 _SAFE_PRIVATE = frozenset((group, creator, elem) for group, creator, elem, _ in SAFE_PRIVATE)
 
-_DATE_IN_TEXT = re.compile(
-    r"(?<!\d)(?:19|20)\d{2}[-./]?(?:0[1-9]|1[0-2])[-./]?(?:0[1-9]|[12]\d|3[01])(?!\d)"
-)
-
 
 class BurnedInAnnotationRefused(BadInput):
     """An image whose header says identifying text is burned into its pixels."""
@@ -173,7 +212,7 @@ class DeidPolicy:
         Retain Institution Identity (113112): institution name and address kept.
     clean_descriptors : bool
         Clean Descriptors (113105): series/study descriptions, protocol name, comments are
-        kept with identifying tokens replaced, instead of removed.
+        replaced by an empty value instead of removed (their sequences are kept, cleaned).
     retain_safe_private : bool
         Retain Safe Private (113111): private attributes of Table E.3.10-1 kept; all other
         private attributes are removed either way.
@@ -207,6 +246,8 @@ class DeidPolicy:
         known = {f.name for f in fields(cls)}
         values: dict[str, bool] = {}
         for raw_key, value in (table or {}).items():
+            if raw_key == "pixels" and isinstance(value, Mapping):
+                continue  # [deid.pixels]: windl.deid.pixels reads it
             key = str(raw_key).strip().lower().replace("-", "_").replace(" ", "_")
             key = _ALIASES.get(key, key)
             if key not in known:
@@ -331,7 +372,6 @@ class _Context:
     policy: DeidPolicy
     uid_map: UIDMap
     offset: int
-    scrub: re.Pattern[str] | None
 
 
 def deidentify_dataset(
@@ -369,8 +409,7 @@ def deidentify_dataset(
     _refuse_burned_in(ds, getattr(ds, "filename", None))
     if not new_patient_id:
         raise ValueError("new_patient_id must not be empty")
-    scrub = _scrub_pattern(ds) if _needs_scrub(policy) else None
-    ctx = _Context(policy, uid_map, int(date_offset_days), scrub)
+    ctx = _Context(policy, uid_map, int(date_offset_days))
     _clean_dataset(ds, ctx)
 
     ds.PatientName = new_patient_id
@@ -395,6 +434,8 @@ def deidentify_file(
     uid_map: UIDMap,
     date_offset_days: int,
     new_patient_id: str,
+    *,
+    blank: tuple[tuple[int, int, int, int], ...] = (),
 ) -> Path:
     """De-identify one DICOM file into ``dst`` (atomically), same transfer syntax and pixels.
 
@@ -406,6 +447,10 @@ def deidentify_file(
         Where to write; its folder is created. Replaced atomically, never left half-written.
     policy, uid_map, date_offset_days, new_patient_id
         As for :func:`deidentify_dataset`.
+    blank : tuple of (x, y, width, height), optional
+        Rectangles of a study's ``[deid.pixels]`` rule: zeroed in every frame before the
+        file is written (pixels then stored uncompressed, ``BurnedInAnnotation`` NO).
+        Without it the pixels are written back byte for byte.
 
     Returns
     -------
@@ -431,6 +476,8 @@ def deidentify_file(
             ds = pydicom.dcmread(io.BytesIO(raw))
         except Exception as exc:  # pydicom raises many types on damaged bytes
             raise BadInput(f"unreadable DICOM ({type(exc).__name__})", src) from None
+        if blank:
+            blank_dataset(ds, blank)
         _refuse_burned_in(ds, src)
         syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
         pixels = _pixel_digest(ds)
@@ -520,6 +567,22 @@ def _clean_dataset(ds: Dataset, ctx: _Context) -> None:
             _apply_default(ds, elem, ctx)
         else:
             _apply(ds, elem, effective_action(row, ctx.policy), ctx)
+    for tag in _orphan_overlay_tags(ds):
+        del ds[tag]
+
+
+def _is_overlay_group(group: int) -> bool:
+    return 0x6000 <= group <= 0x601E and group % 2 == 0
+
+
+def _orphan_overlay_tags(ds: Dataset) -> list[BaseTag]:
+    """Elements of overlay groups (60xx) whose OverlayData (60xx,3000) is not there."""
+    with_data = {tag.group for tag in list(ds.keys()) if tag.element == _OVERLAY_DATA}
+    return [
+        tag
+        for tag in list(ds.keys())
+        if _is_overlay_group(tag.group) and tag.group not in with_data
+    ]
 
 
 def _clean_private(ds: Dataset, ctx: _Context) -> None:
@@ -579,8 +642,15 @@ def _clean_items(elem: DataElement, ctx: _Context) -> None:
 
 def _apply_default(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
     """Elements not in Table E.1-1: act by VR (PS3.15 E.1.1 note 4)."""
-    if not _clean_by_vr(ds, elem, ctx) and elem.VR == "UI" and _remap_outside_table(elem):
+    if _is_free_text(elem):
+        del ds[elem.tag]
+    elif not _clean_by_vr(ds, elem, ctx) and elem.VR == "UI" and _remap_outside_table(elem):
         _remap(elem, ctx)
+
+
+def _is_free_text(elem: DataElement) -> bool:
+    """A free-text VR that :data:`KEPT_TEXT` does not keep (outside Table E.1-1)."""
+    return elem.VR in FREE_TEXT_VRS and (keyword_for_tag(elem.tag) or "") not in KEPT_TEXT
 
 
 def _instance_uid_keyword(elem: DataElement) -> bool:
@@ -626,10 +696,8 @@ def _clean_value(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
     if vr == "UI":
         _remap(elem, ctx)
     elif vr in _TEXT_VRS or vr == "UR":
-        if ctx.scrub is not None:
-            _map_strings(elem, lambda s: ctx.scrub.sub("X", s) if ctx.scrub else s)
-        # dates written into free text are never shifted: remove them
-        _map_strings(elem, lambda s: _DATE_IN_TEXT.sub("X", s))
+        # replaced, never kept minus known words: a name typed by hand is in no list
+        elem.value = _empty(vr)
 
 
 def _empty(vr: str) -> Any:
@@ -718,69 +786,6 @@ def _values(elem: DataElement) -> list[Any]:
     return [elem.value]
 
 
-def _map_strings(elem: DataElement, func: Any) -> None:
-    if _is_empty(elem):
-        return
-    if isinstance(elem.value, MultiValue | list | tuple):
-        elem.value = [func(str(v)) for v in elem.value]
-    else:
-        elem.value = func(str(elem.value))
-
-
-# --- tokens for "clean" ----------------------------------------------------------------
-
-#: attributes whose values identify someone or something; their words are scrubbed from
-#: cleaned text (with every PN value of the header)
-_IDENTIFYING_KEYWORDS = (
-    "PatientID",
-    "OtherPatientIDs",
-    "IssuerOfPatientID",
-    "AccessionNumber",
-    "StudyID",
-    "PatientBirthDate",
-    "PatientAddress",
-    "PatientTelephoneNumbers",
-    "MedicalRecordLocator",
-    "InstitutionName",
-    "InstitutionAddress",
-    "InstitutionalDepartmentName",
-    "StationName",
-    "DeviceSerialNumber",
-    "RegionOfResidence",
-    "CountryOfResidence",
-)
-
-
-def _needs_scrub(policy: DeidPolicy) -> bool:
-    return any(
-        getattr(policy, name)
-        for name in (
-            "clean_descriptors",
-            "retain_patient_characteristics",
-            "retain_device_identity",
-        )
-    )
-
-
-def _identifying_words(ds: Dataset) -> Iterator[str]:
-    for keyword in _IDENTIFYING_KEYWORDS:
-        if keyword in ds:
-            for value in _values(ds[keyword]):
-                yield from re.split(r"[\s^=,;/\\]+", str(value))
-    for elem in ds.iterall():
-        if elem.VR == "PN":
-            for value in _values(elem):
-                yield from re.split(r"[\s^=,;/\\]+", str(value))
-
-
-def _scrub_pattern(ds: Dataset) -> re.Pattern[str] | None:
-    words = sorted({w for w in _identifying_words(ds) if len(w) >= 3}, key=len, reverse=True)
-    if not words:
-        return None
-    alternatives = "|".join(re.escape(w) for w in words)
-    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
-
-
 # --- checking --------------------------------------------------------------------------
 
 
@@ -861,6 +866,10 @@ def _check_items(
     in_dummy: bool,
 ) -> None:
     private_ok = _safe_private_tags(ds) if policy.retain_safe_private else set()
+    findings += [
+        f"{_where(path, tag)}: overlay group without overlay data (must be removed)"
+        for tag in _orphan_overlay_tags(ds)
+    ]
     for tag in list(ds.keys()):
         if tag in _PIXEL_TAGS or tag.element == 0:
             continue
@@ -892,6 +901,8 @@ def _check_items(
 
 def _default_action(elem: DataElement, policy: DeidPolicy) -> str:
     """What :func:`_apply_default` does, as an action code (``U?``: unregistered UIDs)."""
+    if _is_free_text(elem):
+        return "X"
     if elem.VR in _DATE_VRS or elem.VR == "TM":
         return "C" if policy.retain_modified_dates else "X"
     if elem.VR == "UI" and _instance_uid_keyword(elem):
@@ -915,6 +926,8 @@ def _check_element(
             _check_uids(elem, uid_map, where, findings, registered_ok=False)
         elif vr in _DATE_VRS | {"TM"} and not policy.retain_modified_dates:
             findings.append(f"{where}: must be removed")
+        elif (vr in _TEXT_VRS or vr == "UR") and not _is_empty(elem):
+            findings.append(f"{where}: text must be replaced (C), not kept")
         return
     if action == "K":
         return

@@ -31,11 +31,23 @@ files, so a release says the same thing in every file:
   ``patient``
       age, sex, size, weight: kept only with Retain Patient Characteristics.
   ``descriptor``
-      series/study/protocol descriptions, image and conversion comments: removed, or with
-      Clean Descriptors kept with every identifying word of the sidecar (names, IDs,
-      institution, station, serial) and every date written in the text replaced by ``X``.
+      series/study/protocol descriptions, image and conversion comments, task
+      descriptions and instructions, artefact descriptions: text people type. Removed,
+      whatever the options: PS3.15's Clean Descriptors means *replace with a
+      non-identifying value*, and a sidecar key can simply be left out (``TaskName``, the
+      vetted label, is the task's name in a release).
+  ``typed``
+      EEG/MEG keys an operator may type into (``EEGReference``, ``EEGGround``,
+      ``EEGPlacementScheme``, the cap, ``SoftwareFilters``, ``HardwareFilters``,
+      ``RecordingType``, ``DewarPosition``): numbers, ``n/a``, the values BIDS defines
+      (:data:`TYPED_VALUES`) and filter tables with numeric values (:data:`FILTER_WORDS`)
+      are kept, anything else becomes ``n/a`` (the key stays: BIDS requires some of them).
 
-  A key found in no list is kept, and :func:`unclassified_keys` names it for the audit.
+  Default-deny: a key found in no list is *removed* (:func:`unclassified_keys` names it,
+  so a new converter's keys are seen and classified). Data dictionaries of tables
+  (``*_events.json``, ``phenotype/*.json``, ... see :func:`is_table_dictionary`) are not
+  recording sidecars: their keys are column names, kept unless classified otherwise; the
+  release's table rules judge them.
   heudiconv's dcmstack dumps (``global``, ``time``, ``slices``, ``vector`` beside
   ``dcmmeta_*`` keys) hold whole DICOM headers and are removed.
 * **TSV files**: ``acq_time`` of ``*_scans.tsv`` (and any column whose values are all ISO
@@ -71,36 +83,45 @@ from windl.errors import BadInput
 from windl.files import atomic_write
 
 #: categories of :data:`SIDECAR_KEYS` (see the module docstring)
-CATEGORIES: Final = ("keep", "remove", "shift", "device", "institution", "patient", "descriptor")
+CATEGORIES: Final = (
+    "keep",
+    "remove",
+    "shift",
+    "device",
+    "institution",
+    "patient",
+    "descriptor",
+    "typed",
+)
 
 _KEEP = """
     AccelFact3D AcquisitionDuration AcquisitionMatrixPE AcquisitionNumber AcquisitionVoxelSize
     AnatomicalLandmarkCoordinateSystem AnatomicalLandmarkCoordinateUnits
     AnatomicalLandmarkCoordinates ArterialSpinLabelingType AssociatedEmptyRoom
     AttenuationCorrectionMethod Authors AveragesDouble BIDSVersion BandwidthPerPixelPhaseEncode
-    BaseResolution BidsGuess BodyPart BolusDuration CapManufacturer CapManufacturersModelName
+    BaseResolution BidsGuess BodyPart BolusDuration
     CodeMeaning CodeValue CodingSchemeDesignator CodingSchemeVersion CogAtlasID
     CoilCombinationMethod CoilString Columns CompressedSensingFactor ConsistencyInfo
     ContinuousHeadLocalization ConversionSoftware ConversionSoftwareVersion ConvolutionKernel
     DecayCorrection DecayFactor DeepLearning DeepLearningDetails DeidentificationMethod
-    DeidentificationMethodCodeSequence DelayTime DerivedVendorReportedEchoSpacing DewarPosition
+    DeidentificationMethodCodeSequence DelayTime DerivedVendorReportedEchoSpacing
     DiffGradientCyclingGE DiffusionScheme DigitizedHeadPoints DigitizedHeadPointsCoordinateSystem
-    DigitizedHeadPointsCoordinateSystemDescription DigitizedHeadPointsCoordinateUnits
+    DigitizedHeadPointsCoordinateUnits
     DigitizedLandmarks Dosage DoseCalibrationFactor DwellTime ECGChannelCount EEGChannelCount
-    EEGCoordinateSystem EEGCoordinateSystemDescription EEGCoordinateUnits EEGGround
-    EEGPlacementScheme EEGReference EMGChannelCount EOGChannelCount EPIFactor EchoNumber
+    EEGCoordinateSystem EEGCoordinateUnits
+    EMGChannelCount EOGChannelCount EPIFactor EchoNumber
     EchoSpacingMicroSecondsGE EchoTime EchoTime1 EchoTime2 EchoTrainDuration EchoTrainLength
     EffectiveEchoSpacing EpochLength EstimatedEffectiveEchoSpacing EstimatedTotalReadoutTime
     ExposureTime FlipAngle FmriExternalInfo FrameDuration FrameReferenceTime FrameTimesStart
-    FrequencyEncodingSteps HardwareFilters HeadCoilCoordinateSystem
-    HeadCoilCoordinateSystemDescription HeadCoilCoordinateUnits HeadCoilCoordinates
+    FrequencyEncodingSteps HeadCoilCoordinateSystem
+    HeadCoilCoordinateUnits HeadCoilCoordinates
     HeadCoilFrequency HeudiconvVersion ImageOrientationPatientDICOM ImageOrientationText
     ImageType ImageTypeText ImagingFrequency InPlanePhaseEncodingDirectionDICOM
     InitialPostLabelDelay InjectedRadioactivity InjectedRadioactivityUnits InjectedVolume
     IntendedFor InternalPulseSequenceName Interpolation2D Interpolation3D InversionTime
     IsotopeHalfLife LabelingDistance LabelingDuration LabelingPulseAverageGradient
     LabelingPulseDuration LabelingPulseFlipAngle LabelingPulseMaximumGradient M0Type
-    MEGChannelCount MEGCoordinateSystem MEGCoordinateSystemDescription MEGCoordinateUnits
+    MEGChannelCount MEGCoordinateSystem MEGCoordinateUnits
     MEGREFChannelCount MRAcquisitionType MTState MagneticFieldStrength Manufacturer
     ManufacturersModelName MatrixCoilMode MaxMovement MaximumT1Opt MeanGzx10 MiscChannelCount
     Modality ModalityLabel MultibandAccelerationFactor Name NonlinearGradientCorrection
@@ -118,13 +139,13 @@ _KEEP = """
     RadionuclideHalfLife RadionuclidePositronFraction Radiopharmaceutical RawImage
     ReceiveCoilActiveElements ReceiveCoilName ReconFilterSize ReconMatrixPE ReconMethodName
     ReconMethodParameterLabels ReconMethodParameterValues ReconstructionMethod
-    RecordingDuration RecordingType RefLinesPE RepetitionTime RepetitionTimeExcitation
+    RecordingDuration RefLinesPE RepetitionTime RepetitionTimeExcitation
     RepetitionTimeInversion RepetitionTimePreparation SAR SamplingFrequency SaturationStopTime
     ScanOptions ScanningSequence ScatterFraction SequenceName SequenceVariant SeriesNumber
-    ShimSetting SliceEncodingDirection SliceThickness SliceTiming SoftwareFilters
+    ShimSetting SliceEncodingDirection SliceThickness SliceTiming
     SoftwareVersions Sources SpacingBetweenSlices SpoilingState SpoilingType StartTime T1
     TablePosition TagDuration TagPlaneDThickness TagPlaneSNormalDTra TagPlaneSPositionDTra
-    TagPlaneUlShape TagRFDuration TagRFFlipAngle TagRFSeparation TaskDescription TaskName
+    TagPlaneUlShape TagRFDuration TagRFFlipAngle TagRFSeparation TaskName
     TensorFileNumberGE TotalAcquiredPairs TotalReadoutTime TracerRadionuclide
     TriggerChannelCount TriggerDelayTime TxRefAmp Units UsePhilipsFloatNotDisplayScaling
     VariableFlipAngleFlag VendorReportedEchoSpacing WaterFatShift WipMemBlock XRayExposure
@@ -153,8 +174,19 @@ _INSTITUTION = "InstitutionAddress InstitutionName InstitutionalDepartmentName"
 _PATIENT = "PatientAge PatientSex PatientSize PatientWeight"
 
 _DESCRIPTOR = """
-    ConversionComments ImageComments ProcedureStepDescription ProtocolName SeriesDescription
-    StudyDescription
+    ConversionComments DigitizedHeadPointsCoordinateSystemDescription
+    EEGCoordinateSystemDescription ElectricalStimulationParameters
+    HeadCoilCoordinateSystemDescription ImageComments Instructions
+    MEGCoordinateSystemDescription ProcedureStepDescription ProtocolName SeriesDescription
+    StudyDescription SubjectArtefactDescription TaskDescription
+"""
+
+#: EEG/MEG keys an operator may type into (or the recording software copies from a typed
+#: header): numbers, ``n/a``, the BIDS values of :data:`TYPED_VALUES` and filter tables of
+#: :data:`FILTER_WORDS` with numeric values are kept; any other value becomes ``n/a``
+_TYPED = """
+    CapManufacturer CapManufacturersModelName DewarPosition EEGGround EEGPlacementScheme
+    EEGReference HardwareFilters RecordingType SoftwareFilters
 """
 
 
@@ -168,6 +200,7 @@ def _table() -> dict[str, str]:
         ("institution", _INSTITUTION),
         ("patient", _PATIENT),
         ("descriptor", _DESCRIPTOR),
+        ("typed", _TYPED),
     ):
         for key in words.split():
             if key in table:
@@ -194,17 +227,36 @@ DICOM_KEYWORD_OF: Final[Mapping[str, str]] = {
     "ProcedureStepDescription": "PerformedProcedureStepDescription",
 }
 
+#: values of ``typed`` keys that BIDS defines (the rest of a typed value is ``n/a``)
+TYPED_VALUES: Final[Mapping[str, frozenset[str]]] = {
+    "RecordingType": frozenset({"continuous", "epoched", "discontinuous"}),
+    "DewarPosition": frozenset({"upright", "supine"}),
+}
+#: keys of filter tables (``SoftwareFilters``/``HardwareFilters``) that converters write
+FILTER_WORDS: Final = frozenset(
+    {
+        "HighpassFilter",
+        "LowpassFilter",
+        "NotchFilter",
+        "CutoffFrequency",
+        "FilterOrder",
+        "Anti-aliasing filter",
+        "half-amplitude cutoff (Hz)",
+        "Roll-off",
+    }
+)
+#: BIDS suffixes whose JSON describes the columns of a table (keys are column names): the
+#: tables' data dictionaries, not recording sidecars; their keys are not looked up here
+TABLE_SUFFIXES: Final = frozenset(
+    {"events", "scans", "sessions", "participants", "channels", "electrodes", "beh", "samples"}
+)
+
 #: heudiconv's dcmstack dump: whole DICOM headers, removed when ``dcmmeta_*`` keys are there
 DCMMETA_DUMPS: Final = frozenset({"global", "time", "slices", "vector"})
 
 #: columns of ``*_scans.tsv`` that name a person (heudiconv's ``operator``): removed
 SCANS_TSV_REMOVE: Final = ("operator",)
 
-_WORD_SPLIT = re.compile(r"[\s^=,;/\\]+")
-_DATE_IN_TEXT = re.compile(
-    r"(?<!\d)(?:19|20)\d{2}[-./]?(?:0[1-9]|1[0-2])[-./]?(?:0[1-9]|[12]\d|3[01])(?!\d)"
-    r"|(?<!\d)(?:0?[1-9]|[12]\d|3[01])[./](?:0?[1-9]|1[0-2])[./](?:19|20)\d{2}(?!\d)"
-)
 _DATE = re.compile(r"(\d{4})(-?)(\d{2})\2(\d{2})(.*)", re.DOTALL)
 _DATE_REST = re.compile(r"(?:[T ]?\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d+)?)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 _TIME_ONLY = re.compile(
@@ -244,7 +296,7 @@ def classify_key(key: str, data: Mapping[str, Any] | None = None) -> str | None:
 
 
 def unclassified_keys(data: Mapping[str, Any]) -> list[str]:
-    """Top-level keys of a sidecar that the classification does not know (kept, for review).
+    """Top-level keys of a sidecar that the classification does not know (removed).
 
     Parameters
     ----------
@@ -259,14 +311,29 @@ def unclassified_keys(data: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in data if classify_key(k, data) is None)
 
 
+def is_table_dictionary(path: str | Path) -> bool:
+    """True for the JSON data dictionary of a table (its keys are the table's columns).
+
+    Parameters
+    ----------
+    path : str or Path
+        The JSON file, relative to the dataset or not.
+    """
+    path = Path(path)
+    if "phenotype" in path.parts:
+        return True
+    suffix = path.name.removesuffix(".json").rsplit("_", 1)[-1]
+    return suffix in TABLE_SUFFIXES or path.with_suffix(".tsv").is_file()
+
+
 def _action(category: str | None, policy: DeidPolicy) -> str:
-    """What to do with a key: ``keep``, ``drop``, ``shift`` or ``clean``."""
-    if category is None or category == "keep":
-        return "keep"
+    """What to do with a key: ``keep``, ``drop``, ``shift`` or ``typed``."""
+    if category is None or category == "descriptor":
+        return "drop"
+    if category in ("keep", "typed"):
+        return category
     if category == "shift":
         return "shift" if policy.retain_modified_dates else "drop"
-    if category == "descriptor":
-        return "clean" if policy.clean_descriptors else "drop"
     kept_by = {
         "device": policy.retain_device_identity,
         "institution": policy.retain_institution_identity,
@@ -287,10 +354,65 @@ def forbidden_keys(policy: DeidPolicy) -> frozenset[str]:
     -------
     frozenset of str
         Every key of :data:`SIDECAR_KEYS` that :func:`scrub_sidecar` removes under
-        ``policy`` (dates are not forbidden with Retain Modified Dates: they are shifted;
-        descriptors are not with Clean Descriptors: they are cleaned).
+        ``policy`` (dates are not forbidden with Retain Modified Dates: they are shifted).
+        Unclassified keys are forbidden too (see :func:`key_problems`).
     """
     return frozenset(k for k, c in SIDECAR_KEYS.items() if _action(c, policy) == "drop")
+
+
+def key_problems(rel: str, data: Mapping[str, Any], policy: DeidPolicy) -> list[str]:
+    """What in a released JSON file :func:`scrub_sidecar` would not have let through.
+
+    Names keys and, for ``typed`` keys, that the value is not one windl keeps; never the
+    value itself.
+
+    Parameters
+    ----------
+    rel : str
+        The file's path in the release (decides whether it is a table's dictionary).
+    data : Mapping
+        Its parsed top-level object.
+    policy : DeidPolicy
+        The release's options.
+
+    Returns
+    -------
+    list of str
+        One line per problem; empty if none.
+    """
+    forbidden = forbidden_keys(policy)
+    problems = [f"forbidden key {key}" for key in sorted(set(data) & forbidden)]
+    if not is_table_dictionary(rel):
+        problems += [f"key {key} is on no allow-list" for key in unclassified_keys(data)]
+    problems += [
+        f"{key}: a value windl does not keep for a typed key"
+        for key, value in sorted(data.items())
+        if classify_key(key, data) == "typed" and _typed_value(key, value) != value
+    ]
+    return problems
+
+
+def _typed_value(key: str, value: Any) -> Any:
+    """``value`` of a ``typed`` key if windl keeps it, else ``"n/a"``."""
+    if isinstance(value, bool | int | float) or value == "n/a":
+        return value
+    if isinstance(value, str):
+        return value if value in TYPED_VALUES.get(key, ()) else "n/a"
+    if isinstance(value, Mapping) and _numeric_filters(value):
+        return value
+    return "n/a"
+
+
+def _numeric_filters(table: Mapping[str, Any]) -> bool:
+    for name, value in table.items():
+        if name not in FILTER_WORDS:
+            return False
+        if isinstance(value, Mapping):
+            if not _numeric_filters(value):
+                return False
+        elif not (isinstance(value, int | float) or value == "n/a"):
+            return False
+    return True
 
 
 # --- dates ----------------------------------------------------------------------------------
@@ -346,44 +468,13 @@ def _shift_value(value: Any, days: int) -> Any:
 # --- sidecars -------------------------------------------------------------------------------
 
 
-def _identity_words(data: Mapping[str, Any], extra: Iterable[str]) -> re.Pattern[str] | None:
-    words: set[str] = set()
-    for key, value in data.items():
-        if classify_key(key, data) in ("remove", "device", "institution", "patient"):
-            for text in _strings(value):
-                words.update(_WORD_SPLIT.split(text))
-    for text in extra:
-        words.update(_WORD_SPLIT.split(str(text)))
-    usable = sorted({w for w in words if len(w) >= 3}, key=len, reverse=True)
-    if not usable:
-        return None
-    alternatives = "|".join(re.escape(w) for w in usable)
-    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def _clean_text(value: Any, words: re.Pattern[str] | None) -> Any:
-    if isinstance(value, str):
-        text = words.sub("X", value) if words is not None else value
-        return _DATE_IN_TEXT.sub("X", text)
-    if isinstance(value, list):
-        return [_clean_text(v, words) for v in value]
-    return value
-
-
 def scrub_sidecar(
     data: Mapping[str, Any],
     policy: DeidPolicy,
     date_offset_days: int,
     *,
     identifying_words: Iterable[str] = (),
+    dictionary: bool = False,
 ) -> dict[str, Any]:
     """A de-identified copy of a JSON sidecar (its top-level object).
 
@@ -397,26 +488,30 @@ def scrub_sidecar(
         The participant's date shift in days, the same one used for the participant's
         DICOM; used only with ``retain_modified_dates``.
     identifying_words : iterable of str, optional
-        More words to scrub from cleaned descriptors (e.g. the participant's original
-        label or names), besides those the sidecar itself holds.
+        Accepted for callers of earlier versions; unused, since descriptors are no longer
+        kept with known words taken out but removed.
+    dictionary : bool, optional
+        The file is a table's data dictionary (:func:`is_table_dictionary`): keys that
+        are on no list (column names) are kept.
 
     Returns
     -------
     dict
         The kept keys in their original order; values of kept keys are the same objects.
     """
-    words = _identity_words(data, identifying_words) if policy.clean_descriptors else None
+    del identifying_words
     out: dict[str, Any] = {}
     for key, value in data.items():
-        action = _action(classify_key(key, data), policy)
+        category = classify_key(key, data)
+        action = "keep" if category is None and dictionary else _action(category, policy)
         if action == "keep":
             out[key] = value
+        elif action == "typed":
+            out[key] = _typed_value(key, value)
         elif action == "shift":
             shifted = _shift_value(value, date_offset_days)
             if shifted is not None:
                 out[key] = shifted
-        elif action == "clean":
-            out[key] = _clean_text(value, words)
     return out
 
 
@@ -440,7 +535,8 @@ def scrub_sidecar_file(
     Returns
     -------
     list of str
-        :func:`unclassified_keys` of the sidecar (kept; the audit should review them).
+        :func:`unclassified_keys` of the sidecar (removed, unless it is a table's
+        dictionary; a new converter's keys should be classified).
 
     Raises
     ------
@@ -455,7 +551,8 @@ def scrub_sidecar_file(
         raise BadInput(f"unreadable JSON sidecar ({type(exc).__name__})", src) from None
     if not isinstance(data, dict):
         raise BadInput("JSON sidecar is not an object", src)
-    out = scrub_sidecar(data, policy, date_offset_days, identifying_words=identifying_words)
+    out = scrub_sidecar(data, policy, date_offset_days, dictionary=is_table_dictionary(src))
+    del identifying_words
     text = json.dumps(out, indent=2, ensure_ascii=False) + "\n"
     atomic_write(dst, lambda fh: fh.write(text.encode("utf-8")))
     return unclassified_keys(data)

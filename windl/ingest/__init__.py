@@ -22,11 +22,11 @@ from pathlib import Path, PurePosixPath
 
 from windl import datasets, sourcedata
 from windl.checkpoints import checkpoint
-from windl.config import Site
+from windl.config import SITE_FILE, Site
 from windl.errors import BadInput, ConflictingInput
 from windl.ingest.dicom import DicomInfo, read_dicom
 from windl.ingest.ephys import find_recordings
-from windl.ingest.sources import SourceFile, archive_kind, open_source
+from windl.ingest.sources import ArchiveLimits, SourceFile, archive_kind, open_source
 from windl.labels import bids_label, sanitize_label
 from windl.study import Study, get_study
 
@@ -195,6 +195,7 @@ def ingest(
         BIDS labels (``01`` or ``sub-01``); session is optional.
     """
     study: Study = get_study(site, study_name)
+    limits = ArchiveLimits.from_settings(site.settings, site.root / SITE_FILE)
     sub = bids_label(subject, "sub")
     ses = bids_label(session, "ses") if session else None
     prefix = session_prefix(sub, ses)
@@ -203,7 +204,7 @@ def ingest(
     _record_upwards(site, study, "windl ingest: record earlier ingest")
     result = IngestResult(study=study.name, subject=sub, session=ses)
     scratch = study.sourcedata / datasets.WINDL_GITDIR / "extract" / uuid.uuid4().hex
-    with open_source(source, scratch) as files:
+    with open_source(source, scratch, limits) as files:
         layout = plan_layout(files, prefix, source, progress)
         result.series, result.recordings = layout.series, layout.recordings
         result.other_files = layout.others

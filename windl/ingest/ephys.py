@@ -2,13 +2,15 @@
 
 A recording is one unit even when it is several files: a BrainVision header with its
 data and marker files (which it names), a FIF file with its split parts, a CTF ``.ds``
-folder. Each is checked before anything is written: BrainVision references must resolve,
-EDF/BDF sizes must match their header, FIF files must parse.
+folder. Each is checked before anything is written: BrainVision references must resolve
+and its binary data hold whole samples up to its last marker, EDF/BDF sizes must match
+their header, FIF files must parse and their chain of tags must end inside the file.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -81,6 +83,88 @@ def _check_edf(path: Path, bdf: bool) -> None:
         raise BadInput(f"truncated {what}: data is not a whole number of records", path)
 
 
+#: bytes per sample of BrainVision's binary formats
+_BV_SAMPLE_BYTES = {"INT_16": 2, "UINT_16": 2, "INT_32": 4, "IEEE_FLOAT_32": 4}
+#: a FIF tag: kind, type, size of its data, position of the next tag (all big-endian int32)
+_FIF_TAG = struct.Struct(">iiii")
+_FIF_NEXT_SEQ, _FIF_NEXT_NONE = 0, -1
+
+
+def _ini_value(text: str, key: str) -> str | None:
+    match = re.search(rf"^\s*{key}\s*=\s*(.+?)\s*$", text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def _marker_positions(vmrk: Path) -> list[int]:
+    """The sample positions (1-based) of a marker file's ``Mk<n>=type,desc,pos,...`` lines."""
+    positions = []
+    text = vmrk.read_text(encoding="utf-8", errors="replace")
+    for match in re.finditer(r"^\s*Mk\d+\s*=([^\n]*)$", text, re.MULTILINE):
+        fields = match.group(1).split(",")
+        if len(fields) >= 3 and fields[2].strip().isdigit():
+            positions.append(int(fields[2]))
+    return positions
+
+
+def _check_brainvision_data(vhdr: Path, eeg: Path, vmrk: Path | None) -> None:
+    """Refuse binary data that is not whole samples or ends before the markers' last one."""
+    text = vhdr.read_text(encoding="utf-8", errors="replace")
+    if (_ini_value(text, "DataFormat") or "BINARY").upper() != "BINARY":
+        return  # ASCII data: its lines are checked by the converter
+    channels = _ini_value(text, "NumberOfChannels")
+    width = _BV_SAMPLE_BYTES.get((_ini_value(text, "BinaryFormat") or "").upper())
+    if channels is None or not channels.isdigit() or int(channels) <= 0 or width is None:
+        raise BadInput("BrainVision header has no valid NumberOfChannels and BinaryFormat", vhdr)
+    frame = int(channels) * width
+    size = eeg.stat().st_size
+    if size == 0 or size % frame:
+        raise BadInput(
+            f"truncated BrainVision data: {size} bytes is not a whole number of "
+            f"{channels}-channel samples ({frame} bytes each)",
+            eeg,
+        )
+    last = max(_marker_positions(vmrk), default=0) if vmrk is not None else 0
+    if last > size // frame:
+        raise BadInput(
+            f"truncated BrainVision data: {size // frame} samples, but a marker is at "
+            f"sample {last}",
+            eeg,
+        )
+
+
+def _check_fif_tags(path: Path) -> None:
+    """Walk a FIF file's chain of tags; refuse one that is cut off or points outside.
+
+    mne reads only the measurement info up front, so a file cut in its data would pass
+    :func:`_fif_kind` and fail (or lose data) only at conversion.
+    """
+    size = path.stat().st_size
+    pos = 0
+    with path.open("rb") as fh:
+        # each step moves forward, so at most size / 16 tags; a loop of 'next' pointers
+        # that goes backwards is damage
+        for _ in range(size // _FIF_TAG.size + 1):
+            fh.seek(pos)
+            header = fh.read(_FIF_TAG.size)
+            if len(header) < _FIF_TAG.size:
+                raise BadInput(f"truncated FIF: tag at byte {pos} is cut off", path)
+            _kind, _type, length, after = _FIF_TAG.unpack(header)
+            end = pos + _FIF_TAG.size + length
+            if length < 0:
+                raise BadInput(f"unreadable FIF: damaged tag at byte {pos}", path)
+            if end > size:
+                raise BadInput(
+                    f"truncated FIF: tag at byte {pos} needs {end} bytes, file has {size}", path
+                )
+            if after == _FIF_NEXT_NONE or (after == _FIF_NEXT_SEQ and end == size):
+                return
+            following = end if after == _FIF_NEXT_SEQ else after
+            if following <= pos or following >= size:
+                raise BadInput(f"unreadable FIF: tag at byte {pos} points to byte {after}", path)
+            pos = following
+    raise BadInput("unreadable FIF: its tags do not end", path)
+
+
 def _fif_kind(path: Path) -> str:
     """Open a FIF file's tag directory (detects damage) and say whether it holds MEG."""
     import mne
@@ -134,6 +218,11 @@ def find_recordings(files: Sequence[SourceFile]) -> tuple[list[Recording], list[
                         source_file.path,
                     )
                 group.append(partner)
+            data_file = by_path[rel.parent / refs["DataFile"]]
+            marker = by_path.get(rel.parent / refs["MarkerFile"]) if "MarkerFile" in refs else None
+            _check_brainvision_data(
+                source_file.path, data_file.path, marker.path if marker else None
+            )
             recordings.append(Recording("eeg", "BrainVision", rel.stem, source_file, tuple(group)))
             used |= {f.relpath for f in group}
         elif head.startswith(_EDF_MAGIC) and suffix in (".edf", ".rec"):
@@ -160,6 +249,8 @@ def find_recordings(files: Sequence[SourceFile]) -> tuple[list[Recording], list[
                 and m.group("n")
                 and m.group("base") == rel.stem
             ]
+            for part in parts:
+                _check_fif_tags(part.path)
             kind = _fif_kind(source_file.path)
             recordings.append(Recording(kind, "FIF", rel.stem, source_file, tuple(parts)))
             used |= {f.relpath for f in parts}

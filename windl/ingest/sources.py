@@ -1,22 +1,25 @@
 """Turn an ingest SOURCE (folder, .zip, .tar, .tar.gz) into a list of files, safely.
 
 Archives are checked member by member *before* anything is extracted: absolute paths,
-``..`` components, links that leave the archive and device files are refused with the
-member named.
+``..`` components, links that leave the archive, device files, duplicate names and sizes
+beyond :class:`ArchiveLimits` are refused with the member named; the bytes written are
+counted again while extracting.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO, Any, ClassVar
 
-from windl.errors import BadInput, UnsafeArchive
+from windl.errors import BadInput, ConfigError, UnsafeArchive
 
 #: files that operating systems and archivers leave behind; never data
 JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
@@ -65,12 +68,115 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _extract_zip(archive: Path, dest: Path) -> None:
+#: unpacked bytes below which an archive's compression ratio is not checked
+RATIO_FROM = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """How big an archive may unpack: ``[ingest]`` of ``windl.toml`` may change each.
+
+    An archive's directory says what it will unpack to, so most bombs (a 1 GiB member of
+    zeros packs into 1 MB) are refused before a byte is written; the bytes written are
+    counted as well, since a zip's directory can lie about its sizes.
+    """
+
+    #: bytes all members unpack to together
+    max_bytes: int = 200 * 2**30
+    #: unpacked bytes per byte of archive (DICOM and EEG pack 2-10:1; zeros 1000:1)
+    max_ratio: float = 100.0
+    #: members (files, folders and links)
+    max_members: int = 1_000_000
+
+    KEYS: ClassVar[dict[str, str]] = {
+        "max_archive_bytes": "max_bytes",
+        "max_archive_ratio": "max_ratio",
+        "max_archive_members": "max_members",
+    }
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], where: Path | None = None) -> ArchiveLimits:
+        """The limits of a site's ``[ingest]`` table (``settings`` is all of windl.toml)."""
+        table = settings.get("ingest", {})
+        if not isinstance(table, Mapping):
+            raise ConfigError("[ingest] must be a table", where)
+        values: dict[str, Any] = {}
+        for key, field_name in cls.KEYS.items():
+            if key not in table:
+                continue
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"[ingest] {key} must be a positive number, not {value!r}", where)
+            values[field_name] = value
+        return cls(**values)
+
+    def check_declared(self, archive: Path, sizes: Sequence[int]) -> None:
+        """Refuse, before extracting, an archive whose directory exceeds a limit."""
+        if len(sizes) > self.max_members:
+            raise UnsafeArchive(
+                f"{len(sizes)} members, more than the {self.max_members} allowed "
+                "([ingest] max_archive_members in windl.toml)",
+                archive,
+            )
+        total = sum(sizes)
+        self.check_total(archive, total)
+        packed = max(archive.stat().st_size, 1)
+        # a small archive is no bomb whatever its ratio (a few KB of text pack 100:1)
+        if total > RATIO_FROM and total / packed > self.max_ratio:
+            raise UnsafeArchive(
+                f"unpacks to {total} bytes, {total / packed:.0f} times its size; at most "
+                f"{self.max_ratio:g} allowed ([ingest] max_archive_ratio in windl.toml)",
+                archive,
+            )
+
+    def check_total(self, archive: Path, total: int) -> None:
+        if total > self.max_bytes:
+            raise UnsafeArchive(
+                f"unpacks to more than {self.max_bytes} bytes "
+                "([ingest] max_archive_bytes in windl.toml)",
+                archive,
+            )
+
+
+def _refuse_duplicates(archive: Path, names: Iterable[PurePosixPath]) -> None:
+    # the second member of a name would silently replace the first on extraction
+    seen: set[PurePosixPath] = set()
+    for name in names:
+        if name in seen:
+            raise UnsafeArchive(f"member {str(name)!r} appears twice in the archive", archive)
+        seen.add(name)
+
+
+def _copy_counted(
+    src: IO[bytes], target: Path, declared: int, written: int, archive: Path, limits: ArchiveLimits
+) -> int:
+    """Copy one member to ``target``; return the archive's bytes written so far."""
+    own = 0
+    with open(target, "wb") as out:
+        while chunk := src.read(1 << 20):
+            own += len(chunk)
+            written += len(chunk)
+            if own > declared:
+                raise UnsafeArchive(
+                    f"member {target.name!r} unpacks to more than the {declared} bytes its "
+                    "header says",
+                    archive,
+                )
+            limits.check_total(archive, written)
+            out.write(chunk)
+    return written
+
+
+def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
     try:
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
-            for info in members:
-                member = _check_member_name(archive, info.filename)
+            names = [_check_member_name(archive, info.filename) for info in members]
+            _refuse_duplicates(
+                archive, (n for n, i in zip(names, members, strict=True) if not i.is_dir())
+            )
+            limits.check_declared(archive, [info.file_size for info in members])
+            for info, member in zip(members, names, strict=True):
                 is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
                 if is_link:
                     target = zf.read(info).decode("utf-8", "replace")
@@ -83,20 +189,39 @@ def _extract_zip(archive: Path, dest: Path) -> None:
                         f"member {info.filename!r} is a symbolic link; links are not accepted",
                         archive,
                     )
-            bad = zf.testzip()
-            if bad is not None:
-                raise BadInput(f"member {bad!r} is corrupt (CRC mismatch)", archive)
-            zf.extractall(dest)
+            written = 0
+            for info, member in zip(members, names, strict=True):
+                target = dest.joinpath(*member.parts)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with zf.open(info) as src:
+                        written = _copy_counted(
+                            src, target, info.file_size, written, archive, limits
+                        )
+                except zipfile.BadZipFile as exc:
+                    raise BadInput(
+                        f"member {info.filename!r} is corrupt ({_one_line(exc)})", archive
+                    ) from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         raise BadInput(f"not a readable zip archive ({_one_line(exc)})", archive) from None
 
 
-def _extract_tar(archive: Path, dest: Path) -> None:
+def _extract_tar(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
     try:
         with tarfile.open(archive) as tf:
             members = tf.getmembers()
-            for info in members:
-                member = _check_member_name(archive, info.name)
+            names = [_check_member_name(archive, info.name) for info in members]
+            _refuse_duplicates(
+                archive, (n for n, i in zip(names, members, strict=True) if not i.isdir())
+            )
+            limits.check_declared(archive, [info.size for info in members])
+            for info, member in zip(members, names, strict=True):
+                if info.issparse():
+                    # a sparse member's header size is not what it unpacks to
+                    raise UnsafeArchive(f"member {info.name!r} is a sparse file", archive)
                 if info.issym() or info.islnk():
                     if info.issym() and not _link_escapes(member, info.linkname):
                         continue
@@ -110,10 +235,50 @@ def _extract_tar(archive: Path, dest: Path) -> None:
                     raise UnsafeArchive(
                         f"member {info.name!r} is a device or special file", archive
                     )
-            # the 'data' filter re-checks everything above inside tarfile itself
+            # the 'data' filter re-checks everything above inside tarfile itself; a tar
+            # member's data is exactly as long as its header says (sparse ones are
+            # refused above), so the sizes checked are the bytes written
             tf.extractall(dest, members=members, filter="data")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise BadInput(f"not a readable tar archive ({_one_line(exc)})", archive) from None
+
+
+def shown_name(name: str) -> str:
+    """``name`` printable: bytes that are not UTF-8 (kept by Python as surrogates) escaped."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _require_utf8(rel: PurePosixPath, shown: Path) -> None:
+    # git, JSON records and BIDS all need text names; a name in another encoding (Latin-1
+    # from an old scanner PC) cannot be stored as it is, and guessing its encoding could
+    # turn two different names into one
+    try:
+        str(rel).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(
+            f"{shown_name(str(rel))}: file name is not UTF-8; rename it", shown_name_path(shown)
+        ) from None
+
+
+def shown_name_path(path: Path) -> Path:
+    """``path`` with any bytes that are not UTF-8 escaped (for error messages)."""
+    return Path(shown_name(str(path)))
+
+
+def _resolved_link(path: Path, rel: PurePosixPath, root: Path, shown: Path) -> None:
+    """Refuse a link that leaves ``root``, loops or points nowhere."""
+    target = os.readlink(path)
+    try:
+        resolved = path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 reports a loop so; 3.13 as OSError(ELOOP)
+        raise BadInput(f"{rel} is a symbolic link loop", shown) from None
+    except OSError as exc:
+        problem = "a symbolic link loop" if exc.errno == errno.ELOOP else "a broken link"
+        raise BadInput(f"{rel} is {problem}", shown) from None
+    if _link_escapes(rel, target) or not resolved.is_relative_to(root.resolve()):
+        raise UnsafeArchive(f"{rel} is a link to {target!r} outside the source", shown)
+    if not resolved.is_file():
+        raise BadInput(f"{rel} is a link to something that is not a file", shown)
 
 
 def _walk(root: Path, archive: Path | None) -> list[SourceFile]:
@@ -127,13 +292,9 @@ def _walk(root: Path, archive: Path | None) -> list[SourceFile]:
                 continue
             path = base / name
             rel = PurePosixPath(path.relative_to(root).as_posix())
+            _require_utf8(rel, shown)
             if path.is_symlink():
-                target = os.readlink(path)
-                resolved = path.resolve()
-                if _link_escapes(rel, target) or not resolved.is_relative_to(root.resolve()):
-                    raise UnsafeArchive(f"{rel} is a link to {target!r} outside the source", shown)
-                if not resolved.is_file():
-                    raise BadInput(f"{rel} is a broken link", shown)
+                _resolved_link(path, rel, root, shown)
             elif not path.is_file():
                 continue
             if not os.access(path, os.R_OK):
@@ -143,11 +304,15 @@ def _walk(root: Path, archive: Path | None) -> list[SourceFile]:
 
 
 @contextmanager
-def open_source(source: Path, scratch: Path) -> Iterator[list[SourceFile]]:
+def open_source(
+    source: Path, scratch: Path, limits: ArchiveLimits | None = None
+) -> Iterator[list[SourceFile]]:
     """Yield the files of ``source``; archives are extracted under ``scratch`` first.
 
+    ``limits`` bound what an archive may unpack to (default: :class:`ArchiveLimits`).
     ``scratch`` is removed afterwards whatever happens.
     """
+    limits = limits or ArchiveLimits()
     if not source.exists():
         raise BadInput("no such file or folder", source)
     kind = None if source.is_dir() else archive_kind(source)
@@ -158,7 +323,7 @@ def open_source(source: Path, scratch: Path) -> Iterator[list[SourceFile]]:
             files = _walk(source, None)
         else:
             scratch.mkdir(parents=True, exist_ok=True)
-            (_extract_zip if kind == "zip" else _extract_tar)(source, scratch)
+            (_extract_zip if kind == "zip" else _extract_tar)(source, scratch, limits)
             files = _walk(scratch, source)
         if not files:
             raise BadInput("contains no files", source)

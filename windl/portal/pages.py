@@ -36,7 +36,7 @@ def _query(params: dict[str, str]) -> Query:
     filters: dict[str, Any] = {key: params[key] for key in LIST_KEYS if params.get(key, "").strip()}
     minimum = params.get("min_participants", "").strip()
     if minimum:
-        if not minimum.isdigit():
+        if not (minimum.isascii() and minimum.isdigit()):
             raise BadInput(f"min_participants must be a whole number, not {minimum!r}")
         filters["min_participants"] = int(minimum)
     return parse_query(params.get("q", ""), **filters)
@@ -44,7 +44,7 @@ def _query(params: dict[str, str]) -> Query:
 
 def _page_number(params: dict[str, str]) -> int:
     page = params.get("page", "1")
-    if not page.isdigit() or int(page) < 1:
+    if not (page.isascii() and page.isdigit()) or int(page) < 1:
         raise BadInput(f"page must be 1 or more, not {page!r}")
     return int(page)
 

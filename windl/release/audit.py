@@ -24,6 +24,14 @@ Checks (names as in the report):
     remapped UIDs, PatientID = release label, no burned-in annotation).
 ``sidecar-keys``
     No JSON file has a key on the forbidden list of the study's policy.
+``labels``
+    Every entity label of every release path (folders, file names, and the paths in
+    ``IntendedFor``/``AssociatedEmptyRoom``/``Sources`` and the ``filename`` column of
+    ``scans.tsv``) and every ``TaskName``, ``SeriesDescription``, ``ProtocolName`` and
+    ``B0FieldIdentifier``/``B0FieldSource`` value is approved by the study
+    (:mod:`windl.vocabulary`), a value BIDS defines, a neutral re-key label (``task1``,
+    :mod:`windl.release.relabel`) or the release's own participant or session label. A
+    finding names the file and field, never the label.
 ``identifiers``
     No original participant ID, name, birth date, accession number, scanner-side ID or
     acquisition date (:mod:`windl.release.identifiers`) in any file name, text file (the
@@ -39,7 +47,16 @@ Checks (names as in the report):
 ``deface``
     Every image that shows a face (:func:`windl.deid.deface.needs_defacing`) has a deface
     record whose output hash is the file's, and at least :data:`FACE_ZERO_FRACTION` of the
-    face mask mapped with the recorded transform is zero (:func:`face_check`).
+    face mask mapped with the recorded transform is zero (:func:`face_check`). Independently
+    of that registration, a face detector (:mod:`windl.deid.facedetect`) looks at a rendered
+    surface of the head: a face found on the released image fails the check; no face found on
+    the study image it was made from means the detector cannot vouch for it ("not judged"),
+    which also fails unless the study accepts it with ``[audit] accept_unjudged_faces = true``
+    in ``code/study.toml`` (the image is then still shown as "not judged" in the report).
+``pixels``
+    No released image that may carry burned-in text (a NIfTI whose sidecar says it is not
+    an acquisition, a pixel-suspect DICOM series) shows text to OCR
+    (:func:`windl.release.pixel_gate.released_pixel_findings`), whatever the build decided.
 ``unexplained-text``
     Every token of every name and text of the release -- file and folder names, JSON
     keys and values, TSV headers and cells, text files, NIfTI, DICOM, EDF, FIF and
@@ -79,10 +96,18 @@ from windl import datasets
 from windl.config import Site, find_site
 from windl.consent import consented_participants
 from windl.deid.deface import face_check, needs_defacing
-from windl.deid.sidecars import forbidden_keys
-from windl.errors import BadInput
+from windl.deid.facedetect import Detection, DetectSettings, detect_face, face_picture
+from windl.deid.sidecars import key_problems
+from windl.errors import BadInput, ConfigError
 from windl.files import atomic_write_text
-from windl.pseudonyms import mapping, session_mapping
+from windl.pseudonyms import (
+    entity_mapping,
+    is_neutral,
+    mapping,
+    session_kept,
+    session_mapping,
+)
+from windl.qc import QC_DIR
 from windl.release import recording_text
 from windl.release.build import (
     DEFACE_RECORDS,
@@ -93,7 +118,18 @@ from windl.release.build import (
     windl_version,
 )
 from windl.release.identifiers import MIN_LENGTH_BINARY, IdentifierMatcher, study_identifiers
-from windl.release.plan import rename
+from windl.release.pixel_gate import pixel_policy, released_pixel_findings
+from windl.release.plan import participant_sessions, rename, study_tree
+from windl.release.relabel import (
+    B0_ENTITY,
+    B0_FIELDS,
+    BIDS_ENTITIES,
+    DESCRIPTION_FIELDS,
+    PATH_FIELDS,
+    PSEUDONYMISED,
+    VETTED,
+    pieces,
+)
 from windl.release.report import write_audit_report
 from windl.study import Study, get_study
 from windl.vocabulary import vocabulary_of
@@ -106,9 +142,11 @@ CHECKS = {
     "consent": "Every participant consented to this scope",
     "dicom-profile": "DICOM headers pass the PS3.15 Annex E profile check",
     "sidecar-keys": "No forbidden key in any JSON sidecar",
+    "labels": "Every label is approved or neutral",
     "identifiers": "No original identifier in any file name, text or header",
     "recording-text": "No unvetted typed text in recording and image headers or annotations",
     "deface": "Every face-showing image is defaced and recorded",
+    "pixels": "No released image that may carry burned-in text shows text to OCR",
     "unexplained-text": "Every word in names and text is explained",
     "bids-validation": "The BIDS validator reports no error",
     "git-metadata": "Commits, tags and notes are windl's own (neutral author, windl's messages)",
@@ -196,6 +234,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
     files = _files(audit)
     _check_layout(audit, files)
     labels = _check_consent(audit, files)
+    _check_labels(audit, files)
     matcher = study_identifiers(study, audit.policy)
     full, bulk = matcher.matcher(), matcher.matcher(MIN_LENGTH_BINARY)
     reports = site.root / "reports" / "audit" / study.name / audit.scope
@@ -214,6 +253,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
         _check_recording_text(audit, rel, path, approved)
         if needs_defacing(rel):
             _check_deface(audit, rel, labels, mosaic_dir if mosaics else None)
+    _check_pixels(audit, files)
     _check_text(audit)
     _check_validator(audit)
     _check_git_metadata(audit)
@@ -331,6 +371,115 @@ def _check_consent(audit: _Audit, files: list[str]) -> dict[str, str]:
     return {label: pid for label, pid in by_label.items() if label in present}
 
 
+class _Labels:
+    """Which labels a release may hold: approved, BIDS', neutral, or its own sub/ses ones."""
+
+    def __init__(self, audit: _Audit) -> None:
+        study, scope = audit.study, audit.scope
+        self.vocabulary = vocabulary_of(study.settings(), study.code)
+        self.subjects = set(mapping(study, scope).values())
+        pids = consented_participants(study, scope)
+        kept = {
+            s for _, s in participant_sessions(study_tree(study), pids) if session_kept(study, s)
+        }
+        self.sessions = kept | set(session_mapping(study, scope).values())
+
+    def explained(self, entity: str, label: str) -> bool:
+        if entity == "sub":
+            return label in self.subjects
+        if entity == "ses":
+            return label in self.sessions
+        if entity not in VETTED and entity != B0_ENTITY:
+            return False
+        return self.vocabulary.approves(entity, label) or is_neutral(entity, label)
+
+    def value_explained(self, field: str, value: Any) -> bool:
+        """A ``TaskName``/``SeriesDescription``/``ProtocolName``/``B0Field*`` value."""
+        if not isinstance(value, str):
+            return False
+        if field == "TaskName":
+            return self.explained("task", value)
+        if field in B0_FIELDS:
+            return self.explained(B0_ENTITY, value)
+        key, _, label = value.partition("-")
+        return self.vocabulary.approves(field, value) or (
+            key in PSEUDONYMISED and self.explained(key, label)
+        )
+
+    def path_problems(self, path: str, sourcedata: bool = False) -> list[str]:
+        """What is wrong with the labels of a release path (no label quoted)."""
+        problems = []
+        for part in path.split("/"):
+            if sourcedata and _DICOM_SERIES.match(part):
+                continue  # named by the build (series-NNN), see windl.release.plan
+            for key, label, _ in pieces(part):
+                if key not in BIDS_ENTITIES:
+                    problems.append("a name part is not a BIDS entity")
+                elif not self.explained(key, label):
+                    problems.append(f"the {key} label is not approved, BIDS' or neutral")
+        return problems
+
+
+_DICOM_SERIES = re.compile(r"^series-x?\d+(-\d+)?$")
+_LABEL_FIELDS = ("TaskName", *DESCRIPTION_FIELDS, *B0_FIELDS)
+
+
+def _check_labels(audit: _Audit, files: list[str]) -> None:
+    """Every label in the release's paths, path fields and label fields is explained."""
+    known = _Labels(audit)
+    for rel in files:
+        audit.count("labels")
+        for problem in known.path_problems(rel, rel.startswith("sourcedata/")):
+            audit.finding("labels", rel, f"file name: {problem}")
+        path = audit.release / rel
+        if rel.endswith(".json") and path.is_file():
+            _check_json_labels(audit, known, rel, path)
+        elif rel.endswith("_scans.tsv") and path.is_file():
+            _check_scans_labels(audit, known, rel, path)
+
+
+def _check_json_labels(audit: _Audit, known: _Labels, rel: str, path: Path) -> None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError):
+        return  # reported by sidecar-keys
+    for field_name, value in _label_fields(data):
+        if field_name in PATH_FIELDS:
+            for item in value if isinstance(value, list) else [value]:
+                text = str(item).removeprefix("bids::")
+                for problem in known.path_problems(text):
+                    audit.finding("labels", rel, f"{field_name}: {problem}")
+            continue
+        for item in value if isinstance(value, list) and field_name in B0_FIELDS else [value]:
+            if not known.value_explained(field_name, item):
+                audit.finding("labels", rel, f"{field_name} is not an approved or neutral label")
+
+
+def _label_fields(data: Any) -> Iterator[tuple[str, Any]]:
+    """(field, value) of every label or path field, at any depth of a JSON document."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in _LABEL_FIELDS or key in PATH_FIELDS:
+                yield key, value
+            else:
+                yield from _label_fields(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _label_fields(item)
+
+
+def _check_scans_labels(audit: _Audit, known: _Labels, rel: str, path: Path) -> None:
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    if not lines or "filename" not in lines[0].split("\t"):
+        return
+    column = lines[0].split("\t").index("filename")
+    for line in lines[1:]:
+        cells = line.split("\t")
+        if column < len(cells):
+            for problem in known.path_problems(cells[column]):
+                audit.finding("labels", rel, f"filename column: {problem}")
+
+
 def _identifier_kinds(
     audit: _Audit, rel: str, path: Path, full: IdentifierMatcher, bulk: IdentifierMatcher
 ) -> set[str]:
@@ -391,7 +540,8 @@ def _edf_signals(raw: bytes) -> int:
 
 
 def _check_keys(audit: _Audit, rel: str, text: str) -> None:
-    if rel.startswith(("code/windl/", DEFACE_RECORDS + "/")) or (
+    # windl's own records and QC metrics: keys written by windl, not copied from a sidecar
+    if rel.startswith(("code/windl/", DEFACE_RECORDS + "/", QC_DIR + "/")) or (
         "/" not in rel
         and rel
         in (
@@ -408,9 +558,8 @@ def _check_keys(audit: _Audit, rel: str, text: str) -> None:
         return
     if not isinstance(data, dict):
         return
-    bad = sorted(set(data) & forbidden_keys(audit.policy))
-    if bad:
-        audit.finding("sidecar-keys", rel, f"forbidden key(s): {', '.join(bad)}")
+    for problem in key_problems(rel, data, audit.policy):
+        audit.finding("sidecar-keys", rel, problem)
 
 
 def _dicom_kinds(audit: _Audit, rel: str, path: Path, full: IdentifierMatcher) -> set[str]:
@@ -500,18 +649,86 @@ def _check_deface(audit: _Audit, rel: str, labels: dict[str, str], mosaic_dir: P
                 rel,
                 f"only {fraction:.1%} of the face region is zero (needs {FACE_ZERO_FRACTION:.0%})",
             )
+    original = _study_file(audit, rel, labels)
+    _check_face_detector(audit, rel, original, entry, mosaic_dir)
     entry["passed"] = not any(f["path"] == rel for f in audit.checks["deface"]["findings"])
-    if mosaic_dir is not None and record is not None:
-        original = _study_file(audit, rel, labels)
-        if original is not None:
-            from windl.deid.deface import deface_mosaic
+    if mosaic_dir is not None and record is not None and original is not None:
+        from windl.deid.deface import deface_mosaic
 
-            png = mosaic_dir / (rel.replace("/", "__") + ".png")
-            try:
-                deface_mosaic(original, image, png)
-                entry["mosaic_png"] = str(png)
-            except (BadInput, ValueError, OSError):
-                entry["mosaic_png"] = None
+        png = mosaic_dir / (rel.replace("/", "__") + ".png")
+        try:
+            deface_mosaic(original, image, png)
+            entry["mosaic_png"] = str(png)
+        except (BadInput, ValueError, OSError):
+            entry["mosaic_png"] = None
+
+
+def _check_face_detector(
+    audit: _Audit,
+    rel: str,
+    original: Path | None,
+    entry: dict[str, Any],
+    picture_dir: Path | None,
+) -> None:
+    """Look for a face on the released image and on the study image it was made from.
+
+    Shares nothing with the defacing registration, so a registration that went wrong, or a
+    deface record that does not describe what was done, cannot fool it the same way.
+    """
+    settings = DetectSettings()
+    result: dict[str, Any] = {"settings": settings.to_dict(), "before": None, "after": None}
+    entry["face_detector"] = result
+    after = _detection(audit, rel, audit.release / rel, settings)
+    before = _detection(audit, rel, original, settings) if original else None
+    result["after"] = after.to_dict() if after else None
+    result["before"] = before.to_dict() if before else None
+    if after is not None and after.found:
+        result["verdict"] = "face-found"
+        audit.finding(
+            "deface",
+            rel,
+            "a face detector finds a face on the rendered head of the released image "
+            "(independent of the defacing registration)",
+        )
+    elif before is None or not before.found:
+        result["verdict"] = "not-judged"
+        accepted = _accepts_unjudged(audit)
+        result["accepted"] = accepted
+        if not accepted:
+            why = "no study image to compare" if original is None else "it finds none before"
+            audit.finding(
+                "deface",
+                rel,
+                f"the face detector cannot judge the defacing ({why}); review the pictures, "
+                "then accept with [audit] accept_unjudged_faces = true",
+            )
+    else:
+        result["verdict"] = "no-face" if after is not None else "not-judged"
+    if picture_dir is not None and (before or after):
+        png = picture_dir / (rel.replace("/", "__") + ".faces.png")
+        try:
+            face_picture([("before", before), ("after", after)], png)
+            result["picture_png"] = str(png)
+        except (BadInput, OSError):
+            result["picture_png"] = None
+
+
+def _detection(audit: _Audit, rel: str, path: Path, settings: DetectSettings) -> Detection | None:
+    """Run the detector; an unreadable image is a finding (and no detection)."""
+    try:
+        return detect_face(path, settings)
+    except (BadInput, OSError, ValueError) as exc:
+        what = type(exc).__name__
+        audit.finding("deface", rel, f"the face detector cannot read an image ({what})")
+        return None
+
+
+def _accepts_unjudged(audit: _Audit) -> bool:
+    table = audit.study.settings().get("audit", {}) or {}
+    value = table.get("accept_unjudged_faces", False)
+    if not isinstance(value, bool):
+        raise ConfigError("[audit] accept_unjudged_faces must be true or false", audit.study.code)
+    return value
 
 
 def _study_file(audit: _Audit, rel: str, labels: dict[str, str]) -> Path | None:
@@ -525,8 +742,17 @@ def _study_file(audit: _Audit, rel: str, labels: dict[str, str]) -> Path | None:
         for (owner, old), new in session_mapping(audit.study, audit.scope).items()
         if owner == pid
     }
-    candidate = audit.study.root / rename(rel, {label: pid}, sessions)
+    neutral = {(e, new): old for (e, old), new in entity_mapping(audit.study, audit.scope).items()}
+    candidate = audit.study.root / rename(
+        rel, {label: pid}, sessions, lambda e, v: neutral.get((e, v), v)
+    )
     return candidate if candidate.is_file() else None
+
+
+def _check_pixels(audit: _Audit, files: list[str]) -> None:
+    audit.count("pixels", sum(1 for rel in files if rel.endswith((".nii", ".nii.gz", ".dcm"))))
+    for rel, problem in released_pixel_findings(audit.release, files, pixel_policy(audit.study)):
+        audit.finding("pixels", rel, problem)
 
 
 def _check_text(audit: _Audit) -> None:

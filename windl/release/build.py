@@ -48,19 +48,22 @@ from windl.consent import SCOPES, consented_participants, parse_scopes
 from windl.deid.deface import deface
 from windl.deid.dicom import BurnedInAnnotationRefused, DeidPolicy, UIDMap, deidentify_file
 from windl.deid.ephys import scrub_raw
+from windl.deid.pixels import blank_nifti
 from windl.deid.sidecars import (
     scrub_nifti,
     scrub_scans_tsv,
     scrub_sidecar_file,
     scrub_tsv_dates,
 )
-from windl.errors import ConfigError, ReleaseRefused, WindlError
+from windl.errors import ConfigError, ReleaseRefused, WindlError, capped_list
 from windl.files import atomic_write
 from windl.parallel import Progress, StepStatus, run_pool, watched_step
 from windl.pseudonyms import (
     date_offset,
+    ensure_entity_labels,
     ensure_labels,
     ensure_sessions,
+    entity_mapping,
     mapping,
     release_secret,
     session_mapping,
@@ -68,13 +71,17 @@ from windl.pseudonyms import (
 from windl.qc import QC_DIR
 from windl.release import columns
 from windl.release.identifiers import study_identifiers
+from windl.release.pixel_gate import PixelScreen, drop_withheld_rows, screen_release
 from windl.release.plan import (
     PlannedFile,
     ReleasePlan,
     participant_sessions,
     plan_release,
+    rename,
     study_tree,
+    vetted_labels,
 )
+from windl.release.relabel import Relabel, rekey_sidecar, token_swaps, vetted_pairs
 from windl.release.review import approved_readme, released_description
 from windl.study import Study, get_study
 from windl.vocabulary import vocabulary_of
@@ -257,6 +264,7 @@ def build_release(
     say(f"== release {study.name} {scope} {version}: {len(participants)} consented participants")
     ensure_labels(study, scope, participants)
     ensure_sessions(study, scope, participant_sessions(study_tree(study), set(participants)))
+    _ensure_entity_labels(study, scope, participants)
     release_secret(study, scope)
     _ensure_dataset(site, ds, study.name, scope)
     datasets.recover(ds)
@@ -301,7 +309,10 @@ def build_release(
             raise
         raise ReleaseFilesFailed(
             f"{len(report.failed)} of {report.total} release files failed: "
-            + "; ".join(f"{name}: {error}" for name, error in report.failed.items())
+            + capped_list(
+                [f"{name}: {error}" for name, error in report.failed.items()],
+                ds / datasets.WINDL_GITDIR / "logs" / "failed-files.log",
+            )
             + f" (nothing committed; the {report.made} made are kept: build again to redo "
             f"only the failed; full log: {log})"
         ) from None
@@ -328,6 +339,20 @@ def build_release(
         changed=after != before,
         **stats,
     )
+
+
+def _ensure_entity_labels(study: Study, scope: str, participants: list[str]) -> None:
+    """Neutral labels for every unapproved label the release will hold (committed to
+    ``restricted/`` here: the recorded assembly must not write there)."""
+    tree = study_tree(study)
+    plan = plan_release(study, tree, {p: p for p in participants}, {}, include_dicom=False)
+    vocabulary = vocabulary_of(study.settings(), study.code)
+    ensure_entity_labels(study, scope, vetted_labels(study, plan), vocabulary)
+
+
+def _relabel(study: Study, scope: str) -> Relabel:
+    """The release's vetted labels: the study's vocabulary and the scope's neutral labels."""
+    return Relabel(vocabulary_of(study.settings(), study.code), entity_mapping(study, scope))
 
 
 def _ensure_dataset(site: Site, ds: Path, study: str, scope: str) -> None:
@@ -369,6 +394,9 @@ class _Context:
     uid_map: UIDMap
     released_before: set[str]  # release participant ids at the release's HEAD
     tables: columns.StudyTables = field(default_factory=columns.StudyTables)
+    pixels: PixelScreen = field(default_factory=PixelScreen)  # windl.release.pixel_gate
+    relabel: Relabel = field(default_factory=Relabel)  # vetted labels (task, acq, ...)
+    label_digests: dict[str, str] = field(default_factory=dict)  # study pid -> its labels' hash
 
     @property
     def policy(self) -> DeidPolicy:
@@ -431,8 +459,11 @@ def assemble_release(
         uid_map=UIDMap(f"{secret}:uids"),
         released_before=_released_labels(ds),
         tables=_study_tables(study, tree, set(labels), settings),
+        relabel=_relabel(study, scope),
     )
-    plan = plan_release(study, tree, labels, sessions, scope in settings.include_dicom)
+    plan = plan_release(study, tree, labels, sessions, scope in settings.include_dicom, ctx.relabel)
+    ctx.label_digests = _label_digests(ctx.relabel, plan)
+    ctx.pixels = screen_release(study, plan.files)
     previous = built_record(ds)
     earlier = ctx.released_before
     tracked = _tracked(ds)
@@ -459,6 +490,10 @@ def assemble_release(
 
     for index, planned in enumerate(plan.files):
         entry = cache.get(keys[index])
+        if planned.dst in ctx.pixels.refused:
+            entries[index] = None  # withheld by the pixel gate, even if made before
+            one_done(planned)
+            continue
         if entry is not None and all(
             _current_sha256(ds, rel) == sha for rel, sha in entry["outputs"].items()
         ):
@@ -489,8 +524,10 @@ def assemble_release(
     # in plan order, whatever order the workers finished in
     for index, planned in enumerate(plan.files):
         entry = entries[index]
-        if index in refused:
-            stats["refused"].append(planned.dst)
+        if planned.dst in ctx.pixels.refused:
+            stats["refused"].append(f"{planned.dst}: {ctx.pixels.refused[planned.dst]}")
+        elif index in refused:
+            stats["refused"].append(f"{planned.dst}: refused: BurnedInAnnotation is YES")
         elif entry is not None:
             new_cache[keys[index]] = entry
             outputs.update(entry["outputs"])
@@ -502,7 +539,10 @@ def assemble_release(
         shutil.rmtree(stage, ignore_errors=True)
         raise ReleaseFilesFailed(
             f"{len(failed)} of {len(plan.files)} files failed: "
-            + "; ".join(f"{name}: {error}" for name, error in sorted(failed.items()))
+            + capped_list(
+                [f"{name}: {error}" for name, error in sorted(failed.items())],
+                ds / datasets.WINDL_GITDIR / "logs" / "failed-files.log",
+            )
             + f" (the {stats['made']} made now are kept: build again to redo only the failed)"
         )
     made_now.extend(_qc_groups(ctx, outputs))
@@ -640,12 +680,16 @@ def _cache_key(ctx: _Context, planned: PlannedFile) -> str:
         "sessions": sorted(
             (k[1], v) for k, v in ctx.sessions.items() if k[0] == planned.participant
         ),
+        "relabel": (ctx.label_digests.get(planned.participant or "") or ctx.relabel.digest())
+        if planned.kind in ("sidecar", "scans", "sessions", "qc")
+        else "",
         "words": hashlib.sha256("\n".join(ctx.words).encode()).hexdigest()
         if planned.kind == "sidecar"
         else "",
         "uids": hashlib.sha256(ctx.secret.encode()).hexdigest() if planned.kind == "dicom" else "",
         "annotations": sorted(_approved_annotations(ctx)) if planned.kind == "ephys" else [],
         "columns": ctx.tables.key(planned.src),
+        "pixels": ctx.pixels.key(planned.dst),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -696,6 +740,11 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
     offset = ctx.offset(planned.participant)
     policy = ctx.policy
     made: dict[str, str] = {}
+    blanking = ctx.pixels.blanking.get(planned.dst)
+    if planned.kind in ("deface", "nifti") and blanking is not None:
+        blanked = scratch / ("blanked-" + staged.name)
+        blank_nifti(src, blanked, blanking)  # a study's [deid.pixels] rule: zeroed first
+        src = blanked
     if planned.kind == "deface":
         headerless = scratch / ("clean-" + staged.name)
         scrub_nifti(src, headerless)
@@ -709,6 +758,7 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
         _data_dictionary(ctx, src, staged, planned.src)
     elif planned.kind == "sidecar":
         scrub_sidecar_file(src, staged, policy, offset, identifying_words=ctx.words)
+        _vet_sidecar(ctx, planned, staged)
     elif planned.kind == "scans":
         dates = _released_columns(ctx, src, scratch / "columns.tsv", planned.src)
         scrub_tsv_dates(
@@ -716,6 +766,7 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
         )
         scrub_scans_tsv(scratch / "dated.tsv", scratch / "scans.tsv", policy, offset)
         _rekey_columns(scratch / "scans.tsv", staged, ctx, planned.participant, ("filename",))
+        drop_withheld_rows(staged, Path(planned.dst).parent.as_posix(), ctx.pixels.refused)
     elif planned.kind == "sessions":
         dates = _released_columns(ctx, src, scratch / "columns.tsv", planned.src)
         scrub_tsv_dates(
@@ -736,7 +787,15 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
             )
     elif planned.kind == "dicom":
         pid = planned.participant or ""
-        deidentify_file(src, staged, policy, ctx.uid_map, offset, ctx.labels[pid])
+        deidentify_file(
+            src,
+            staged,
+            policy,
+            ctx.uid_map,
+            offset,
+            ctx.labels[pid],
+            blank=blanking.rectangles if blanking else (),
+        )
     elif planned.kind == "qc":
         text = src.read_text(encoding="utf-8")
         staged.write_text(_rekey_labels(text, ctx, planned.participant), encoding="utf-8")
@@ -753,6 +812,19 @@ def _approved_annotations(ctx: _Context) -> frozenset[str]:
 
     study = ctx.study
     return vocabulary_of(study.settings(), study.code / "study.toml").approved("trial_type")
+
+
+def _vet_sidecar(ctx: _Context, planned: PlannedFile, staged: Path) -> None:
+    """A made sidecar with its labels and paths re-keyed (:func:`rekey_sidecar`)."""
+    data = json.loads(staged.read_text(encoding="utf-8"))
+    pid = planned.participant
+
+    def rename_path(path: str) -> str:
+        return rename(path, ctx.labels, ctx.sessions, ctx.relabel.label, pid)
+
+    out = rekey_sidecar(data, Path(planned.dst).name, ctx.relabel, rename_path)
+    if out != data:
+        staged.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def deface_record_path(dst: str) -> str:
@@ -775,14 +847,17 @@ def _place_text(ctx: _Context, rel: str, text: str) -> str:
 
 
 def _rekey_labels(text: str, ctx: _Context, pid: str | None) -> str:
-    """Every ``sub-``/``ses-`` label of participant ``pid`` in ``text`` re-keyed, as whole
-    tokens (``sub-01`` but not ``sub-012``): in a TSV cell, a path or a whole QC report."""
-    if pid is None:
+    """Every ``sub-``/``ses-`` label of participant ``pid`` and every re-keyed entity label
+    (``task-...``) in ``text`` re-keyed, as whole tokens (``sub-01`` but not ``sub-012``):
+    in a TSV cell, a path or a whole QC report."""
+    swaps = token_swaps(ctx.relabel)
+    if pid is not None:
+        swaps[pid] = ctx.labels[pid]
+        swaps |= {
+            f"ses-{old}": f"ses-{new}" for (owner, old), new in ctx.sessions.items() if owner == pid
+        }
+    if not swaps:
         return text
-    swaps = {pid: ctx.labels[pid]}
-    swaps |= {
-        f"ses-{old}": f"ses-{new}" for (owner, old), new in ctx.sessions.items() if owner == pid
-    }
     body = "|".join(re.escape(k) for k in sorted(swaps, key=len, reverse=True))
     pattern = re.compile(rf"(?<![A-Za-z0-9])({body})(?![A-Za-z0-9])")
     return pattern.sub(lambda m: swaps[m.group(1)], text)
@@ -827,7 +902,7 @@ def _qc_groups(ctx: _Context, outputs: dict[str, str]) -> list[str]:
 def _rekey_columns(
     src: Path, dst: Path, ctx: _Context, pid: str | None, columns: Iterable[str]
 ) -> None:
-    lines = src.read_text(encoding="utf-8").splitlines()
+    lines = src.read_text(encoding="utf-8-sig").splitlines()
     if not lines:
         shutil.copyfile(src, dst)
         return
@@ -1083,7 +1158,12 @@ def _write_generated(
         ctx,
         "methods.md",
         release_methods_markdown(
-            ctx.site, study, record, deface_records, identifying_words=ctx.words
+            ctx.site,
+            study,
+            record,
+            deface_records,
+            identifying_words=[*ctx.words, *_rekeyed_words(ctx.relabel)],
+            relabel=ctx.relabel.label,
         ),
     )
     made["CHANGES"] = _place_text(
@@ -1093,6 +1173,21 @@ def _write_generated(
     )
     shutil.rmtree(scratch, ignore_errors=True)
     return made
+
+
+def _label_digests(relabel: Relabel, plan: ReleasePlan) -> dict[str, str]:
+    """Per participant, a hash of the labels its files' texts may name (for the cache)."""
+    paths: dict[str, list[str]] = {}
+    for planned in plan.files:
+        if planned.participant and planned.src:
+            paths.setdefault(planned.participant, []).append(planned.src)
+    return {pid: relabel.digest(vetted_pairs(srcs)) for pid, srcs in paths.items()}
+
+
+def _rekeyed_words(relabel: Relabel) -> list[str]:
+    """The study's re-keyed labels, to redact from generated text as a safety net (short
+    or numeric ones aside: they say nothing and would blank ordinary words and counts)."""
+    return sorted({old for _, old in relabel.rekeyed() if len(old) >= 3 and not old.isdigit()})
 
 
 def _minted_doi(ds: Path) -> str | None:

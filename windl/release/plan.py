@@ -5,6 +5,8 @@ its working tree, so a build always describes one commit. The rules:
 
 - files of participants who did not consent to the scope are left out, everything else
   under ``sub-*`` is renamed to the release labels (folders and file-name entities);
+- every other entity label (``task``, ``acq``, ...) the study has not approved is re-keyed
+  to a neutral one, in every path (:mod:`windl.release.relabel`, :func:`vetted_labels`);
 - ``sourcedata/``, ``restricted/``, ``derivatives/`` (QC aside, see below), ``code/`` and
   hidden files never go in; de-identified raw DICOM does (as ``sourcedata/``) only when the
   study opts in for the scope;
@@ -19,14 +21,16 @@ its working tree, so a build always describes one commit. The rules:
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from windl import datasets, sourcedata
 from windl.deid.deface import needs_defacing
 from windl.qc import QC_DIR
+from windl.release.relabel import B0_ENTITY, VETTED, Relabel, b0_labels, pieces, vetted_pairs
 from windl.study import Study
 
 #: how a file is made, by kind
@@ -99,28 +103,49 @@ def participant_sessions(tree: Mapping[str, str], pids: set[str]) -> set[tuple[s
     return pairs
 
 
-def rename(path: str, labels: Mapping[str, str], sessions: Mapping[tuple[str, str], str]) -> str:
-    """``path`` with its ``sub-``/``ses-`` folders and file-name entities re-keyed.
+def rename(
+    path: str,
+    labels: Mapping[str, str],
+    sessions: Mapping[tuple[str, str], str],
+    relabel: Callable[[str, str], str] | None = None,
+    pid: str | None = None,
+) -> str:
+    """``path`` with its entity labels as the release spells them (folders and file names).
 
     ``labels`` maps study participant ids to release ids (both ``sub-*``), ``sessions`` maps
-    (participant id, session label) to the release session label.
+    (participant id, session label) to the release session label; ``relabel(entity, label)``
+    gives the release label of every other entity (:meth:`windl.release.relabel.Relabel.label`;
+    none: kept). ``pid`` names the participant of a path that does not start with its
+    folder (an ``IntendedFor`` relative to the participant).
     """
     parts = path.split("/")
-    pid = next((p for p in parts if p in labels), None)
-    if pid is None:
+    pid = pid or next((p for p in parts if p in labels), None)
+    if pid is None and relabel is None:
         return path
     out = []
     for part in parts:
-        pieces = part.split("_")
         renamed = []
-        for piece in pieces:
-            if piece == pid:
+        for piece in part.split("_"):
+            if pid is not None and piece == pid:
                 piece = labels[pid]
-            elif piece.startswith("ses-") and (pid, piece[4:]) in sessions:
+            elif pid is not None and piece.startswith("ses-") and (pid, piece[4:]) in sessions:
                 piece = "ses-" + sessions[(pid, piece[4:])]
+            elif relabel is not None:
+                piece = _relabel_piece(piece, relabel)
             renamed.append(piece)
         out.append("_".join(renamed))
     return "/".join(out)
+
+
+def _relabel_piece(piece: str, relabel: Callable[[str, str], str]) -> str:
+    """One ``key-label`` piece of a name with a vetted entity's label as released."""
+    found = pieces(piece)
+    if len(found) != 1:
+        return piece
+    key, label, rest = found[0]
+    if key not in VETTED or not label:
+        return piece
+    return f"{key}-{relabel(key, label)}{rest}"
 
 
 def qc_kind(path: str) -> str | None:
@@ -169,6 +194,7 @@ def plan_release(
     labels: Mapping[str, str],
     sessions: Mapping[tuple[str, str], str],
     include_dicom: bool,
+    relabel: Relabel | None = None,
 ) -> ReleasePlan:
     """Plan the release of the participants in ``labels`` (study pid → release pid).
 
@@ -184,6 +210,9 @@ def plan_release(
         (study participant id, session) → release session label.
     include_dicom
         Whether the de-identified raw DICOM of the participants goes in.
+    relabel
+        The release's vetted labels (:mod:`windl.release.relabel`); without it, the
+        labels of entities other than ``sub``/``ses`` are kept (only to list the sources).
     """
     plan = ReleasePlan(participants=dict(labels), sessions=dict(sessions))
     for path, blob in sorted(tree.items()):
@@ -218,7 +247,7 @@ def plan_release(
             )
         plan.files.append(
             PlannedFile(
-                dst=rename(path, labels, sessions),
+                dst=rename(path, labels, sessions, relabel.label if relabel else None),
                 kind=kind,
                 src=path,
                 blob=blob,
@@ -229,6 +258,42 @@ def plan_release(
     if include_dicom:
         plan.files += _dicom_files(study, labels, sessions)
     return plan
+
+
+def vetted_labels(study: Study, plan: ReleasePlan) -> set[tuple[str, str]]:
+    """Every vetted (entity, label) of a planned release: in its study paths and sidecars.
+
+    Paths give the entity labels; the sidecars that name a ``B0FieldIdentifier`` or
+    ``B0FieldSource`` (found with ``git grep`` at the study's HEAD) give those free labels.
+    The build allocates their neutral labels before the recorded assembly runs.
+    """
+    sources = {f.src for f in plan.files if f.src}
+    found = vetted_pairs(sources)
+    listed = datasets.git(
+        study.root,
+        "grep",
+        "-l",
+        "-e",
+        "B0FieldIdentifier",
+        "-e",
+        "B0FieldSource",
+        "HEAD",
+        "--",
+        "*.json",
+        check=False,
+    )
+    for line in listed.splitlines():
+        path = line.removeprefix("HEAD:")
+        if path not in sources:
+            continue
+        text = datasets.git(study.root, "cat-file", "blob", f"HEAD:{path}", check=False)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            found |= {(B0_ENTITY, label) for label in b0_labels(data)}
+    return found
 
 
 def _is_split_of(path: str, main: str) -> bool:

@@ -69,8 +69,10 @@ def write_audit_report(audit: Mapping[str, Any], html_path: Path) -> Path:
         (``{"options": [...]}``), ``passed``, ``thresholds``
         (``{"face_zero_fraction": float}``), ``checks`` (dicts with ``name``, ``title``,
         ``passed``, ``checked`` and ``findings``, each finding a dict with ``path`` and
-        ``message``), ``deface`` (dicts with ``path``, ``face_zero_fraction``, ``passed``
-        and ``mosaic_png``, the path of a PNG or None), ``participants``
+        ``message``), ``deface`` (dicts with ``path``, ``face_zero_fraction``, ``passed``,
+        ``mosaic_png``, the path of a PNG or None, and optionally ``face_detector``: the
+        independent check's ``verdict``, ``before``/``after`` results, ``settings`` and
+        ``picture_png``), ``participants``
         (``{"count": int, "sessions": int}``) and ``files`` (``{"count": int,
         "bytes": int, "by_kind": {kind: count}}``).
     html_path : Path
@@ -186,7 +188,10 @@ def _deface_section(audit: Mapping[str, Any]) -> str:
     parts = [
         "<h2>Defacing</h2>",
         f"<p>An image passes when at least {_e(_percent(threshold))} of the voxels under "
-        "its face are zero.</p>",
+        "its face are zero (the face mapped with the registration that defaced it).</p>",
+        "<p>Independently, a face detector (OpenCV Haar cascades) looks at the head surface "
+        "rendered from the front and from the sides, before and after defacing: it must find "
+        "a face before and none after.</p>",
     ]
     if not images:
         parts.append('<p class="note">No defaced image in this release.</p>')
@@ -213,6 +218,9 @@ def _deface_section(audit: Mapping[str, Any]) -> str:
             f"<p>{_verdict(image['passed'])} &middot; face voxels zero: {_e(shown)}</p>\n"
             f"{picture}"
         )
+        detector = image.get("face_detector")
+        if detector:
+            parts.append(_detector_block(detector))
     return "\n".join(parts)
 
 
@@ -238,6 +246,52 @@ def _tokens_section(audit: Mapping[str, Any]) -> str:
             "unexplained ones are counted per file and field above, never shown.</p>",
             f"<table><tr><th>Explained by</th><th>Words</th></tr>{rows}</table>",
         ]
+    )
+
+
+#: What each verdict of the face detector means, as the report says it.
+_DETECTOR_VERDICTS = {
+    "no-face": ("pass", "face found before defacing, none after"),
+    "face-found": ("fail", "a face is still found on the released image"),
+    "not-judged": ("fail", "no face found before defacing: the detector cannot judge"),
+}
+
+
+def _detector_block(detector: Mapping[str, Any]) -> str:
+    """The independent check of one image: verdict, strengths against thresholds, pictures."""
+    verdict = str(detector.get("verdict", "not-judged"))
+    kind, meaning = _DETECTOR_VERDICTS.get(verdict, ("fail", verdict))
+    if verdict == "not-judged" and detector.get("accepted"):
+        kind, meaning = "pass", meaning + " (accepted by the study's [audit] settings)"
+    label = "NOT JUDGED" if verdict == "not-judged" else ("PASS" if kind == "pass" else "FAIL")
+    thresholds = dict((detector.get("settings") or {}).get("min_neighbours") or {})
+    cascades = sorted(thresholds)
+    head = "".join(f"<th>{_e(c)} (needs {_e(thresholds[c])})</th>" for c in cascades)
+    rows = []
+    for when in ("before", "after"):
+        seen = detector.get(when)
+        if not seen:
+            cells = f'<td colspan="{len(cascades) + 1}">(not available)</td>'
+        else:
+            found = "face found" if seen.get("found") else "no face"
+            strongest = seen.get("strongest") or {}
+            cells = f"<td>{_e(found)}</td>" + "".join(
+                f"<td>{_e(strongest.get(c, 0))}</td>" for c in cascades
+            )
+        rows.append(f"<tr><th>{when}</th>{cells}</tr>")
+    picture = _png_data_uri(detector.get("picture_png"))
+    drawn = (
+        f'<img alt="rendered head surfaces, faces framed" src="{picture}">'
+        if picture
+        else '<p class="note">(pictures not available)</p>'
+    )
+    return (
+        '<div class="face-detector"><h4>Face detector (independent of the registration)</h4>\n'
+        f'<p><span class="verdict {kind}">{label}</span> &middot; {_e(meaning)}</p>\n'
+        f"<table><tr><th></th><th>result</th>{head}</tr>{''.join(rows)}</table>\n"
+        '<p class="note">Numbers: the strongest candidate of each Haar cascade over all views '
+        "(raw detections grouped into it). Red frames: faces; grey: weaker candidates.</p>\n"
+        f"{drawn}</div>"
     )
 
 
