@@ -44,9 +44,10 @@ of letters and digits) and asks, for each token, which source explains it:
     (the recording set-up names them), wherever they are repeated (QC tables).
 ``scanner``
     Values of keys that the scanner or the recording software writes, not a person
-    (:data:`MACHINE_KEYS`; DICOM code strings); descriptor and free-text keys
-    (SeriesDescription, ProtocolName, TaskName, ImageComments) are *not* explained by
-    their key.
+    (:data:`MACHINE_KEYS`, :data:`windl.deid.dicom.KEPT_TEXT`; DICOM code strings are not
+    read at all); marker texts the recording software wrote; channel names. Descriptor
+    and free-text keys (SeriesDescription, ProtocolName, TaskName, ImageComments) are
+    *not* explained by their key.
 ``policy``
     Values of keys the study's declared de-identification options keep on purpose
     (device, institution, patient characteristics: :mod:`windl.deid.sidecars`).
@@ -69,7 +70,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from windl.deid.annotations import is_machine_marker
-from windl.deid.dicom import DeidPolicy
+from windl.deid.dicom import KEPT_TEXT, DeidPolicy
 from windl.deid.sidecars import DICOM_KEYWORD_OF, classify_key, forbidden_keys
 from windl.release.identifiers import MIN_LENGTH
 from windl.study import Study
@@ -109,6 +110,9 @@ _MACHINE_KEYS = """
     CoilCombinationMethod MatrixCoilMode
 """
 MACHINE_KEYS: Final = frozenset(_MACHINE_KEYS.split())
+#: every key whose value explains itself: ours, and the DICOM text attributes the
+#: de-identification keeps because the equipment writes them from its own dictionaries
+_SCANNER_KEYS: Final = MACHINE_KEYS | KEPT_TEXT
 #: the key of marker and annotation texts: explained only if the software wrote them
 MARKER: Final = "marker"
 #: the key of a file or header that could not be read: it counts as one unexplained word
@@ -301,7 +305,7 @@ class Explainer:
         key = text.key
         if key is None:
             return None
-        if key in MACHINE_KEYS:
+        if key in _SCANNER_KEYS:
             return "scanner"
         if key == MARKER:
             return "scanner" if is_machine_marker(text.text) else None
