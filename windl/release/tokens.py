@@ -29,7 +29,9 @@ of letters and digits) and asks, for each token, which source explains it:
 ``vocabulary``
     The study's approved vocabulary (:mod:`windl.vocabulary`).
 ``levels``
-    The ``Levels`` declared in the release's JSON data dictionaries.
+    The ``Levels`` declared in the release's JSON data dictionaries, and the column
+    declarations the study lead reviewed in the study's own data dictionaries (entries
+    with a ``WindlRelease`` class: their Description, LongName, Units and Levels).
 ``labels``
     The release's own participant and session labels (from the study's pseudonym key).
     A word followed by an index is explained as the word is, so neutral re-key labels
@@ -164,6 +166,9 @@ SamplingInterval= Averaged= AveragedSegments= SegmentDataPoints= SegmentationTyp
 ; <Size in data points>, <Channel number (0 = marker is related to all channels)>
 ; Commas in type or description text are coded as "\1".
 """
+#: windl modules that hold a study's content, not windl's own text (the demo study's
+#: settings, README and description): their literals explain nothing
+NOT_WINDL_TEXT: Final = ("demo.py",)
 #: windl modules whose docstring windl writes into releases (methods.md quotes the default
 #: heuristic's rules)
 EMITTED_DOCSTRINGS: Final = ("convert/heuristic.py",)
@@ -235,6 +240,8 @@ def windl_vocabulary() -> frozenset[str]:
     package = Path(__file__).resolve().parents[1]
     texts: list[str] = []
     for source in sorted(package.rglob("*.py")):
+        if source.relative_to(package).as_posix() in NOT_WINDL_TEXT:
+            continue
         code = source.read_text(encoding="utf-8")
         texts.extend(_literals(code))
         if source.relative_to(package).as_posix() in EMITTED_DOCSTRINGS:
@@ -652,6 +659,46 @@ def declared_levels(release: Path, files: Iterable[str]) -> frozenset[str]:
     return _vocabulary_of(words)
 
 
+#: data dictionaries of a study (BIDS tabular-file sidecars) that declare columns
+_DICTIONARIES: Final = (
+    "participants.json",
+    "samples.json",
+    "_sessions.json",
+    "_scans.json",
+    "_events.json",
+    "_beh.json",
+)
+#: the text fields of a column declaration
+_DECLARATION_FIELDS: Final = ("Description", "LongName", "Units", "Levels")
+
+
+def reviewed_declarations(study: Study) -> frozenset[str]:
+    """Tokens of the column declarations the study lead classified for release.
+
+    An entry of a data dictionary in the study (``participants.json``, ``phenotype/*.json``,
+    ``*_events.json``, ...) with a ``WindlRelease`` class was reviewed by the study lead;
+    its text fields explain the same words in the release's copy.
+    """
+    from windl import datasets
+    from windl.release.columns import KEY
+
+    names = datasets.git(study.root, "ls-files", "-z", "--", "*.json").split("\0")
+    words: list[str] = []
+    for rel in names:
+        if not (rel.endswith(_DICTIONARIES) or rel.startswith("phenotype/")):
+            continue
+        try:
+            data = json.loads((study.root / rel).read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        for entry in data.values() if isinstance(data, dict) else ():
+            if isinstance(entry, dict) and KEY in entry:
+                words += [
+                    json.dumps(entry.get(f, ""), ensure_ascii=False) for f in _DECLARATION_FIELDS
+                ]
+    return _vocabulary_of(words)
+
+
 def channel_names(release: Path, files: Iterable[str]) -> frozenset[str]:
     """Tokens of the ``name`` column of the release's channel and electrode tables."""
     words: list[str] = []
@@ -738,7 +785,7 @@ def audit_text(study: Study, release: Path, policy: DeidPolicy, labels: Iterable
     files = text_files(release)
     explainer = Explainer(
         vocabulary=approved_vocabulary(vocabulary_of(study.settings()).terms),
-        levels=declared_levels(release, files),
+        levels=declared_levels(release, files) | reviewed_declarations(study),
         labels=_vocabulary_of(labels),
         reviewed=reviewed_vocabulary(study),
         channels=channel_names(release, files),
