@@ -10,6 +10,8 @@ import datetime as dt
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +75,23 @@ def summarize(output: dict[str, Any]) -> tuple[Counter[str], Counter[str], dict[
     return errors, warnings, examples
 
 
+def validator_version() -> str:
+    """The validator's version as installed (``bids-validator 3.0.2``).
+
+    The package's metadata, not ``bids-validator-deno --version``: that prints the commit of
+    the git repository the tool happens to be installed inside (a checkout's virtualenv), so
+    methods would name windl's own commit and change with every commit of it.
+    """
+    try:
+        return f"bids-validator {package_version(VALIDATOR)}"
+    except PackageNotFoundError:
+        return datasets.run_tool([VALIDATOR, "--version"], check=False).stdout.strip()
+
+
 def validate(site: Site, study_name: str) -> ValidationReport:
     """Validate a study and record the result on its current commit."""
     study = get_study(site, study_name)
-    version = datasets.run_tool([VALIDATOR, "--version"], check=False).stdout.strip()
+    version = validator_version()
     output = run_validator(study.root, site.setting("validate", "extra_args", []))
     errors, warnings, examples = summarize(output)
     commit = datasets.head(study.root)

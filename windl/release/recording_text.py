@@ -36,7 +36,8 @@ from windl.deid.ephys import VHDR_KEPT, VMRK_KEPT, is_vetted_marker
 SUFFIXES: Final = (".vhdr", ".vmrk", ".fif", ".edf", ".bdf", ".nii", ".nii.gz")
 #: NIfTI header fields that must be empty
 NIFTI_TEXT: Final = ("descrip", "aux_file", "intent_name", "db_name", "data_type")
-#: FIF ``info`` fields that must be empty
+#: FIF ``info`` fields that must be empty (kept apart from the scrubber's own list on
+#: purpose: the audit is a second line, and a field the scrubber forgets must still fail here)
 FIF_EMPTY: Final = (
     "experimenter",
     "description",
