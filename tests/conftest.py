@@ -210,6 +210,9 @@ SETTINGS = """
 [convert.recording_tasks]
 "(?i)^test" = "rest"
 
+[vocabulary]
+acq = ["epfid2"]  # dcm2niix's label from the Siemens sequence name, reviewed
+
 [deid]
 retain_modified_dates = true
 clean_descriptors = true

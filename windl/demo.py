@@ -60,6 +60,10 @@ DEMO_STUDY_SETTINGS = """# Study settings for windl (demo).
 # the EEG/MEG test recordings are all called test*
 "(?i)^test" = "rest"
 
+[vocabulary]
+# acquisition labels dcm2niix derives from the scanners' sequence names, reviewed
+acq = ["epfid2", "SKGRFEEPI", "SSRMFFE"]
+
 [deid]
 # PS3.15 Annex E options on top of the Basic Profile
 retain_modified_dates = true

@@ -57,6 +57,14 @@ Checks (names as in the report):
     No released image that may carry burned-in text (a NIfTI whose sidecar says it is not
     an acquisition, a pixel-suspect DICOM series) shows text to OCR
     (:func:`windl.release.pixel_gate.released_pixel_findings`), whatever the build decided.
+``unexplained-text``
+    Every token of every name and text of the release -- file and folder names, JSON
+    keys and values, TSV headers and cells, text files, NIfTI, DICOM, EDF, FIF and
+    BrainVision header text and annotations -- is explained by a source that does not come
+    from the release's free text (:mod:`windl.release.tokens`): the BIDS schema, windl's
+    own text, the study's approved vocabulary, declared ``Levels``, numbers, the release's
+    own labels, or a key whose value the scanner writes. Findings count tokens per file
+    and field; they never quote them.
 ``bids-validation``
     The official BIDS validator reports no error.
 ``git-metadata``
@@ -139,6 +147,7 @@ CHECKS = {
     "recording-text": "No unvetted typed text in recording and image headers or annotations",
     "deface": "Every face-showing image is defaced and recorded",
     "pixels": "No released image that may carry burned-in text shows text to OCR",
+    "unexplained-text": "Every word in names and text is explained",
     "bids-validation": "The BIDS validator reports no error",
     "git-metadata": "Commits, tags and notes are windl's own (neutral author, windl's messages)",
 }
@@ -181,6 +190,7 @@ class _Audit:
             for name, title in CHECKS.items()
         }
         self.deface: list[dict[str, Any]] = []
+        self.tokens: dict[str, Any] = {}
         self.listed = _participants_listed(release)  # participant ids in participants.tsv
 
     def finding(self, check: str, path: str, message: str) -> None:
@@ -244,6 +254,7 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
         if needs_defacing(rel):
             _check_deface(audit, rel, labels, mosaic_dir if mosaics else None)
     _check_pixels(audit, files)
+    _check_text(audit)
     _check_validator(audit)
     _check_git_metadata(audit)
     passed = all(c["passed"] for c in audit.checks.values())
@@ -744,6 +755,19 @@ def _check_pixels(audit: _Audit, files: list[str]) -> None:
         audit.finding("pixels", rel, problem)
 
 
+def _check_text(audit: _Audit) -> None:
+    """Every token of every name and text explained (:mod:`windl.release.tokens`)."""
+    from windl.release.tokens import audit_text
+
+    labels = [*mapping(audit.study, audit.scope).values()]
+    labels += session_mapping(audit.study, audit.scope).values()
+    result = audit_text(audit.study, audit.release, audit.policy, labels)
+    audit.count("unexplained-text", result.checked)
+    for (rel, where), n in sorted(result.unexplained.items()):
+        audit.finding("unexplained-text", rel, f"{where}: {n} unexplained word(s)")
+    audit.tokens = result.summary()
+
+
 def _check_validator(audit: _Audit) -> None:
     from windl.validate import run_validator, summarize
 
@@ -787,6 +811,7 @@ def _report(
         "thresholds": {"face_zero_fraction": FACE_ZERO_FRACTION},
         "checks": list(audit.checks.values()),
         "deface": audit.deface,
+        "tokens": audit.tokens,
         "participants": {
             "count": len(audit.listed),
             "sessions": int(audit.record.get("sessions", 0)),

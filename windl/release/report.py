@@ -112,6 +112,7 @@ def _render(audit: Mapping[str, Any]) -> str:
         _summary(audit),
         *(_check_section(check) for check in audit["checks"]),
         _deface_section(audit),
+        _tokens_section(audit),
         _files_section(audit),
         "</body>",
         "</html>",
@@ -221,6 +222,31 @@ def _deface_section(audit: Mapping[str, Any]) -> str:
         if detector:
             parts.append(_detector_block(detector))
     return "\n".join(parts)
+
+
+def _tokens_section(audit: Mapping[str, Any]) -> str:
+    """How many words the unexplained-text check read, and what explained them."""
+    counts: Mapping[str, Any] = audit.get("tokens") or {}
+    if not counts:
+        return ""
+    checked = int(counts.get("checked", 0))
+    rows = "".join(
+        f"<tr><td>{_e(source)}</td><td>{_e(n)}</td></tr>"
+        for source, n in (counts.get("explained") or {}).items()
+    )
+    rows += (
+        f"<tr><th>unexplained</th><th>{_e(counts.get('unexplained', 0))}</th></tr>"
+        f"<tr><th>checked</th><th>{_e(checked)}</th></tr>"
+    )
+    return "\n".join(
+        [
+            "<h2>Words in names and text</h2>",
+            f"<p>{_e(checked)} words (tokens) of file names, tables, sidecars, text files and "
+            "headers were checked; each must be explained by one of these sources. The "
+            "unexplained ones are counted per file and field above, never shown.</p>",
+            f"<table><tr><th>Explained by</th><th>Words</th></tr>{rows}</table>",
+        ]
+    )
 
 
 #: What each verdict of the face detector means, as the report says it.
