@@ -99,7 +99,7 @@ _KEEP = """
     AnatomicalLandmarkCoordinateSystem AnatomicalLandmarkCoordinateUnits
     AnatomicalLandmarkCoordinates ArterialSpinLabelingType AssociatedEmptyRoom
     AttenuationCorrectionMethod Authors AveragesDouble BIDSVersion BandwidthPerPixelPhaseEncode
-    BaseResolution BidsGuess BodyPart BolusDuration
+    BaseResolution BodyPart BolusDuration
     CodeMeaning CodeValue CodingSchemeDesignator CodingSchemeVersion CogAtlasID
     CoilCombinationMethod CoilString Columns CompressedSensingFactor ConsistencyInfo
     ContinuousHeadLocalization ConversionSoftware ConversionSoftwareVersion ConvolutionKernel
@@ -174,7 +174,7 @@ _INSTITUTION = "InstitutionAddress InstitutionName InstitutionalDepartmentName"
 _PATIENT = "PatientAge PatientSex PatientSize PatientWeight"
 
 _DESCRIPTOR = """
-    ConversionComments DigitizedHeadPointsCoordinateSystemDescription
+    BidsGuess ConversionComments DigitizedHeadPointsCoordinateSystemDescription
     EEGCoordinateSystemDescription ElectricalStimulationParameters
     HeadCoilCoordinateSystemDescription ImageComments Instructions
     MEGCoordinateSystemDescription ProcedureStepDescription ProtocolName SeriesDescription
