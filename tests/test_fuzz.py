@@ -9,6 +9,7 @@ subprocess, at most :data:`CI_SECONDS` seconds each.
 
 from __future__ import annotations
 
+import base64
 import importlib
 import io
 import os
@@ -125,12 +126,22 @@ def _fif_unknown_channel_kind() -> bytes:
     return bytes(data)
 
 
+#: a zip whose deflate stream does not decompress: zipfile let zlib.error through
+_ZIP_BAD_DEFLATE = base64.b64decode(
+    "AFBLAwQUAAAA+PvgG4RdTPxaZgsAAAB4AAAACQBdAHN1Yi9hLnR4dMtIzcnJ58qgOwkAUEsDBBQAAAAIAOAbhF0i"
+    "6dpDDAAAAcQAAAAJAAAAc3ViL2IuZGNtY2AYWODi6exLqRkAUEsBAhQDFAAAAAgA4BuEXUz8WmYLAAAAeAAAAAkA"
+    "AAAAAAAAAAABAAAAAAAAAHN1Yi9hLnR4dFBLAQIUAxQAAAAIAOAbhF0i6dpDDAAAAMQAAAAJAAAAAAAAAAAAAACA"
+    "ATIAAABzdWIvYi5kY21QSwUGAAAAAAIAAgBuAAAAZQAAAAAA"
+)
+
+
 #: inputs the fuzzer found that once raised something other than a WindlError
 CRASHERS = [
     pytest.param("dicom", _dicom_unknown_vr(), id="dicom-unknown-vr"),
     pytest.param("archive", _zip_empty_name(), id="zip-empty-member-name"),
     pytest.param("archive", _zip_version_unknown(), id="zip-version-unknown"),
     pytest.param("archive", _zip_name_not_utf8(), id="zip-name-not-utf8"),
+    pytest.param("archive", _ZIP_BAD_DEFLATE, id="zip-bad-deflate"),
     pytest.param("edf", None, id="edf-negative-signals"),
     pytest.param("fif", None, id="fif-unknown-channel-kind"),
 ]

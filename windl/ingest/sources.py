@@ -13,6 +13,7 @@ import os
 import shutil
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -204,7 +205,8 @@ def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
                         written = _copy_counted(
                             src, target, info.file_size, written, archive, limits
                         )
-                except zipfile.BadZipFile as exc:
+                except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                    # a deflate stream that does not decompress: zlib.error (found by fuzzing)
                     raise BadInput(
                         f"member {info.filename!r} is corrupt ({_one_line(exc)})", archive
                     ) from None
@@ -249,7 +251,7 @@ def _extract_tar(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
             # member's data is exactly as long as its header says (sparse ones are
             # refused above), so the sizes checked are the bytes written
             tf.extractall(dest, members=members, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise BadInput(f"not a readable tar archive ({_one_line(exc)})", archive) from None
 
 
