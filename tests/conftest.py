@@ -470,6 +470,12 @@ def published_site_template(
         run_windl("publish", "study1", "--scope", scope, "--version", "1.0.0", *site)
     secret = MEMBERS_ONLY_STUDY
     run_windl("study", "create", secret, *site)
+    from windl.datasets import save
+
+    # the study lead approves the task label an operator gives on the command line
+    settings = study_path(root, secret) / "code" / "study.toml"
+    settings.write_text(settings.read_text() + '\n[vocabulary]\ntask = ["rest"]\n')
+    save(study_path(root, secret), ["code/study.toml"], "test: settings")
     run_windl("ingest", secret, data / "mne_testfiles/brainvision", "--subject", "01", *site)
     run_windl("convert", secret, "--task", "rest", *site)
     (base / "consent2.csv").write_text(

@@ -18,6 +18,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from windl import datasets
 from windl.config import load_site
 from windl.deid.dicom import DeidPolicy, check_dataset
 from windl.pseudonyms import mapping
@@ -119,7 +120,9 @@ def test_external_release_holds_only_participants_consented_to_external(
 def test_withdrawal_removes_participant_from_next_version(release_site: Path) -> None:
     external = release_dir(release_site, "external")
     gone = _labels(release_site, "external")["sub-02"]
-    subprocess.run(["git", "-C", str(external), "tag", "v1.0.0"], check=True)  # as publish does
+    # tagged as publish does: annotated, windl's message, through windl's git layer (which
+    # writes a release's tags under the neutral identity)
+    datasets.git(external, "tag", "-a", "v1.0.0", "-m", "windl release 1.0.0 of study1 (external)")
     out = run_windl("consent", "withdraw", "study1", "02", "--site", release_site).stdout
     assert "external v1.0.0" in out  # the maintainer learns which published version has them
     out = build_release(release_site, "external", "1.1.0").stdout
