@@ -31,3 +31,20 @@ def atomic_write_text(dst: Path, text: str) -> Path:
     data = text.encode("utf-8")
     atomic_write(dst, lambda fh: fh.write(data))
     return dst
+
+
+#: how much of a file decides whether it is text
+TEXT_SNIFF = 8192
+
+
+def looks_like_text(raw: bytes) -> bool:
+    """Whether ``raw`` reads as UTF-8 text (its first :data:`TEXT_SNIFF` bytes: no NUL, and
+    valid UTF-8 but for a character cut at the end of the sniffed part)."""
+    head = raw[:TEXT_SNIFF]
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > len(head) - 4
+    return True

@@ -99,7 +99,7 @@ from windl.deid.deface import face_check, needs_defacing
 from windl.deid.facedetect import Detection, DetectSettings, detect_face, face_picture
 from windl.deid.sidecars import key_problems
 from windl.errors import BadInput, ConfigError
-from windl.files import atomic_write_text
+from windl.files import atomic_write_text, looks_like_text
 from windl.pseudonyms import (
     entity_mapping,
     is_neutral,
@@ -155,7 +155,6 @@ _FORBIDDEN_PARTS = {
     "restricted": "the study's restricted data (consent, pseudonym key)",
     ".heudiconv": "heudiconv's DICOM dumps",
 }
-_TEXT_SNIFF = 8192
 
 
 @dataclass
@@ -493,7 +492,7 @@ def _identifier_kinds(
             audit.finding("identifiers", rel, "not readable gzip: cannot be checked")
             return set()
     kinds = bulk.kinds_in_bytes(raw)
-    if _is_text(raw):
+    if looks_like_text(raw):
         text = raw.decode("utf-8", errors="replace")
         kinds |= full.kinds_in_text(text)
         if lower.endswith(".json"):
@@ -508,17 +507,6 @@ def _identifier_kinds(
     elif lower.endswith(".fif"):
         kinds |= _fif_kinds(audit, rel, path, full)
     return kinds
-
-
-def _is_text(raw: bytes) -> bool:
-    head = raw[:_TEXT_SNIFF]
-    if b"\0" in head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start > len(head) - 4  # a character cut at the sniff boundary
-    return True
 
 
 def _nifti_header_size(raw: bytes) -> int:

@@ -74,6 +74,7 @@ from typing import Any, Final
 from windl.deid.annotations import is_machine_marker
 from windl.deid.dicom import KEPT_TEXT, DeidPolicy
 from windl.deid.sidecars import DICOM_KEYWORD_OF, classify_key, forbidden_keys
+from windl.files import looks_like_text
 from windl.release.identifiers import MIN_LENGTH
 from windl.study import Study
 
@@ -177,7 +178,6 @@ _UUID: Final = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGN
 #: DICOM keyword -> the sidecar key dcm2niix writes it as, where the names differ
 _SIDECAR_KEY_OF: Final = {dicom: sidecar for sidecar, dicom in DICOM_KEYWORD_OF.items()}
 _STEM_INDEX: Final = re.compile(r"(\D+?)(\d+)")
-_TEXT_SNIFF: Final = 8192
 _EPHYS_TEXT: Final = (".vhdr", ".vmrk")
 #: ``Mk<n>=<type>,...`` and ``Ch<n>=<name>,...`` lines of BrainVision files
 _BV_LINE: Final = re.compile(r"^((?:Mk|Ch)\d+)=([^,]*),?(.*)$")
@@ -416,7 +416,7 @@ def texts_of(release: Path, rel: str) -> Iterator[Text]:
         except (OSError, EOFError):
             yield Text(rel, "gzip (unreadable: cannot be checked)", "", UNREADABLE)
             return
-    if not _is_text(raw):
+    if not looks_like_text(raw):
         return  # voxels, samples, pictures: no text a person typed
     text = raw.decode("utf-8", errors="replace")
     if lower.endswith(".json"):
@@ -443,17 +443,6 @@ def name_texts(files: Iterable[str]) -> Iterator[Text]:
                 folders.add(folder)
                 yield Text("/".join(parts[: i - 1]) or ".", "a folder name", parts[i - 1])
         yield Text("/".join(parts[:-1]) or ".", "a file name", parts[-1])
-
-
-def _is_text(raw: bytes) -> bool:
-    head = raw[:_TEXT_SNIFF]
-    if b"\0" in head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start > len(head) - 4  # a character cut at the sniff boundary
-    return True
 
 
 def _line_texts(rel: str, text: str) -> Iterator[Text]:
