@@ -116,6 +116,22 @@ def dataset_heads(site: Path, name: str = "study1") -> dict[str, str]:
     }
 
 
+def site_datasets(site: Path) -> list[Path]:
+    """Every dataset of the site: the superdataset, the study, its subdatasets, the
+    subjects' datasets in sourcedata."""
+    study = study_path(site)
+    subjects = sorted(p for p in (study / "sourcedata").glob("sub-*") if (p / ".git").exists())
+    return [site / "superdataset", study, study / "sourcedata", study / "restricted", *subjects]
+
+
+def assert_site_clean(site: Path) -> None:
+    """``git status`` clean and ``git annex fsck`` passing in every dataset of the site."""
+    for ds in site_datasets(site):
+        assert git_status(ds) == "", f"{ds} is not clean:\n{git_status(ds)}"
+        if (ds / ".git" / "annex").is_dir():
+            subprocess.run(["git", "annex", "fsck", "--quiet"], cwd=ds, check=True)
+
+
 def run_killed_at(args: list[str | os.PathLike[str]], point: str, trace_dir: Path) -> None:
     """Start ``windl ARGS``; SIGKILL it once it reaches checkpoint ``point`` (it waits there).
 
@@ -191,6 +207,20 @@ def participants_site_template(
     source = data / "dcm_qa_nih" / "In" / "20180918Si"
     for subject in THREE_SUBJECTS:
         run_windl("ingest", "study1", source, "--subject", subject, "--site", root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def two_subjects_template(
+    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
+    """The empty site with one small Siemens series ingested for each of k1 and k2 (the kill
+    tests' site, copied per kill point)."""
+    root = tmp_path_factory.mktemp("two-subjects") / "site"
+    shutil.copytree(empty_site_template, root, symlinks=True)
+    series = data / "dcm_qa_nih" / "In" / "20180918Si"
+    for subject, folder in (("k1", "mr_0003"), ("k2", "mr_0004")):
+        run_windl("ingest", "study1", series / folder, "--subject", subject, "--site", root)
     return root
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import WINDL, git_out, git_status, study_path
+from conftest import WINDL, assert_site_clean, git_out, study_path
 
 #: one small Siemens series (3 files) per run
 SERIES = ("mr_0003", "mr_0004", "mr_0005", "mr_0006")
@@ -26,22 +26,6 @@ with study_lock(Path(sys.argv[1]), "study1"):
     print("held", flush=True)
     sys.stdin.read()
 """
-
-
-def site_datasets(site: Path) -> list[Path]:
-    """Every dataset of the site: the superdataset, the study, its subdatasets, the
-    subjects' datasets in sourcedata."""
-    study = study_path(site)
-    subjects = sorted(p for p in (study / "sourcedata").glob("sub-*") if (p / ".git").exists())
-    return [site / "superdataset", study, study / "sourcedata", study / "restricted", *subjects]
-
-
-def assert_site_clean(site: Path) -> None:
-    """``git status`` clean and ``git annex fsck`` passing in every dataset of the site."""
-    for ds in site_datasets(site):
-        assert git_status(ds) == "", f"{ds} is not clean:\n{git_status(ds)}"
-        if (ds / ".git" / "annex").is_dir():
-            subprocess.run(["git", "annex", "fsck", "--quiet"], cwd=ds, check=True)
 
 
 def _wait_for_text(path: Path, text: str, procs: list[subprocess.Popen[bytes]]) -> None:

@@ -12,9 +12,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_concurrency import assert_site_clean
 
-from conftest import copy_site, dataset_heads, run_killed_at, run_windl, study_path
+from conftest import (
+    assert_site_clean,
+    copy_site,
+    dataset_heads,
+    run_killed_at,
+    run_windl,
+    study_path,
+)
 
 
 def kill_then_complete(site: Path, args: list[str | Path], point: str, tmp: Path) -> None:
@@ -40,19 +46,6 @@ CONVERT_JOBS_POINTS = (
     "job-done",
     "convert-converted",
 )
-
-
-@pytest.fixture(scope="module")
-def two_subjects_template(
-    empty_site_template: Path, tmp_path_factory: pytest.TempPathFactory, data: Path
-) -> Path:
-    """The empty site with one small Siemens series ingested for each of k1 and k2."""
-    root = tmp_path_factory.mktemp("kill-jobs") / "site"
-    shutil.copytree(empty_site_template, root, symlinks=True)
-    series = data / "dcm_qa_nih" / "In" / "20180918Si"
-    for subject, folder in (("k1", "mr_0003"), ("k2", "mr_0004")):
-        run_windl("ingest", "study1", series / folder, "--subject", subject, "--site", root)
-    return root
 
 
 @pytest.mark.parametrize("point", CONVERT_JOBS_POINTS)
