@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+import corpus as public_corpus  # noqa: E402  (benchmarks/corpus.py: public data beyond shared/)
 SHARED_DATA = Path(os.environ.get("WINDL_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 WINDL = [sys.executable, "-m", "windl"]
 
@@ -25,6 +27,23 @@ def data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared test data not found at {SHARED_DATA} (set WINDL_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Callable[[str], Path]:
+    """``corpus(name)``: a public repository of ``benchmarks/corpus.py``, cached outside the repo.
+
+    A test skips, naming the entry, on a machine that can have neither the
+    library's mirror nor a clone of it.
+    """
+
+    def get(name: str) -> Path:
+        path = public_corpus.ensure(name)
+        if path is None:
+            pytest.skip(f"public corpus {name!r} unavailable here (python benchmarks/corpus.py)")
+        return path
+
+    return get
 
 
 def run_windl(
