@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 import corpus as public_corpus  # noqa: E402  (benchmarks/corpus.py: public data beyond shared/)
+
 SHARED_DATA = Path(os.environ.get("WINDL_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 WINDL = [sys.executable, "-m", "windl"]
 
