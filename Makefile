@@ -15,7 +15,7 @@ demo: setup
 
 test: setup
 	.venv/bin/ruff check windl tests benchmarks fuzz
-	.venv/bin/pytest -n 2 $(PYTEST_ARGS)
+	.venv/bin/pytest -n 2 --durations=40 $(PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check windl tests benchmarks fuzz
