@@ -8,7 +8,9 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -210,3 +212,29 @@ def test_command_checker_finds_an_unknown_command_and_option(tmp_path: Path) -> 
         "windl has no command 'ingset'",
         "windl release build has no option --colour",
     ]
+
+
+def _template_keys(path: Path) -> set[str]:
+    """Every table and key of a settings template, the commented-out examples included."""
+    keys: set[str] = set()
+
+    def walk(table: dict[str, Any]) -> None:
+        for key, value in table.items():
+            keys.add(key)
+            if isinstance(value, dict):
+                walk(value)
+
+    text = path.read_text(encoding="utf-8")
+    walk(tomllib.loads(text))
+    keys.update(re.findall(r"^#\s*\[+([a-z_.]+)\]+\s*$", text, re.MULTILINE))
+    keys.update(re.findall(r"^#\s*([a-z_]+)\s*=", text, re.MULTILINE))
+    return {k.rsplit(".", 1)[-1] for k in keys}
+
+
+@pytest.mark.parametrize("template", ["templates/windl.toml", "templates/study/code/study.toml"])
+def test_configuration_reference_names_every_template_key(template: str) -> None:
+    keys = _template_keys(ROOT / template)
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`\[*([a-z_.]+)\]*`", page))
+    named |= {n.rsplit(".", 1)[-1] for n in named}
+    assert keys and sorted(keys - named) == []
