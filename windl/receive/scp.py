@@ -22,7 +22,7 @@ supervising storescp could not keep "durable before acknowledged" and was not ch
 a machine whose disk other processes keep busy, the fsync alone can cost more than
 storescp's whole per-file time (one association: 0.3-0.6x, yet >= 0.81x of storescp plus
 the bare fsyncs); senders using several associations overlap their fsyncs (4 associations:
-0.71-1.23x storescp --fork under the same load). Numbers and runs: README, Performance.
+0.71-1.23x storescp --fork under the same load). Numbers and runs: benchmarks/README.md.
 """
 
 from __future__ import annotations
