@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,23 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from windl import database
 from windl.config import Site
-from windl.portal import accounts, audit, dua, gitserve, markdown, rights, tokens
+from windl.errors import ConfigError
+from windl.portal import accounts, audit, dua, gitserve, markdown, rights, security, tokens
 
 PACKAGE = Path(__file__).resolve().parent
 SESSION_COOKIE = "windl_session"
 CSRF_COOKIE = "windl_csrf"
 CSRF_FIELD = "csrf_token"
+#: set by ``windl serve`` for its workers: the site folder and the address it listens on
+SITE_ENV = "WINDL_PORTAL_SITE"
+LISTEN_URL_ENV = "WINDL_PORTAL_LISTEN_URL"
+#: git's negotiation (wants and haves) of a clone or fetch is far smaller than this
+MAX_UPLOAD_PACK_REQUEST = 16 * 1024 * 1024
+DEFAULT_ANONYMOUS_SEARCHES = 120
 
 
 def portal_engine(site: Site) -> Engine:
@@ -50,20 +59,41 @@ class Portal:
         self.templates = Environment(
             loader=FileSystemLoader(PACKAGE / "templates"),
             autoescape=select_autoescape(["html"]),
+            auto_reload=False,  # the templates are windl's own: no stat() per page
         )
         self.templates.filters["markdown"] = markdown.to_html
+        self.proxies = security.trusted_proxies(site)
+        self.hosts = security.allowed_hosts(site)
+        self.url = security.portal_url(site) or os.environ.get(
+            LISTEN_URL_ENV, "http://localhost:8080"
+        ).rstrip("/")
+        #: nginx's internal location of the stores (``[portal] x_accel_redirect``)
+        self.accel_prefix = str(site.setting("portal", "x_accel_redirect", "")).rstrip("/")
+        self.anonymous_searches = security.RateLimiter(
+            int(
+                site.setting(
+                    "portal", "anonymous_searches_per_minute", DEFAULT_ANONYMOUS_SEARCHES
+                )
+            )
+        )
 
     # ------------------------------------------------------------------ request helpers
-    @staticmethod
-    def remote(request: Request) -> str:
-        return request.client.host if request.client else ""
+    def remote(self, request: Request) -> str:
+        """The client's address (``X-Forwarded-For`` counts only from a trusted proxy)."""
+        peer = request.client.host if request.client else ""
+        return security.client_address(peer, request.headers.get("x-forwarded-for"), self.proxies)
 
-    def base_url(self, request: Request) -> str:
-        return str(self.site.setting("portal", "url") or request.base_url).rstrip("/")
+    def base_url(self, request: Request | None = None) -> str:
+        """The portal's public address: ``[portal] url``, else the address it listens on.
+
+        Never taken from the request: a mailed link must not point wherever a ``Host``
+        header says (host-header poisoning).
+        """
+        return self.url
 
     def secure(self, request: Request) -> bool:
         """Whether cookies get ``Secure``: served over HTTPS, or behind a proxy that is."""
-        return request.url.scheme == "https" or self.base_url(request).startswith("https://")
+        return request.url.scheme == "https" or self.url.startswith("https://")
 
     def user(self, request: Request) -> accounts.User | None:
         """The account of the request's session cookie (None: anonymous or expired)."""
@@ -113,6 +143,11 @@ def create_app(site: Site, engine: Engine | None = None) -> FastAPI:
     portal = Portal(site, engine if engine is not None else portal_engine(site))
     app = FastAPI(title="windl portal", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.portal = portal
+    app.add_middleware(
+        security.HardeningMiddleware,
+        hosts=portal.hosts,
+        https=portal.url.startswith("https://"),
+    )
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
     _account_routes(app, portal)
     _git_routes(app, portal)
@@ -386,6 +421,13 @@ def _git_routes(app: FastAPI, portal: Portal) -> None:
                 remote_addr=portal.remote(request),
                 detail=key,
             )
+        if portal.accel_prefix:
+            # the proxy sends the file itself (sendfile): no byte passes through Python
+            served = gitserve.store_relative(site, scope, path)
+            return Response(
+                media_type="application/octet-stream",
+                headers={"X-Accel-Redirect": f"{portal.accel_prefix}/{scope}/{served}"},
+            )
         return FileResponse(path, media_type="application/octet-stream")
 
     @app.api_route("/git/{study}/{scope}/{path:path}", methods=["GET", "POST"])
@@ -397,13 +439,17 @@ def _git_routes(app: FastAPI, portal: Portal) -> None:
         if not allowed:
             # dumb HTTP, pushing and anything else: not offered (checked after the token,
             # so that nothing is learnt without one)
-            gate(request, study, scope, "clone", f"{study}/{scope}")
+            await run_in_threadpool(gate, request, study, scope, "clone", f"{study}/{scope}")
             raise HTTPException(404, "not offered")
-        repo, decision = gate(request, study, scope, "clone", f"{study}/{scope}")
+        # the database and git work of the gate runs beside the event loop, not in it
+        repo, decision = await run_in_threadpool(
+            gate, request, study, scope, "clone", f"{study}/{scope}"
+        )
         assert decision.user is not None
         if request.method == "GET":
             # one advertisement of git-upload-pack per clone or fetch
-            audit.record(
+            await run_in_threadpool(
+                audit.record,
                 engine,
                 "clone",
                 decision.user.email,
@@ -412,21 +458,76 @@ def _git_routes(app: FastAPI, portal: Portal) -> None:
                 remote_addr=portal.remote(request),
                 detail="git-upload-pack",
             )
+            status, headers, advert = await gitserve.advertisement(
+                repo,
+                {k.lower(): v for k, v in request.headers.items()},
+                decision.user.email,
+                portal.remote(request),
+            )
+            return Response(advert, status_code=status, headers=dict(headers))
         status, headers, body = await gitserve.run_backend(
             repo,
             request.method,
             path,
             request.url.query,
             {k.lower(): v for k, v in request.headers.items()},
-            await request.body(),
+            await _capped_body(request, MAX_UPLOAD_PACK_REQUEST),
             decision.user.email,
             portal.remote(request),
         )
         return StreamingResponse(body, status_code=status, headers=dict(headers))
 
 
-def serve(site: Site, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run the portal with uvicorn until interrupted."""
+async def _capped_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 once it is longer than ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"request body over {limit} bytes")
+    return bytes(body)
+
+
+def worker_app() -> FastAPI:
+    """The application of one ``windl serve --workers N`` worker (the site from the env)."""
+    from windl.config import load_site
+
+    return create_app(load_site(Path(os.environ[SITE_ENV])))
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def serve(site: Site, host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
+    """Run the portal with uvicorn (``workers`` processes) until interrupted.
+
+    Listening beyond this machine needs ``[portal] url``: the address mailed links and
+    clone commands name, and the one host name (with ``allowed_hosts``) requests may use.
+    """
     import uvicorn
 
-    uvicorn.run(create_app(site), host=host, port=port, log_level="info", proxy_headers=False)
+    if host not in LOOPBACK and not security.portal_url(site):
+        raise ConfigError(
+            f"windl serve --host {host} needs [portal] url in windl.toml (the public "
+            "address mailed links use; see docs/guide-maintainer.md#the-portal)",
+            site.root / "windl.toml",
+        )
+    shown = f"[{host}]" if ":" in host else host
+    os.environ[LISTEN_URL_ENV] = f"http://{shown}:{port}"
+    os.environ[SITE_ENV] = str(site.root)
+    portal_engine(site).dispose()  # migrate once, before the workers start
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,  # the audit log records what matters, once
+        "proxy_headers": False,  # X-Forwarded-For is read only from trusted proxies
+        "server_header": False,
+    }
+    if workers > 1:
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(site), **options)

@@ -18,7 +18,7 @@ from windl.catalog.access import Viewer
 from windl.catalog.query import LIST_KEYS, Query, parse_query
 from windl.catalog.search import CatalogNotIndexed, DatasetDetail, dataset_detail, search
 from windl.errors import BadInput
-from windl.portal import accounts, audit, dua, gitserve, rights
+from windl.portal import accounts, audit, dua, gitserve, rights, security
 from windl.portal.app import Portal
 
 PER_PAGE = 20
@@ -62,16 +62,28 @@ def install(app: FastAPI, portal: Portal) -> None:
     """Add the search and dataset pages and the API to ``app``."""
     site, engine = portal.site, portal.engine
 
+    def limit_anonymous(request: Request, user: accounts.User | None, query: Query) -> None:
+        """Anonymous searches (not the bare home page) per address: ``[portal]`` sets how many."""
+        if user is not None or not query.to_text():
+            return
+        if not portal.anonymous_searches.allow(portal.remote(request)):
+            raise HTTPException(
+                429,
+                "too many searches from your address; wait a minute or log in",
+                headers={"Retry-After": "60"},
+            )
+
     def run_search(request: Request, user: accounts.User | None) -> tuple[Query, Any]:
         params = dict(request.query_params)
         query = _query(params)
+        limit_anonymous(request, user, query)
         page = search(engine, query, viewer_of(user), page=_page_number(params), per_page=PER_PAGE)
         if query.to_text():
             audit.record(
                 engine,
                 "search",
                 user.email if user else "",
-                target=query.to_text(),
+                target=security.capped(query.to_text()),
                 remote_addr=portal.remote(request),
                 detail=f"{page.total} results",
             )
@@ -188,6 +200,7 @@ def install(app: FastAPI, portal: Portal) -> None:
         try:
             per_page = int(params.get("per_page", PER_PAGE))
             query = _query(params)
+            limit_anonymous(request, user, query)
             page = search(
                 engine, query, viewer_of(user), page=_page_number(params), per_page=per_page
             )
@@ -199,7 +212,7 @@ def install(app: FastAPI, portal: Portal) -> None:
             engine,
             "search",
             user.email if user else "",
-            target=query.to_text(),
+            target=security.capped(query.to_text()),
             remote_addr=portal.remote(request),
             detail=f"api, {page.total} results",
         )
