@@ -153,7 +153,7 @@ def test_v2_registering_a_taken_address_looks_the_same_and_tells_its_owner(
     (confirmation,) = _mails_to(root, "newcomer@uni.org")
     assert "/confirm/" in confirmation
     to_owner = _mails_to(root, "owner@uni.org")
-    assert sum("has an account already" in m for m in to_owner) == 1
+    assert sum("Subject: Registration with your address" in m for m in to_owner) == 1
     assert sum("/confirm/" in m for m in to_owner) == 1  # the invitation, no new link
 
 
@@ -321,7 +321,7 @@ def test_v7_anonymous_searches_are_rate_limited_and_logged_capped(
     secured: tuple[Path, str],
 ) -> None:
     root, url = secured
-    long_query = "rest " + "x" * 5000
+    long_query = "rest " + "x" * 1500  # within the parser's 2,000 characters
     with _client(url, "192.0.2.99") as client:
         answers = [client.get("/search", params={"q": long_query}).status_code for _ in range(7)]
     assert answers[:5] == [200] * 5 and answers[5:] == [429, 429]

@@ -70,11 +70,7 @@ class Portal:
         #: nginx's internal location of the stores (``[portal] x_accel_redirect``)
         self.accel_prefix = str(site.setting("portal", "x_accel_redirect", "")).rstrip("/")
         self.anonymous_searches = security.RateLimiter(
-            int(
-                site.setting(
-                    "portal", "anonymous_searches_per_minute", DEFAULT_ANONYMOUS_SEARCHES
-                )
-            )
+            int(site.setting("portal", "anonymous_searches_per_minute", DEFAULT_ANONYMOUS_SEARCHES))
         )
 
     # ------------------------------------------------------------------ request helpers
@@ -104,7 +100,8 @@ class Portal:
     ) -> HTMLResponse:
         """A page, with the CSRF cookie set when the browser has none yet."""
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-        context.setdefault("user", self.user(request))
+        if "user" not in context:
+            context["user"] = self.user(request)
         html = self.templates.get_template(name).render(
             request=request,
             csrf=csrf,

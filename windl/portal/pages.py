@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from windl.catalog.access import Viewer
 from windl.catalog.query import LIST_KEYS, Query, parse_query
-from windl.catalog.search import CatalogNotIndexed, DatasetDetail, dataset_detail, search
+from windl.catalog.search import CatalogNotIndexed, DatasetDetail, SearchCache, dataset_detail
 from windl.errors import BadInput
 from windl.portal import accounts, audit, dua, gitserve, rights, security
 from windl.portal.app import Portal
@@ -61,6 +61,7 @@ def citation(detail: DatasetDetail, base_url: str) -> str:
 def install(app: FastAPI, portal: Portal) -> None:
     """Add the search and dataset pages and the API to ``app``."""
     site, engine = portal.site, portal.engine
+    searches = SearchCache()
 
     def limit_anonymous(request: Request, user: accounts.User | None, query: Query) -> None:
         """Anonymous searches (not the bare home page) per address: ``[portal]`` sets how many."""
@@ -77,7 +78,9 @@ def install(app: FastAPI, portal: Portal) -> None:
         params = dict(request.query_params)
         query = _query(params)
         limit_anonymous(request, user, query)
-        page = search(engine, query, viewer_of(user), page=_page_number(params), per_page=PER_PAGE)
+        page = searches.search(
+            engine, query, viewer_of(user), page=_page_number(params), per_page=PER_PAGE
+        )
         if query.to_text():
             audit.record(
                 engine,
@@ -201,7 +204,7 @@ def install(app: FastAPI, portal: Portal) -> None:
             per_page = int(params.get("per_page", PER_PAGE))
             query = _query(params)
             limit_anonymous(request, user, query)
-            page = search(
+            page = searches.search(
                 engine, query, viewer_of(user), page=_page_number(params), per_page=per_page
             )
         except CatalogNotIndexed as exc:
