@@ -298,7 +298,8 @@ def clones(root: Path, url: str, plan: dict[str, Any], count: int, scratch: Path
     start = time.perf_counter()
     for n in range(count):
         home = scratch / f"user{n}"
-        env = datalad_user(home, url, portal_account(root, f"cloner{n}@bench.org"))
+        email = f"cloner{n}-{os.getpid()}-{time.monotonic_ns()}@bench.org"
+        env = datalad_user(home, url, portal_account(root, email))
         script = (
             f"datalad clone {url}/git/{plan['study']}/{plan['scope']} copy && "
             "cd copy && datalad get -J 2 ."
@@ -340,7 +341,7 @@ def _plan(root: Path, url: str) -> dict[str, Any]:
     from conftest import portal_account
 
     study, scope, repo = _published(root)
-    token = portal_account(root, "bench@bench.org")
+    token = portal_account(root, f"bench-{os.getpid()}-{time.monotonic_ns()}@bench.org")
     found = httpx.get(
         f"{url}/api/search", params={"q": ""}, headers={"Authorization": f"Bearer {token}"}
     ).json()

@@ -66,6 +66,9 @@ def engine_for_url(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             _private_file(Path(parsed.database))
         kwargs["connect_args"] = {"timeout": 30}
+        # as many pooled connections as the portal has threads: no reconnects under load
+        kwargs["pool_size"] = 40
+        kwargs["max_overflow"] = 10
     else:
         kwargs["pool_pre_ping"] = True
     engine = sa.create_engine(url, **kwargs)
