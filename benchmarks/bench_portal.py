@@ -170,7 +170,9 @@ def _annex_object(repo: Path) -> tuple[str, bytes]:
     )
     if not objects:
         raise SystemExit(f"no annexed objects in {repo}")
-    path = objects[len(objects) // 2]
+    # the smallest: what is timed is the portal's work per request (the token check, the
+    # audit entry, the hand-over), not how fast one Python client reads megabytes
+    path = objects[0]
     relative = path.relative_to(repo)
     return "/".join(relative.parts), path.read_bytes()
 
@@ -220,14 +222,14 @@ async def _client(
             {"Authorization": auth, "Git-Protocol": "version=2"},
         ),
         "annex-get": (
-            f"/git/{plan['study']}/{plan['scope']}/{plan['object']}",
+            plan.get("object_url", f"/git/{plan['study']}/{plan['scope']}/{plan['object']}"),
             {"Authorization": auth},
         ),
     }
     async with httpx.AsyncClient(base_url=url, headers=forwarded, timeout=60) as client:
         turn = number
         while time.monotonic() < stop:
-            kind = KINDS[turn % len(KINDS)]
+            kind = plan["mix"][turn % len(plan["mix"])]
             turn += 1
             path, headers = paths[kind]
             start = time.perf_counter()
@@ -278,7 +280,7 @@ def load(url: str, pid: int, plan: dict[str, Any], clients: int, seconds: float)
                 "p95_ms": round(1000 * _percentile(timings[kind], 0.95), 1),
                 "p99_ms": round(1000 * _percentile(timings[kind], 0.99), 1),
             }
-            for kind in KINDS
+            for kind in plan["mix"]
         },
     }
     return result
@@ -348,6 +350,8 @@ def _plan(root: Path, url: str) -> dict[str, Any]:
     external = [r["id"] for r in found["results"] if r.get("scope") == "external"]
     obj, data = _annex_object(repo)
     return {
+        "repo": str(repo),
+        "mix": KINDS,
         "study": study,
         "scope": scope,
         "token": token,
@@ -356,6 +360,34 @@ def _plan(root: Path, url: str) -> dict[str, Any]:
         "object_bytes": data,
         "object_sha256": hashlib.sha256(data).hexdigest(),
     }
+
+
+def against_nginx(root: Path, upstream: str, pid: int, plan: dict[str, Any], args: Any) -> dict:
+    """annex-get three ways: nginx alone (the floor), nginx + the portal, the portal alone."""
+    from windl.config import load_site
+    from windl.share.publish import store_path
+
+    from conftest import nginx_proxy
+
+    site = load_site(root)
+    stores = {scope: store_path(site, scope).resolve() for scope in ("members", "external")}
+    public = f"        location /bare/ {{ alias {stores[plan['scope']]}/; }}"
+    repo = Path(plan["repo"]).resolve().relative_to(stores[plan["scope"]])
+    only_get = {**plan, "mix": ("annex-get",)}
+    out: dict[str, Any] = {}
+    with nginx_proxy(upstream, root.parent / "nginx", stores, extra_locations=public) as nginx:
+        bare = {**only_get, "object_url": f"/bare/{repo}/{plan['object']}"}
+        for name, url, kind_plan in (
+            ("nginx alone", nginx, bare),
+            ("nginx + portal (X-Accel-Redirect)", nginx, only_get),
+            ("portal alone", upstream, only_get),
+        ):
+            result = load(url, pid, kind_plan, args.clients, args.seconds / 2)
+            out[name] = {k: result[k] for k in ("requests_per_s", "errors", "p50_ms", "p95_ms")}
+    floor = out["nginx alone"]["requests_per_s"]
+    for values in out.values():
+        values["ratio_of_requests_per_s"] = round(floor / max(values["requests_per_s"], 0.1), 2)
+    return out
 
 
 def bench_backend(
@@ -368,6 +400,8 @@ def bench_backend(
         load(url, pid, plan, clients=len(KINDS), seconds=2)
         result = load(url, pid, plan, args.clients, args.seconds)
         result["clone_get"] = clones(root, url, plan, args.clones, scratch / "clones")
+        if args.nginx:
+            result["annex_get_vs_nginx"] = against_nginx(root, url, pid, plan, args)
     return result
 
 
@@ -378,6 +412,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clones", type=int, default=10)
+    parser.add_argument(
+        "--no-nginx", dest="nginx", action="store_false", help="skip the nginx comparison"
+    )
     parser.add_argument("--backend", action="append", choices=("sqlite", "postgresql"))
     parser.add_argument("--tmpdir", type=Path)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "portal.json")

@@ -588,7 +588,11 @@ def portal_server(site: Path, *extra: str) -> Iterator[str]:
 
 @contextmanager
 def nginx_proxy(
-    upstream: str, workdir: Path, stores: dict[str, Path], port: int | None = None
+    upstream: str,
+    workdir: Path,
+    stores: dict[str, Path],
+    port: int | None = None,
+    extra_locations: str = "",
 ) -> Iterator[str]:
     """A real nginx on a free port in front of ``upstream``; yields its base URL.
 
@@ -632,6 +636,7 @@ http {{
             proxy_read_timeout 600s;
         }}
 {internal}
+{extra_locations}
     }}
 }}
 """
