@@ -19,7 +19,8 @@ import pytest
 
 from windl.config import load_site
 from windl.portal import accounts, audit
-from windl.portal.app import MAX_UPLOAD_PACK_REQUEST, portal_engine
+from windl.portal.app import portal_engine
+from windl.portal.routes.git import MAX_UPLOAD_PACK_REQUEST
 from windl.portal.security import AUDIT_TEXT_LIMIT, CONTENT_SECURITY_POLICY
 
 from conftest import (
