@@ -15,6 +15,8 @@ command -v gpg >/dev/null || need_apt+=(gnupg)   # encrypted stores of the indiv
 # the portal's and reports' tests drive Debian's headless Chromium (Playwright, executablePath)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v storescu >/dev/null || need_apt+=(dcmtk)   # receive tests' sender, benchmark baseline
+# the portal's production set-up is tested behind a real nginx (X-Accel-Redirect, proxy headers)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 # release builds and the audit OCR images that may carry burned-in text (windl.deid.pixels)
 command -v tesseract >/dev/null || need_apt+=(tesseract-ocr tesseract-ocr-eng)
 # `convert --executor slurm` is tested on a real single-node Slurm (started by the tests)

@@ -554,7 +554,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def portal_server(site: Path) -> Iterator[str]:
+def portal_server(site: Path, *extra: str) -> Iterator[str]:
     """``windl serve`` on a free port in a child process; yields its base URL."""
     import socket
     import time
@@ -563,7 +563,7 @@ def portal_server(site: Path) -> Iterator[str]:
     log = site.parent / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*WINDL, "serve", "--port", str(port), "--site", str(site)],
+            [*WINDL, "serve", "--port", str(port), "--site", str(site), *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -584,6 +584,108 @@ def portal_server(site: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def nginx_proxy(
+    upstream: str,
+    workdir: Path,
+    stores: dict[str, Path],
+    port: int | None = None,
+    extra_locations: str = "",
+) -> Iterator[str]:
+    """A real nginx on a free port in front of ``upstream``; yields its base URL.
+
+    As the maintainer guide configures it: ``X-Forwarded-For`` set, no buffering, and one
+    internal location per scope's store for the portal's ``X-Accel-Redirect``.
+    """
+    import socket
+    import time
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    internal = "\n".join(
+        f"        location /_windl_stores/{scope}/ {{ internal; alias {path}/; }}"
+        for scope, path in stores.items()
+    )
+    # as root, workers that stay root can read the test's private temporary folders
+    user = "user root;" if os.geteuid() == 0 else ""
+    (workdir / "nginx.conf").write_text(
+        f"""{user}
+daemon off;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log {workdir}/access.log;
+    client_body_temp_path {workdir}/body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 16m;
+        location / {{
+            proxy_pass {upstream};
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_buffering off;
+            proxy_read_timeout 600s;
+        }}
+{internal}
+{extra_locations}
+    }}
+}}
+"""
+    )
+    proc = subprocess.Popen(
+        [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # its errors go to error.log
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = workdir / "error.log"
+                pytest.fail(f"nginx did not start: {log.read_text() if log.exists() else ''}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+PORTAL_PASSWORD = "correct horse battery"
+
+
+def portal_account(root: Path, email: str, role: str = "external", accept_dua: bool = True) -> str:
+    """An account with a confirmed address (and the current DUA accepted); its new token."""
+    import re
+
+    from windl.config import load_site
+    from windl.portal import accounts, dua, tokens
+    from windl.portal.app import portal_engine
+
+    site = load_site(root)
+    engine = portal_engine(site)
+    accounts.invite(site, engine, email, role, "http://portal")
+    mails = [m.read_text() for m in (root / "portal" / "outbox").glob("*.eml")]
+    (secret,) = {re.search(r"/confirm/(\S+)", m).group(1) for m in mails if f"To: {email}" in m}
+    user = accounts.confirm(site, engine, secret, "127.0.0.1", PORTAL_PASSWORD)
+    if accept_dua:
+        dua.accept(engine, user.id, email, dua.current(site).version, "127.0.0.1")
+    return tokens.create(engine, user, "test", "127.0.0.1")
 
 
 def datalad_user(home: Path, base_url: str, token: str | None) -> dict[str, str]:

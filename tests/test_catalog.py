@@ -492,3 +492,24 @@ def test_an_upgraded_catalog_is_emptied_and_search_asks_for_a_new_index(
     migrate(engine, "catalog")  # idempotent
     with engine.connect() as connection, pytest.raises(CatalogNotIndexed, match="never indexed"):
         require_indexed(connection)
+
+
+def test_cached_searches_follow_every_change_of_the_catalog(
+    release_site: Path, database_url: str
+) -> None:
+    import shutil
+
+    from windl.catalog.search import SearchCache
+
+    _index(release_site, database_url)
+    engine = engine_for_url(database_url)
+    cache = SearchCache()
+    first = cache.search(engine, Query(), OPERATOR)
+    assert cache.search(engine, Query(), OPERATOR) is first  # unchanged catalog: kept
+    assert _ids(first) == ["study1", "study1/external", "study1/members"]
+    shutil.rmtree(release_dir(release_site, "members"))
+    assert _index(release_site, database_url).removed == ["study1/members"]
+    after = cache.search(engine, Query(), OPERATOR)
+    assert after is not first and _ids(after) == ["study1", "study1/external"]
+    # another viewer is another answer, never the operator's
+    assert _ids(cache.search(engine, Query(), EXTERNAL)) == _ids(search(engine, Query(), EXTERNAL))

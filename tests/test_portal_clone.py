@@ -7,7 +7,6 @@ credential helper, nothing but HTTP to the portal (see :func:`conftest.datalad_u
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from windl.config import load_site
-from windl.portal import accounts, audit, dua, tokens
+from windl.portal import accounts, audit, tokens
 from windl.portal.app import portal_engine
 
 from conftest import (
@@ -24,12 +23,11 @@ from conftest import (
     copy_site,
     datalad_user,
     only_match,
+    portal_account,
     portal_server,
     release_dir,
     sha256_of,
 )
-
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
@@ -40,19 +38,6 @@ def portal(
     root = copy_site(published_site_template, tmp_path_factory.mktemp("portal") / "site")
     with portal_server(root) as url:
         yield root, url
-
-
-def _account(root: Path, email: str, role: str = "external", accept_dua: bool = True) -> str:
-    """An account with a confirmed address (and the current DUA accepted); its new token."""
-    site = load_site(root)
-    engine = portal_engine(site)
-    accounts.invite(site, engine, email, role, "http://portal")
-    mails = [m.read_text() for m in (root / "portal" / "outbox").glob("*.eml")]
-    (secret,) = {re.search(r"/confirm/(\S+)", m).group(1) for m in mails if f"To: {email}" in m}
-    user = accounts.confirm(site, engine, secret, "127.0.0.1", PASSWORD)
-    if accept_dua:
-        dua.accept(engine, user.id, email, dua.current(site).version, "127.0.0.1")
-    return tokens.create(engine, user, "test", "127.0.0.1")
 
 
 def _datalad(*args: str | Path, cwd: Path, env: dict[str, str], check: bool = True):
@@ -80,7 +65,7 @@ def test_clone_and_get_with_a_token_give_the_release_files(
     portal: tuple[Path, str], tmp_path: Path
 ) -> None:
     root, url = portal
-    token = _account(root, "reader@uni.org")
+    token = portal_account(root, "reader@uni.org")
     env = datalad_user(tmp_path / "home", url, token)
     _datalad("clone", f"{url}/git/study1/external", "copy", cwd=tmp_path, env=env)
     copy = tmp_path / "copy"
@@ -122,7 +107,7 @@ def test_clone_before_accepting_the_current_dua_is_refused(
     portal: tuple[Path, str], tmp_path: Path
 ) -> None:
     root, url = portal
-    token = _account(root, "hasty@uni.org", accept_dua=False)
+    token = portal_account(root, "hasty@uni.org", accept_dua=False)
     env = datalad_user(tmp_path / "home", url, token)
     proc = _datalad(
         "clone", f"{url}/git/study1/external", "copy", cwd=tmp_path, env=env, check=False
@@ -137,7 +122,7 @@ def test_a_revoked_token_can_neither_get_nor_clone(
     portal: tuple[Path, str], tmp_path: Path
 ) -> None:
     root, url = portal
-    token = _account(root, "leaver@uni.org")
+    token = portal_account(root, "leaver@uni.org")
     env = datalad_user(tmp_path / "home", url, token)
     _datalad("clone", f"{url}/git/study1/external", "copy", cwd=tmp_path, env=env)
     site = load_site(root)
@@ -162,7 +147,9 @@ def test_members_release_clones_with_a_members_token_and_is_absent_for_others(
     portal: tuple[Path, str], tmp_path: Path
 ) -> None:
     root, url = portal
-    member = datalad_user(tmp_path / "member", url, _account(root, "lab@centre.org", "member"))
+    member = datalad_user(
+        tmp_path / "member", url, portal_account(root, "lab@centre.org", "member")
+    )
     source = f"{url}/git/{MEMBERS_ONLY_STUDY}/members"
     _datalad("clone", source, "copy", cwd=tmp_path, env=member)
     copy = tmp_path / "copy"
@@ -170,7 +157,7 @@ def test_members_release_clones_with_a_members_token_and_is_absent_for_others(
     _datalad("get", eeg, cwd=copy, env=member)
     release = root / "superdataset" / "releases" / MEMBERS_ONLY_STUDY / "members"
     assert sha256_of(eeg) == sha256_of(only_match(release, "sub-*/eeg/*_eeg.eeg"))
-    external = datalad_user(tmp_path / "ext", url, _account(root, "visitor@uni.org"))
+    external = datalad_user(tmp_path / "ext", url, portal_account(root, "visitor@uni.org"))
     for target in (source, f"{url}/git/study1/members", f"{url}/git/nosuchstudy/external"):
         proc = _datalad("clone", target, "x", cwd=tmp_path, env=external, check=False)
         assert proc.returncode != 0 and ("404" in proc.stderr or "not found" in proc.stderr)
@@ -180,8 +167,8 @@ def test_members_only_study_is_invisible_to_external_users(
     portal: tuple[Path, str], tmp_path: Path
 ) -> None:
     root, url = portal
-    external = _account(root, "curious@uni.org")
-    member = _account(root, "staff@centre.org", "member")
+    external = portal_account(root, "curious@uni.org")
+    member = portal_account(root, "staff@centre.org", "member")
 
     def get(path: str, token: str | None) -> tuple[int, str]:
         request = urllib.request.Request(f"{url}{path}")

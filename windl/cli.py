@@ -1030,12 +1030,19 @@ def search_cmd(
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes (production: about one per core, behind nginx).",
+)
 @site_option
-def serve_cmd(host: str, port: int, site_dir: Path | None) -> None:
+def serve_cmd(host: str, port: int, workers: int, site_dir: Path | None) -> None:
     """Run the web portal and HTTP API (token-gated clone/get under /git/STUDY/SCOPE)."""
     from windl.portal.app import serve
 
-    serve(_site(site_dir), host=host, port=port)
+    serve(_site(site_dir), host=host, port=port, workers=workers)
 
 
 @main.group()

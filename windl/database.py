@@ -64,8 +64,11 @@ def engine_for_url(url: str) -> Engine:
     kwargs: dict[str, Any] = {"future": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         kwargs["connect_args"] = {"timeout": 30}
+        # as many pooled connections as the portal has threads: no reconnects under load
+        kwargs["pool_size"] = 40
+        kwargs["max_overflow"] = 10
     else:
         kwargs["pool_pre_ping"] = True
     engine = sa.create_engine(url, **kwargs)
@@ -73,6 +76,17 @@ def engine_for_url(url: str) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     _engines[url] = engine
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (SQLite gives its WAL the same mode).
+
+    The database holds password hashes, token hashes and the audit log.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+        path.chmod(0o600)
 
 
 def engine(site: Site) -> Engine:
@@ -84,6 +98,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL: the portal reads while `catalog index` writes; concurrent readers never block
     cursor.execute("PRAGMA journal_mode=WAL")
+    # in WAL, NORMAL syncs at checkpoints, not at every commit: a crash of windl loses
+    # nothing; a power cut can lose the last commits, never the database's consistency
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

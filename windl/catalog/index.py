@@ -147,6 +147,7 @@ def index_site(
         if known.get(source.id) != fingerprint:
             with engine.begin() as connection:
                 read, files = _reindex(connection, site, source, fingerprint, head, tags)
+                bump_generation(connection)
             result.read.append(source.id)
             result.versions_read += read
             result.files += files
@@ -159,6 +160,7 @@ def index_site(
                         sa.insert(grants_t),
                         [{"dataset_id": source.id, "person": p} for p in sorted(wanted)],
                     )
+                bump_generation(connection)
             result.grants_changed.append(source.id)
         if progress is not None:
             progress("catalog index", done, len(sources))
@@ -170,9 +172,15 @@ def index_site(
             )
             connection.execute(sa.delete(grants_t).where(grants_t.c.dataset_id.in_(gone)))
             connection.execute(sa.delete(datasets_t).where(datasets_t.c.id.in_(gone)))
+            bump_generation(connection)
         result.removed = gone
         if result.changed or indexed_before is None:
             _set_meta(connection, "indexed_at", _now())
+        has_generation = connection.execute(
+            sa.select(meta_t.c.value).where(meta_t.c.key == GENERATION)
+        ).scalar()
+        if has_generation is None:  # a catalog indexed before generations were counted
+            bump_generation(connection)
     return result
 
 
@@ -185,6 +193,21 @@ def _delete_versions(connection: Connection, ids: Any) -> None:
     for table in (files_t, terms_t, entries_t):
         connection.execute(sa.delete(table).where(table.c.version_id.in_(ids)))
     connection.execute(sa.delete(versions_t).where(versions_t.c.id.in_(ids)))
+
+
+GENERATION = "generation"
+
+
+def bump_generation(connection: Connection) -> None:
+    """Count one more change of the catalog, in the transaction that makes it.
+
+    Readers that keep answers (the portal's search cache) key them on this number, so
+    they never serve an answer older than the data it was computed from.
+    """
+    current = connection.execute(
+        sa.select(meta_t.c.value).where(meta_t.c.key == GENERATION)
+    ).scalar()
+    _set_meta(connection, GENERATION, str(int(current or 0) + 1))
 
 
 def _set_meta(connection: Connection, key: str, value: str) -> None:

@@ -13,7 +13,8 @@ both match every word as a prefix.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -547,6 +548,46 @@ def _files(
         per_page=per_page,
         files=[{**r._mapping, "annexed": bool(r.annexed)} for r in rows],
     )
+
+
+class SearchCache:
+    """Answers of :func:`search`, kept while the catalog's generation is unchanged.
+
+    Many people ask the same few searches (the portal's home page is one); one small
+    query for the generation replaces the search's and the facets' queries. Each process
+    (portal worker) keeps its own.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], SearchPage] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def search(
+        self, engine: Engine, query: Query, viewer: Viewer, page: int = 1, per_page: int = 20
+    ) -> SearchPage:
+        """:func:`search`, from the cache when the catalog has not changed since."""
+        try:
+            with engine.connect() as connection:
+                generation = connection.execute(
+                    sa.select(meta_t.c.value).where(meta_t.c.key == "generation")
+                ).scalar()
+        except sa.exc.DBAPIError:
+            generation = None  # no catalog tables yet: search() says so
+        if generation is None:
+            return search(engine, query, viewer, page=page, per_page=per_page)
+        key = (str(engine.url), generation, query, viewer, page, per_page)
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        answer = search(engine, query, viewer, page=page, per_page=per_page)
+        with self._lock:
+            self._items[key] = answer
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return answer
 
 
 def search_site(

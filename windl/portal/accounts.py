@@ -12,7 +12,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -27,9 +27,11 @@ from windl.portal.tables import ROLES, audit_log, sessions, users
 EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 MIN_PASSWORD = 10
 DEFAULT_SESSION_HOURS = 8
-#: failed logins per address (or per remote address) within LOCKOUT before logins pause
+#: failed logins of one account from one address before its logins from there pause
 DEFAULT_MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
+MAX_LOCKOUT = timedelta(hours=24)
+RATE_LIMITED = "rate limited"
 
 _hasher = PasswordHasher()
 # verified against when the address is unknown, so an unknown address costs as much time
@@ -114,22 +116,39 @@ def register(
     email = normalise_email(email)
     _check_password(password)
     secret = secrets.token_urlsafe(32)
+    # hashed whether or not the address is taken: the answer takes as long either way
+    hashed = _hasher.hash(password)
     with engine.begin() as connection:
         taken = connection.execute(sa.select(users.c.id).where(users.c.email == email)).first()
-        if taken:
-            audit.record(connection, "register", email, detail="address taken", remote_addr=remote)
-            return
-        connection.execute(
-            users.insert().values(
-                email=email,
-                name=name.strip()[:200],
-                role="external",
-                password_hash=_hasher.hash(password),
-                confirm_hash=digest(secret),
-                created_at=audit.now(),
+        if not taken:
+            connection.execute(
+                users.insert().values(
+                    email=email,
+                    name=name.strip()[:200],
+                    role="external",
+                    password_hash=hashed,
+                    confirm_hash=digest(secret),
+                    created_at=audit.now(),
+                )
             )
+        audit.record(
+            connection,
+            "register",
+            email,
+            detail="address taken" if taken else "",
+            remote_addr=remote,
         )
-        audit.record(connection, "register", email, remote_addr=remote)
+    if taken:
+        # the owner learns of the attempt; the visitor sees the same page as for a new one
+        mailer.send(
+            site,
+            email,
+            "Registration with your address at the windl portal",
+            "Somebody tried to register a new account with this address, which has an "
+            "account already. If it was you, log in or ask the operators for a new "
+            "password; otherwise ignore this message.\n",
+        )
+        return
     mailer.send(
         site,
         email,
@@ -210,18 +229,38 @@ def confirm(
     return user
 
 
-def _recent_failures(engine: Engine, email: str, remote: str) -> int:
-    since = audit.now() - LOCKOUT
+def _failures(engine: Engine, email: str, remote: str) -> list[datetime]:
+    """When logins of this account from this address failed lately (not counting refusals)."""
+    since = audit.now() - MAX_LOCKOUT
     with engine.connect() as connection:
-        return connection.execute(
-            sa.select(sa.func.count())
-            .select_from(audit_log)
+        rows = connection.execute(
+            sa.select(audit_log.c.at)
             .where(
                 audit_log.c.event == "login-failed",
                 audit_log.c.at >= since,
-                sa.or_(audit_log.c.actor == email, audit_log.c.remote_addr == remote),
+                audit_log.c.actor == email,
+                audit_log.c.remote_addr == remote,
+                audit_log.c.detail != RATE_LIMITED,
             )
-        ).scalar_one()
+            .order_by(audit_log.c.id)
+        ).scalars()
+        return [audit.as_utc(at) for at in rows]
+
+
+def locked_until(failures: list[datetime], limit: int) -> datetime | None:
+    """The end of the lock these failures earn: none below ``limit``, then doubling.
+
+    The ``limit``-th failure locks for :data:`LOCKOUT`, each one after it (possible only
+    once a lock has run out) for twice as long as the one before, up to
+    :data:`MAX_LOCKOUT`. Failures older than the lock they earned no longer count, so an
+    account that is left alone is free again.
+    """
+    recent = [at for at in failures if at > audit.now() - MAX_LOCKOUT]
+    if len(recent) < limit:
+        return None
+    extra = len(recent) - limit
+    lock = min(LOCKOUT * (2**extra) if extra < 16 else MAX_LOCKOUT, MAX_LOCKOUT)
+    return recent[-1] + lock
 
 
 def authenticate(site: Site, engine: Engine, email: str, password: str, remote: str) -> User:
@@ -230,16 +269,21 @@ def authenticate(site: Site, engine: Engine, email: str, password: str, remote: 
     Raises
     ------
     TooManyAttempts
-        After ``[portal] max_failed_logins`` (default 5) failures for the address or from
-        the remote address within 15 minutes; the password is not even checked then.
+        After ``[portal] max_failed_logins`` (default 5) failures of this account from this
+        remote address: logins of that pair pause for 15 minutes, doubling with each
+        further failure (the password is not even checked meanwhile). Refused attempts do
+        not lengthen the lock, and other addresses (other people behind the same proxy, or
+        the owner elsewhere) are not locked out.
     LoginFailed
         Unknown address, wrong password or unconfirmed account (one message for all).
     """
     email = email.strip().lower()
     limit = int(site.setting("portal", "max_failed_logins", DEFAULT_MAX_FAILURES))
-    if _recent_failures(engine, email, remote) >= limit:
-        audit.record(engine, "login-failed", email, remote_addr=remote, detail="rate limited")
-        raise TooManyAttempts("too many failed logins; try again in 15 minutes")
+    until = locked_until(_failures(engine, email, remote), limit)
+    if until is not None and until > audit.now():
+        audit.record(engine, "login-failed", email, remote_addr=remote, detail=RATE_LIMITED)
+        minutes = max(1, round((until - audit.now()).total_seconds() / 60))
+        raise TooManyAttempts(f"too many failed logins; try again in {minutes} minutes")
     with engine.connect() as connection:
         row = connection.execute(sa.select(users).where(users.c.email == email)).first()
     stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH

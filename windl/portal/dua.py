@@ -57,10 +57,27 @@ def versions(site: Site) -> list[str]:
     return sorted(found, key=_version_key)
 
 
+_current: dict[Path, tuple[int, Agreement]] = {}
+
+
 def current(site: Site) -> Agreement:
-    """The newest DUA version and its text."""
+    """The newest DUA version and its text (read again only when the folder changes).
+
+    A new version is a new file, which changes the folder's modification time; an edit
+    of a published version's text in place is not a new version and is not looked for.
+    """
+    folder = dua_dir(site)
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except FileNotFoundError:
+        stamp = -1
+    cached = _current.get(folder)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
     version = versions(site)[-1]
-    return Agreement(version, (dua_dir(site) / f"{version}.md").read_text(encoding="utf-8"))
+    agreement = Agreement(version, (folder / f"{version}.md").read_text(encoding="utf-8"))
+    _current[folder] = (stamp, agreement)
+    return agreement
 
 
 def accept(engine: Engine, user_id: int, actor: str, version: str, remote_addr: str) -> bool:

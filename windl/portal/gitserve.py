@@ -23,8 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Hashable
 from pathlib import Path
+from typing import TypeVar
 
 from windl import datasets
 from windl.config import Site
@@ -33,6 +36,60 @@ from windl.share.publish import RIA_SCOPES, ria_alias, store_path
 _HASHDIR = re.compile(r"^[0-9a-zA-Z]{2,3}$")
 # git-annex keys of releases: BACKEND-sSIZE--HASH.ext (no slash, no leading dot)
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,+=~-]*$")
+
+
+T = TypeVar("T")
+
+
+class _StateCache:
+    """Answers about store repositories, kept while the repository's state is unchanged.
+
+    The state is the modification times of what ``windl publish`` changes (the refs, the
+    packed refs, the config): a publish makes every earlier answer stale, and nothing
+    else writes to a store. This spares a git process per clone, page and config request.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, tuple[tuple[int, ...], object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def state(repo: Path) -> tuple[int, ...]:
+        stamps = []
+        for part in ("packed-refs", "refs/tags", "refs/heads", "HEAD", "config"):
+            try:
+                stamps.append((repo / part).stat().st_mtime_ns)
+            except FileNotFoundError:
+                stamps.append(0)
+        return tuple(stamps)
+
+    def peek(self, key: Hashable, state: tuple[int, ...]) -> tuple[bool, object]:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None and found[0] == state:
+                self._items.move_to_end(key)
+                return True, found[1]
+        return False, None
+
+    def put(self, key: Hashable, state: tuple[int, ...], value: object) -> None:
+        with self._lock:
+            self._items[key] = (state, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, repo: Path, key: Hashable, compute: Callable[[], T]) -> T:
+        state = self.state(repo)
+        hit, value = self.peek(key, state)
+        if hit:
+            return value  # type: ignore[return-value]
+        computed = compute()
+        self.put(key, state, computed)
+        return computed
+
+
+_cache = _StateCache()
 
 
 def published_repo(site: Site, study: str, scope: str) -> Path | None:
@@ -48,25 +105,37 @@ def published_repo(site: Site, study: str, scope: str) -> Path | None:
 
 def served_config(repo: Path) -> bytes:
     """The git config git-annex reads from the HTTP remote: bare, with the store's UUID."""
-    lines = ["[core]", "\tbare = true"]
-    uuid = datasets.config_value(repo, "datalad.ora-remote.uuid")
-    if uuid:
-        lines += ["[annex]", f"\tuuid = {uuid}"]
-    return ("\n".join(lines) + "\n").encode()
+
+    def compute() -> bytes:
+        lines = ["[core]", "\tbare = true"]
+        uuid = datasets.config_value(repo, "datalad.ora-remote.uuid")
+        if uuid:
+            lines += ["[annex]", f"\tuuid = {uuid}"]
+        return ("\n".join(lines) + "\n").encode()
+
+    return _cache.get(repo, (repo, "config"), compute)
 
 
 def newest_version(repo: Path) -> str:
     """The newest published version tag (``vX.Y.Z``) of a store repository ("" if none)."""
-    found = datasets.git(repo, "tag", "--list", "v*", "--sort=-v:refname").split()
-    return found[0] if found else ""
+
+    def compute() -> str:
+        found = datasets.git(repo, "tag", "--list", "v*", "--sort=-v:refname").split()
+        return found[0] if found else ""
+
+    return _cache.get(repo, (repo, "newest"), compute)
 
 
 def published_text(repo: Path, tag: str | None, path: str) -> str | None:
     """A text file of a published version (``tag``) in the store, or None."""
     if not tag:
         return None
-    proc = datasets.run_tool(["git", "-C", str(repo), "show", f"{tag}:{path}"], check=False)
-    return proc.stdout if proc.returncode == 0 else None
+
+    def compute() -> str | None:
+        proc = datasets.run_tool(["git", "-C", str(repo), "show", f"{tag}:{path}"], check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    return _cache.get(repo, (repo, "text", tag, path), compute)
 
 
 def annex_object(repo: Path, first: str, second: str, key: str) -> Path | None:
@@ -77,6 +146,42 @@ def annex_object(repo: Path, first: str, second: str, key: str) -> Path | None:
         return None
     path = repo / "annex" / "objects" / first / second / key / key
     return path if path.is_file() else None
+
+
+def store_relative(site: Site, scope: str, path: Path) -> str:
+    """``path`` (an object in ``scope``'s store) relative to that store, as a URL path."""
+    return path.resolve().relative_to(store_path(site, scope).resolve()).as_posix()
+
+
+async def advertisement(
+    repo: Path, headers: dict[str, str], remote_user: str, remote_addr: str
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The answer to ``info/refs?service=git-upload-pack``, from git or from the cache.
+
+    The advertisement depends only on the refs and the protocol version the client asks
+    for (``Git-Protocol``), so one git process per publish and version serves every clone.
+    """
+    protocol = headers.get("git-protocol", "")
+    key = (repo, "advertisement", protocol)
+    state = _cache.state(repo)
+    hit, cached = _cache.peek(key, state)
+    if hit:
+        return cached  # type: ignore[return-value]
+    status, out_headers, stream = await run_backend(
+        repo,
+        "GET",
+        "info/refs",
+        "service=git-upload-pack",
+        {"git-protocol": protocol} if protocol else {},
+        b"",
+        remote_user,
+        remote_addr,
+    )
+    body = b"".join([chunk async for chunk in stream])
+    answer = (status, out_headers, body)
+    if status == 200:
+        _cache.put(key, state, answer)
+    return answer
 
 
 async def run_backend(
