@@ -74,6 +74,56 @@ from windl.files import atomic_write
 #: file suffixes :func:`scrub_raw` handles (the main file of a recording)
 SUPPORTED_SUFFIXES: Final = (".vhdr", ".edf", ".bdf", ".fif")
 
+#: EEG/MEG files of formats windl cannot de-identify (``windl convert`` writes none of them:
+#: it converts them to BrainVision or FIF), by how their name ends; a BIDS dataset imported
+#: with them cannot be released (docs/formats-ephys.md)
+UNSUPPORTED_RECORDINGS: Final = {
+    ".con": "KIT/Yokogawa",
+    ".sqd": "KIT/Yokogawa",
+    ".mrk": "KIT marker",
+    ".elp": "KIT digitisation",
+    ".hsp": "KIT head shape",
+    ".set": "EEGLAB",
+    ".fdt": "EEGLAB",
+    ".cnt": "Neuroscan/ANT",
+    ".lay": "Persyst",
+    ".dat": "Persyst",
+    ".mefd": "MEF3",
+    ".nwb": "NWB",
+    ".snirf": "SNIRF",
+    ".cdt": "Curry",
+    ".mff": "EGI",
+    ".bin": "EGI",
+}
+_DATATYPES: Final = ("eeg", "meg", "ieeg", "nirs")
+
+
+def unsupported_recording(rel: str) -> str | None:
+    """The format of ``rel`` if it is an EEG/MEG file windl cannot de-identify, else None.
+
+    Only files in a BIDS datatype folder (``eeg``, ``meg``, ``ieeg``, ``nirs``) count, and
+    BTi/4D raw folders (``*_meg/`` with ``config``) whatever their files are called.
+
+    Parameters
+    ----------
+    rel : str
+        A path in the study (``sub-01/meg/sub-01_task-x_meg.con``).
+
+    Returns
+    -------
+    str or None
+        The format's name.
+    """
+    parts = rel.split("/")
+    datatype = next((p for p in parts[1:-1] if p in _DATATYPES), None)
+    if datatype is None:
+        return None
+    if any(p.endswith("_meg") and not p.endswith(".ds") for p in parts[:-1]):
+        return "BTi/4D"
+    name = parts[-1].lower()
+    return next((fmt for end, fmt in UNSUPPORTED_RECORDINGS.items() if name.endswith(end)), None)
+
+
 _MONTHS: Final = (
     "JAN",
     "FEB",
