@@ -302,3 +302,23 @@ def test_release_refuses_imported_kit_in_one_line(
     assert "Traceback" not in proc.stderr
     assert f"sub-01/meg/{con.name}" in line and "cannot de-identify KIT" in line
     assert dataset_heads(site) == before
+
+
+@pytest.mark.parametrize(
+    ("file", "rel", "fmt"),
+    [
+        ("KIT/test_as-raw.con", "sub-01/meg/sub-01_task-rest_meg.con", "KIT/Yokogawa"),
+        ("EEGLAB/test_raw.set", "sub-01/eeg/sub-01_task-rest_eeg.set", "EEGLAB"),
+        ("BTi/4Dsim/config", "sub-01/meg/sub-01_task-rest_meg/config", "BTi/4D"),
+    ],
+)
+def test_audit_fails_a_recording_it_cannot_read(
+    mne_data: Path, file: str, rel: str, fmt: str
+) -> None:
+    """Should such a file reach a release another way, the audit's recording-text fails it."""
+    from windl.deid import DeidPolicy
+    from windl.release import recording_text
+
+    assert recording_text.applies(rel)
+    (problem,) = recording_text.recording_text_problems(mne_data / file, rel, DeidPolicy())
+    assert fmt in problem

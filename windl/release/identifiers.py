@@ -56,6 +56,7 @@ PLACEHOLDERS = frozenset(
         "removed",
         "deidentified",
         "de-identified",
+        "unspecified",  # Neuroscan's empty patient name
     }
 )
 _DICOM_TAGS = (
