@@ -322,3 +322,21 @@ def test_audit_fails_a_recording_it_cannot_read(
     assert recording_text.applies(rel)
     (problem,) = recording_text.recording_text_problems(mne_data / file, rel, DeidPolicy())
     assert fmt in problem
+
+
+@pytest.mark.parametrize(
+    ("rel", "fmt"),
+    [
+        ("sub-01/ieeg/sub-01_task-rest_ieeg.mefd/ch1.timd/ch1-000000.segd/x.tdat", "MEF3"),
+        ("sub-01/ses-1/nirs/sub-01_ses-1_task-rest_nirs.snirf", "SNIRF"),
+        ("sub-01/meg/sub-01_task-rest_markers.mrk", "KIT marker"),
+        ("sub-01/meg/sub-01_acq-calibration_meg.dat", None),  # Neuromag fine calibration
+        ("sub-01/meg/sub-01_task-rest_meg.ds/sub-01_task-rest_meg.res4", None),  # CTF
+        ("sub-01/eeg/sub-01_task-rest_eeg.vhdr", None),
+        ("code/analysis.set", None),  # not in a datatype folder
+    ],
+)
+def test_which_study_files_a_release_refuses(rel: str, fmt: str | None) -> None:
+    from windl.deid.ephys import unsupported_recording
+
+    assert unsupported_recording(rel) == fmt

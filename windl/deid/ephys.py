@@ -86,14 +86,12 @@ UNSUPPORTED_RECORDINGS: Final = {
     ".set": "EEGLAB",
     ".fdt": "EEGLAB",
     ".cnt": "Neuroscan/ANT",
-    ".lay": "Persyst",
-    ".dat": "Persyst",
-    ".mefd": "MEF3",
+    ".lay": "Persyst",  # not its .dat: a Neuromag fine-calibration file is a BIDS .dat
+    ".mefd": "MEF3",  # a folder
     ".nwb": "NWB",
     ".snirf": "SNIRF",
     ".cdt": "Curry",
-    ".mff": "EGI",
-    ".bin": "EGI",
+    ".mff": "EGI",  # a folder
 }
 _DATATYPES: Final = ("eeg", "meg", "ieeg", "nirs")
 
@@ -102,7 +100,8 @@ def unsupported_recording(rel: str) -> str | None:
     """The format of ``rel`` if it is an EEG/MEG file windl cannot de-identify, else None.
 
     Only files in a BIDS datatype folder (``eeg``, ``meg``, ``ieeg``, ``nirs``) count, and
-    BTi/4D raw folders (``*_meg/`` with ``config``) whatever their files are called.
+    files inside a recording folder (MEF3 ``.mefd``, EGI ``.mff``, BTi/4D ``*_meg/``)
+    whatever they are called.
 
     Parameters
     ----------
@@ -118,10 +117,13 @@ def unsupported_recording(rel: str) -> str | None:
     datatype = next((p for p in parts[1:-1] if p in _DATATYPES), None)
     if datatype is None:
         return None
-    if any(p.endswith("_meg") and not p.endswith(".ds") for p in parts[:-1]):
+    if any(p.endswith("_meg") for p in parts[:-1]):
         return "BTi/4D"
-    name = parts[-1].lower()
-    return next((fmt for end, fmt in UNSUPPORTED_RECORDINGS.items() if name.endswith(end)), None)
+    for name in (p.lower() for p in parts[parts.index(datatype) + 1 :]):
+        for end, fmt in UNSUPPORTED_RECORDINGS.items():
+            if name.endswith(end):
+                return fmt
+    return None
 
 
 _MONTHS: Final = (
