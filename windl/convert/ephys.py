@@ -6,6 +6,13 @@ taken over into the study. mne-bids also writes top-level files (README,
 dataset_description.json, participants.json); letting it touch the study's own would make
 the run's outputs depend on what was there before.
 
+Each recording is recognised again by content (:func:`windl.ingest.ephys.find_recordings`)
+and read with the reader of its format (a BrainVision header is read as BrainVision whatever
+its data file is called). BrainVision (``.vhdr``), EDF, BDF, FIF and CTF are kept in their
+format; the other formats mne reads are written as BrainVision (EEG: EEGLAB, Neuroscan,
+Nihon Kohden, Persyst, V-Amp) or FIF (MEG: KIT/Yokogawa, BTi/4D), the formats whose
+de-identification windl knows (docs/formats-ephys.md).
+
 MEG recorded without digitisation (e.g. a CTF system saved as FIF) gets from mne-bids
 0.20 a ``coordsystem.json`` with empty landmark/head-coil entries that the validator
 rejects; :func:`tidy_coordsystem` keeps only the entries with coordinates and drops the
@@ -32,10 +39,17 @@ from windl.convert.finalize import (
     source_fingerprint,
     write_record_json,
 )
+from windl.errors import BadInput
+from windl.ingest.ephys import (
+    Recording,
+    brainvision_data_file,
+    folder_recording,
+    read_recording,
+)
 
 EPHYS_KINDS = ("eeg", "meg")
-_MAIN_SUFFIXES = (".vhdr", ".edf", ".bdf", ".fif")
-_SPLIT = re.compile(r"-\d+\.fif$", re.IGNORECASE)
+#: formats mne-bids copies as they are, and windl's release de-identifies
+NATIVE_FORMATS = ("EDF", "BDF", "FIF", "CTF")
 
 
 @dataclass(frozen=True)
@@ -47,22 +61,24 @@ class RecordingPlan:
     task_from: str
     run: str | None = None
     bids_name: str = ""
+    format: str = ""
 
 
-def raw_recordings(dataset: Path, source: str) -> list[tuple[str, str, Path]]:
-    """(kind, name, main file) of every recording under ``source/{eeg,meg}/<name>/``."""
+def raw_recordings(dataset: Path, source: str) -> list[tuple[str, str, Recording]]:
+    """(kind, name, recording) of every recording under ``source/{eeg,meg}/<name>/``."""
     found = []
     for kind in EPHYS_KINDS:
         for folder in sorted((dataset / source / kind).glob("*")):
-            ds_dirs = sorted(folder.glob("*.ds"))
-            mains = ds_dirs or sorted(
-                p
-                for p in folder.iterdir()
-                if p.suffix.lower() in _MAIN_SUFFIXES and not _SPLIT.search(p.name)
-            )
-            if mains:
-                found.append((kind, folder.name, mains[0]))
+            recording = folder_recording(folder) if folder.is_dir() else None
+            if recording is not None:
+                found.append((kind, folder.name, recording))
     return found
+
+
+def _source_path(recording: Recording) -> Path:
+    """What the record names as the source: the main file, or a CTF recording's .ds folder."""
+    main = recording.main.path
+    return main.parent if recording.format == "CTF" else main
 
 
 def _clean(value: str) -> str:
@@ -85,9 +101,15 @@ def task_for(dataset: Path, name: str, cli_task: str | None) -> tuple[str, str]:
 def plan(dataset: Path, source: str, cli_task: str | None) -> list[RecordingPlan]:
     """Task and run per recording; runs number recordings that share kind and task."""
     plans = []
-    for kind, name, main in raw_recordings(dataset, source):
+    for kind, name, recording in raw_recordings(dataset, source):
         task, task_from = task_for(dataset, name, cli_task)
-        plans.append(RecordingPlan(name, kind, str(main.relative_to(dataset)), task, task_from))
+        main = _source_path(recording)
+        plans.append(
+            RecordingPlan(
+                name, kind, str(main.relative_to(dataset)), task, task_from,
+                format=recording.format,
+            )
+        )  # fmt: skip
     shared: dict[tuple[str, str], list[int]] = {}
     for i, p in enumerate(plans):
         shared.setdefault((p.kind, p.task), []).append(i)
@@ -99,15 +121,26 @@ def plan(dataset: Path, source: str, cli_task: str | None) -> list[RecordingPlan
 
 
 def _events(raw: Any) -> tuple[Any, dict[str, int] | None]:
-    """Events from stim channels when the recording has no annotations."""
+    """Events from stim (trigger) channels, also those typed from their label (``DIG DTRIG``).
+
+    mne-bids writes the union of these and the recording's annotations (markers), so an
+    EDF+ with both keeps both in ``events.tsv``.
+    """
     import mne
 
-    if len(raw.annotations) or not len(mne.pick_types(raw.info, stim=True)):
+    picks = mne.pick_types(raw.info, stim=True)
+    if not len(picks):
         return None, None
-    events = mne.find_events(raw, verbose="error", shortest_event=1)
+    names = [raw.ch_names[i] for i in picks]
+    events = mne.find_events(raw, stim_channel=names, verbose="error", shortest_event=1)
     if not len(events):
         return None, None
-    return events, {f"stim/{code}": int(code) for code in sorted(set(events[:, 2]))}
+    event_id = {f"stim/{code}": int(code) for code in sorted(set(events[:, 2]))}
+    # with events, mne-bids wants a value for every annotation text too: after the codes
+    first = max(event_id.values()) + 1
+    for i, text in enumerate(sorted(set(raw.annotations.description))):
+        event_id.setdefault(text, first + i)
+    return events, event_id
 
 
 def tidy_coordsystem(path: Path) -> None:
@@ -139,21 +172,42 @@ def write_recording(
     scratch: Path,
 ) -> str:
     """Write one recording with mne-bids into ``scratch``; return its BIDS file name."""
-    import mne
     from mne_bids import BIDSPath, write_raw_bids
 
-    raw = mne.io.read_raw(dataset / p.source, verbose="error")
+    source = dataset / p.source
+    recording = folder_recording(source.parent)  # the folder ingest made: <kind>/<name>/
+    if recording is None:
+        raise BadInput("no recording found (is its content present?)", source)
+    raw = read_recording(recording)
     raw.info["line_freq"] = line_freq
     events, event_id = _events(raw)
     bids_path = BIDSPath(
         subject=subject, session=session, task=p.task, run=p.run, datatype=p.kind, root=scratch
     )
+    fmt = output_format(recording)
     written = write_raw_bids(
-        raw, bids_path, events=events, event_id=event_id, overwrite=True, verbose="error"
-    )
+        raw, bids_path, events=events, event_id=event_id, format=fmt,
+        allow_preload=fmt != "auto", overwrite=True, verbose="error",
+    )  # fmt: skip
     for coordsystem in scratch.rglob("*_coordsystem.json"):
         tidy_coordsystem(coordsystem)
     return Path(str(written.fpath)).name
+
+
+def output_format(recording: Recording) -> str:
+    """mne-bids' ``format``: keep the formats windl de-identifies, convert the others.
+
+    A BrainVision recording is copied only when its data file is a ``.eeg``: mne-bids picks
+    its reader from the data file's name (``.dat`` would go to the Persyst reader), so any
+    other is written anew as BrainVision (the samples as they are, float32 or int16).
+    """
+    if recording.format in NATIVE_FORMATS:
+        return "auto"
+    if recording.format == "BrainVision" and recording.main.relpath.suffix.lower() == ".vhdr":
+        data = brainvision_data_file(recording.main.path)
+        if data is not None and data.lower().endswith(".eeg"):
+            return "auto"
+    return "FIF" if recording.kind == "meg" else "BrainVision"
 
 
 def take_over(scratch: Path, dataset: Path, prefix: str) -> None:
@@ -221,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     records = dataset / "code" / "conversion"
     records.mkdir(parents=True, exist_ok=True)
     stem = prefix.replace("/", "_") + "_ephys"
-    columns = ["name", "kind", "source", "task", "task_from", "run", "bids_name"]
+    columns = ["name", "kind", "format", "source", "task", "task_from", "run", "bids_name"]
     _write_tsv(
         records / f"{stem}.tsv",
         columns,

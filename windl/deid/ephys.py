@@ -74,6 +74,58 @@ from windl.files import atomic_write
 #: file suffixes :func:`scrub_raw` handles (the main file of a recording)
 SUPPORTED_SUFFIXES: Final = (".vhdr", ".edf", ".bdf", ".fif")
 
+#: EEG/MEG files of formats windl cannot de-identify (``windl convert`` writes none of them:
+#: it converts them to BrainVision or FIF), by how their name ends; a BIDS dataset imported
+#: with them cannot be released (docs/formats-ephys.md)
+UNSUPPORTED_RECORDINGS: Final = {
+    ".con": "KIT/Yokogawa",
+    ".sqd": "KIT/Yokogawa",
+    ".mrk": "KIT marker",
+    ".elp": "KIT digitisation",
+    ".hsp": "KIT head shape",
+    ".set": "EEGLAB",
+    ".fdt": "EEGLAB",
+    ".cnt": "Neuroscan/ANT",
+    ".lay": "Persyst",  # not its .dat: a Neuromag fine-calibration file is a BIDS .dat
+    ".mefd": "MEF3",  # a folder
+    ".nwb": "NWB",
+    ".snirf": "SNIRF",
+    ".cdt": "Curry",
+    ".mff": "EGI",  # a folder
+}
+_DATATYPES: Final = ("eeg", "meg", "ieeg", "nirs")
+
+
+def unsupported_recording(rel: str) -> str | None:
+    """The format of ``rel`` if it is an EEG/MEG file windl cannot de-identify, else None.
+
+    Only files in a BIDS datatype folder (``eeg``, ``meg``, ``ieeg``, ``nirs``) count, and
+    files inside a recording folder (MEF3 ``.mefd``, EGI ``.mff``, BTi/4D ``*_meg/``)
+    whatever they are called.
+
+    Parameters
+    ----------
+    rel : str
+        A path in the study (``sub-01/meg/sub-01_task-x_meg.con``).
+
+    Returns
+    -------
+    str or None
+        The format's name.
+    """
+    parts = rel.split("/")
+    datatype = next((p for p in parts[1:-1] if p in _DATATYPES), None)
+    if datatype is None:
+        return None
+    if any(p.endswith("_meg") for p in parts[:-1]):
+        return "BTi/4D"
+    for name in (p.lower() for p in parts[parts.index(datatype) + 1 :]):
+        for end, fmt in UNSUPPORTED_RECORDINGS.items():
+            if name.endswith(end):
+                return fmt
+    return None
+
+
 _MONTHS: Final = (
     "JAN",
     "FEB",

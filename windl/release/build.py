@@ -261,6 +261,8 @@ def build_release(
         )
     # an undeclared column stops the build here, in one line, before anything is written
     _study_tables(study, study_tree(study), set(participants), ReleaseSettings.of(study))
+    # and so does a recording windl cannot de-identify (plan.refuse_unsupported_recording)
+    plan_release(study, study_tree(study), {p: p for p in participants}, {}, include_dicom=False)
     say(f"== release {study.name} {scope} {version}: {len(participants)} consented participants")
     ensure_labels(study, scope, participants)
     ensure_sessions(study, scope, participant_sessions(study_tree(study), set(participants)))

@@ -56,6 +56,7 @@ PLACEHOLDERS = frozenset(
         "removed",
         "deidentified",
         "de-identified",
+        "unspecified",  # Neuroscan's empty patient name
     }
 )
 _DICOM_TAGS = (
@@ -77,8 +78,6 @@ _DEVICE_TAGS = frozenset({"DeviceSerialNumber", "StationName"})
 _DATE_TAGS = frozenset(
     {"PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"}
 )
-_EPHYS_SUFFIXES = (".vhdr", ".edf", ".bdf", ".fif")
-_SPLIT_PART = re.compile(r"-\d+\.fif$", re.IGNORECASE)
 
 
 @dataclass
@@ -183,9 +182,8 @@ def study_identifiers(study: Study, policy: DeidPolicy) -> Identifiers:
     tags = [t for t in _DICOM_TAGS if not policy.retain_device_identity or t not in _DEVICE_TAGS]
     for path in _sourcedata_files(study, "dicom"):
         _add_dicom(found, path, tags)
-    for path in _sourcedata_files(study, "eeg", "meg"):
-        if path.suffix.lower() in _EPHYS_SUFFIXES and not _SPLIT_PART.search(path.name):
-            _add_recording(found, path)
+    for folder in _recording_folders(study):
+        _add_recording(found, folder)
     return found
 
 
@@ -221,12 +219,25 @@ def _add_dicom(found: Identifiers, path: Path, tags: Iterable[str]) -> None:
             found.add(str(item), tag)
 
 
-def _add_recording(found: Identifiers, path: Path) -> None:
-    import mne
+def _recording_folders(study: Study) -> Iterator[Path]:
+    """``sourcedata/sub-*/[ses-*/]{eeg,meg}/<recording>/``: one folder per recording."""
+    for pid_dir in sorted(study.sourcedata.glob("sub-*")):
+        for kind_dir in [*pid_dir.glob("*"), *pid_dir.glob("ses-*/*")]:
+            if kind_dir.name in ("eeg", "meg") and kind_dir.is_dir():
+                yield from (p for p in sorted(kind_dir.iterdir()) if p.is_dir())
+
+
+def _add_recording(found: Identifiers, folder: Path) -> None:
+    """The identity a raw recording's header holds, read as ingest recognised it (any
+    format windl ingests: KIT, Nihon Kohden, Persyst ... carry names and birth dates)."""
+    from windl.ingest.ephys import folder_recording, read_recording
 
     try:
-        raw = mne.io.read_raw(path, preload=False, verbose="error")
-    except Exception:
+        recording = folder_recording(folder)
+        if recording is None:
+            return
+        raw = read_recording(recording)
+    except Exception:  # a damaged file: ingest refused it, or its content is not here
         return
     info = raw.info
     subject = info.get("subject_info") or {}

@@ -29,6 +29,8 @@ from pathlib import PurePosixPath
 
 from windl import datasets, sourcedata
 from windl.deid.deface import needs_defacing
+from windl.deid.ephys import unsupported_recording
+from windl.errors import ReleaseRefused
 from windl.qc import QC_DIR
 from windl.release.relabel import B0_ENTITY, VETTED, Relabel, b0_labels, pieces, vetted_pairs
 from windl.study import Study
@@ -188,6 +190,23 @@ def kind_of(path: str) -> str:
     return "copy"
 
 
+def refuse_unsupported_recording(path: str) -> None:
+    """Refuse a study file of an EEG/MEG format windl cannot de-identify (never copy it).
+
+    Raises
+    ------
+    ReleaseRefused
+        Naming the file and its format.
+    """
+    fmt = unsupported_recording(path)
+    if fmt is not None:
+        raise ReleaseRefused(
+            f"cannot de-identify {fmt} recordings: convert them with windl (to BrainVision "
+            "or FIF) or leave them out of the release (docs/formats-ephys.md)",
+            path,
+        )
+
+
 def plan_release(
     study: Study,
     tree: Mapping[str, str],
@@ -237,6 +256,7 @@ def plan_release(
         ):
             continue  # written with the recording's main file
         kind = qc or kind_of(path)
+        refuse_unsupported_recording(path)
         companions: tuple[str, ...] = ()
         if kind == "ephys":
             stem = path.rsplit(".", 1)[0]

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from windl.deid.annotations import vetted_annotation
 from windl.deid.dicom import DeidPolicy
-from windl.deid.ephys import VHDR_KEPT, VMRK_KEPT, is_vetted_marker
+from windl.deid.ephys import VHDR_KEPT, VMRK_KEPT, is_vetted_marker, unsupported_recording
 
 #: file endings this check reads
 SUFFIXES: Final = (".vhdr", ".vmrk", ".fif", ".edf", ".bdf", ".nii", ".nii.gz")
@@ -52,8 +52,8 @@ _SPLIT_LATER = re.compile(r"_split-0*(?:[2-9]|[1-9]\d+)_")
 
 
 def applies(rel: str) -> bool:
-    """Whether ``rel`` is a file this check reads."""
-    return rel.lower().endswith(SUFFIXES)
+    """Whether ``rel`` is a file this check reads (or refuses: :func:`unsupported_recording`)."""
+    return rel.lower().endswith(SUFFIXES) or unsupported_recording(rel) is not None
 
 
 def recording_text_problems(
@@ -78,6 +78,9 @@ def recording_text_problems(
         One message per problem, naming the field; empty when the file is clean.
     """
     lower = rel.lower()
+    fmt = unsupported_recording(rel)
+    if fmt is not None:
+        return [f"a {fmt} recording, a format whose text fields this audit cannot read"]
     if lower.endswith(".vhdr"):
         return _ini_problems(path, VHDR_KEPT, "header", _vhdr_entry)
     if lower.endswith(".vmrk"):
