@@ -45,7 +45,8 @@ def _last_error(output: str) -> str:
     # nipype wraps the tool's own error in its own: the plain exception says what happened
     plain = [line for line in found if "." not in line.split(":", 1)[0]]
     if plain or found:
-        return (plain or found)[-1][:300]
+        line = (plain or found)[-1]
+        return re.sub(r"^(?:\w+\.)+(?=\w+:)", "", line)[:300]  # the class without its module
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no output"
 
@@ -213,9 +214,10 @@ def _fallback_series(folder: Path, args: argparse.Namespace, used: dict, error: 
         used.pop(plan.target, None)
         return asdict(replace(plan, target=None, reason=f"heudiconv failed ({error}); {why_not}"))
     return asdict(
-        replace(plan, reason=f"heudiconv failed ({error}); converted by dcm2niix alone, "
-                f"named from {plan.reason}")
-    )  # fmt: skip
+        replace(
+            plan, reason=f"heudiconv failed ({error}); converted by dcm2niix alone; {plan.reason}"
+        )
+    )
 
 
 def _participant(folders: list[Path]) -> dict[str, str | None]:

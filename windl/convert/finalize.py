@@ -275,7 +275,12 @@ def bids_name(dataset: Path, template: str | None, prefix: str) -> str:
         "{bids_subject_session_prefix}", prefix.replace("/", "_")
     )
     head = name.rsplit("_", 1)[0]
-    written = sorted(p.relative_to(dataset).as_posix() for p in dataset.glob(head + "_*.nii.gz"))
+    written = sorted(
+        p.relative_to(dataset).as_posix()
+        for p in dataset.glob(head + "_*.nii.gz")
+        # not another series' file that only a run label set apart (sub-01_run-3_dwi)
+        if "_run-" in head or "_run-" not in p.name.removeprefix(Path(head).name)
+    )
     return ",".join(written) or f"{name}.nii.gz (not written)"
 
 

@@ -122,8 +122,7 @@ def max_bvalue(files: list[str], first: pydicom.Dataset) -> float:
     frames = _frame_bvalues(first)
     if frames:
         return max(frames)
-    if _bvalue_of(first) is None:
-        return 0.0  # no vendor's b-value tag at all: not diffusion
+    # not only the first file: Canon/Toshiba write no b-value tag into b=0 images
     step = max(1, len(files) // _BVALUE_SAMPLE)
     best = 0.0
     for path in sorted(files)[::step]:

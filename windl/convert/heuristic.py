@@ -5,8 +5,8 @@ Decision per series, first match wins:
 1. ReproIn-named series (``func-bold_task-rest_run-1``, ``anat-T1w``, ...): the names the
    operator gave, parsed with heudiconv's own ReproIn parser.
 2. Derived images (``ImageType`` DERIVED, motion-corrected): not converted, listed.
-3. Non-MR modalities (CT, US, SC, ...) stay in ``sourcedata``, listed as "not converted:
-   modality X"; PET is converted where dcm2niix guesses BIDS-PET for it.
+3. Non-MR modalities (CT, US, SC, ...) stay in ``sourcedata``, listed as not converted,
+   "modality X"; PET is converted where dcm2niix guesses BIDS-PET for it.
 4. Diffusion weighting in the headers (b-values of any vendor, see
    :mod:`windl.convert.headers`) makes a series ``dwi``, whatever dcm2niix guessed.
 5. dcm2niix's ``BidsGuess`` (it knows each vendor's sequence conventions), run with
@@ -35,7 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from windl.convert.headers import Headers, classify, series_headers
+from windl.convert.headers import Classified, Headers, classify, series_headers
 
 BIDS_DATATYPES = ("anat", "func", "dwi", "fmap", "perf", "pet")
 _ENTITY_ORDER = ("task", "acq", "ce", "rec", "dir", "run", "echo", "part", "chunk")
@@ -192,36 +192,19 @@ def decide(
     reproin_name: str | None,
     is_derived: bool = False,
 ) -> SeriesPlan:
-    """The plan of one series from what is known of it (see the module's rules)."""
+    """The plan of one series from what is known of it (rules: the module's docstring)."""
     guess = guesses[0] if guesses else None
     partial = next((g for g in guesses if g[0] == "derived"), None)
-    facts = dict(headers)
-    modality = str(facts.get("modality") or "MR")
+    modality = str(dict(headers).get("modality") or "MR")
     if modality not in ("MR", "PT"):
         return SeriesPlan(
             **base,
             target=None,
-            reason=f"not converted: modality {modality} (kept in sourcedata; windl converts "
-            "MR, and PET where dcm2niix guesses BIDS-PET)",
+            reason=f"modality {modality}: kept in sourcedata (windl converts MR, and PET "
+            "where dcm2niix guesses BIDS-PET)",
         )
-    if reproin_name:
-        from heudiconv.heuristics.reproin import parse_series_spec
-
-        spec = parse_series_spec(reproin_name)
-        datatype = spec.get("datatype", "")
-        suffix = (
-            spec.get("datatype_suffix")
-            or (_entities_from_guess(guess[1])[1] if guess else "")
-            or {"func": "bold", "dwi": "dwi"}.get(datatype, "")
-        )
-        if suffix in ("scout", "localizer"):
-            return SeriesPlan(**base, target=None, reason="localizer/scout (ReproIn name)")
-        if datatype == "func" and not spec.get("task"):
-            spec["task"], _ = task_for(description)
-        if datatype in BIDS_DATATYPES and suffix:
-            return SeriesPlan(
-                **base, target=_template(datatype, spec, suffix), reason="ReproIn name"
-            )
+    if reproin_name and (by_name := _reproin_plan(base, description, reproin_name, guess)):
+        return by_name
     if partial and len(guesses) > 1:
         return SeriesPlan(
             **base,
@@ -235,29 +218,58 @@ def decide(
         return SeriesPlan(
             **base,
             target=None,
-            reason="not converted: modality PT without a BIDS-PET guess from dcm2niix "
-            "(kept in sourcedata)",
+            reason="modality PT without a BIDS-PET guess from dcm2niix: kept in sourcedata",
         )
     by_headers = classify(headers)
-    if guess is None or (
-        by_headers.datatype == "dwi" and guess[0] not in ("dwi", "discard", "derived")
-    ):
-        if by_headers.datatype is None:
-            return SeriesPlan(
-                **base, target=None, reason=f"dcm2niix gave no BidsGuess; {by_headers.reason}"
-            )
-        entities: dict[str, str] = {}
-        reason = f"from the headers: {by_headers.reason}"
-        if guess is not None:
-            reason += f" (dcm2niix guessed {guess[0]} {_entities_from_guess(guess[1])[1]})"
-        if by_headers.datatype == "func":
-            entities["task"], source = task_for(description)
-            reason += f"; task from {source}"
-        return SeriesPlan(
-            **base,
-            target=_template(by_headers.datatype, entities, by_headers.suffix),
-            reason=reason,
-        )
+    # an ORIGINAL image with b-values is DWI, whatever dcm2niix guessed from its name
+    # ("TENSOR" makes it guess derived); truly derived maps were left out above
+    if guess is None or (by_headers.datatype == "dwi" and guess[0] not in ("dwi", "discard")):
+        return _header_plan(base, description, by_headers, guess)
+    return _guess_plan(base, description, guess)
+
+
+def _reproin_plan(
+    base: dict[str, Any], description: str, name: str, guess: tuple[str, str] | None
+) -> SeriesPlan | None:
+    """The plan a ReproIn series name gives, None if it names no BIDS file."""
+    from heudiconv.heuristics.reproin import parse_series_spec
+
+    spec = parse_series_spec(name)
+    datatype = spec.get("datatype", "")
+    suffix = (
+        spec.get("datatype_suffix")
+        or (_entities_from_guess(guess[1])[1] if guess else "")
+        or {"func": "bold", "dwi": "dwi"}.get(datatype, "")
+    )
+    if suffix in ("scout", "localizer"):
+        return SeriesPlan(**base, target=None, reason="localizer/scout (ReproIn name)")
+    if datatype == "func" and not spec.get("task"):
+        spec["task"], _ = task_for(description)
+    if datatype in BIDS_DATATYPES and suffix:
+        return SeriesPlan(**base, target=_template(datatype, spec, suffix), reason="ReproIn name")
+    return None
+
+
+def _header_plan(
+    base: dict[str, Any], description: str, found: Classified, guess: tuple[str, str] | None
+) -> SeriesPlan:
+    """The plan :func:`~windl.convert.headers.classify` gives (``found``)."""
+    if found.datatype is None:
+        return SeriesPlan(**base, target=None, reason=f"dcm2niix gave no BidsGuess; {found.reason}")
+    entities: dict[str, str] = {}
+    reason = f"from the headers: {found.reason}"
+    if guess is not None:
+        reason += f" (dcm2niix guessed {guess[0]} {_entities_from_guess(guess[1])[1]})"
+    if found.datatype == "func":
+        entities["task"], source = task_for(description)
+        reason += f"; task from {source}"
+    return SeriesPlan(
+        **base, target=_template(found.datatype, entities, found.suffix), reason=reason
+    )
+
+
+def _guess_plan(base: dict[str, Any], description: str, guess: tuple[str, str]) -> SeriesPlan:
+    """The plan dcm2niix's BidsGuess gives."""
     datatype, name = guess
     if datatype == "discard":
         return SeriesPlan(**base, target=None, reason=f"localizer (dcm2niix BidsGuess {name})")
