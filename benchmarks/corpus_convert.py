@@ -80,7 +80,8 @@ def _vendor(series_folder: Path) -> str:
             ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Manufacturer"])
         except Exception:  # the next file may be readable
             continue
-        return str(ds.get("Manufacturer", "") or "?").split()[0].title()
+        name = str(ds.get("Manufacturer", "") or "?").split()[0]
+        return name.upper() if len(name) <= 3 else name.title()
     return "?"
 
 
@@ -107,7 +108,8 @@ def run_repo(site: Path, repo: str, subjects: dict[str, tuple[str, str]]) -> lis
                           "--site", site)  # fmt: skip
         if done.returncode != 0:
             error = next((x for x in done.stderr.splitlines() if x.startswith("windl: error")), "")
-            rows.append(Row(repo, unit.name, "?", "", "", "refused", error.removeprefix("windl: ")))
+            error = error.removeprefix("windl: error: ").replace(scratch + "/", "")
+            rows.append(Row(repo, unit.name, "?", "", "", "refused", error))
         else:
             subjects[label] = (repo, unit.name)
     return rows
@@ -119,7 +121,9 @@ def conversion_rows(study: Path, subjects: dict[str, tuple[str, str]]) -> list[R
         vendors = _vendors(study, label)
         record = study / "code" / "conversion" / f"sub-{label}.tsv"
         if not record.exists():
-            rows.append(Row(repo, unit, "?", "", "", "refused", "no conversion record"))
+            nonimage = (study / "sourcedata" / f"sub-{label}" / "dicom-nonimage").is_dir()
+            why = "non-image DICOM (SR, PDF): kept in sourcedata" if nonimage else "no record"
+            rows.append(Row(repo, unit, "?", "", "", "not converted", why))
             continue
         with record.open(newline="", encoding="utf-8") as fh:
             for r in csv.DictReader(fh, delimiter="\t"):
@@ -129,6 +133,32 @@ def conversion_rows(study: Path, subjects: dict[str, tuple[str, str]]) -> list[R
                     r["status"], re.sub(rf"sub-{label}", "sub-X", detail),
                 ))  # fmt: skip
     return rows
+
+
+def summary(rows: list[Row]) -> str:
+    """Per vendor: the BIDS datatypes/suffixes converted, and why the rest was not."""
+    by_vendor: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+    for r in rows:
+        done, not_done = by_vendor.setdefault(r.vendor, ({}, {}))
+        if r.result == "converted":
+            for name in r.detail.split(","):
+                kind = f"{name.split('/')[1]}/{name.removesuffix('.nii.gz').rsplit('_', 1)[-1]}"
+                done[kind] = done.get(kind, 0) + 1
+        else:
+            # a refusal names the file first: "cl/x.dcm: truncated DICOM: …"
+            why = r.detail.split(": ", 1)[-1] if r.result == "refused" else r.detail
+            why = re.sub(r"\(.*", "", why)
+            not_done[why.strip()] = not_done.get(why.strip(), 0) + 1
+    lines = [
+        "| vendor | converted as (files) | not converted or refused (series) |",
+        "|---|---|---|",
+    ]
+    for vendor, (done, not_done) in sorted(by_vendor.items()):
+        cells = [
+            ", ".join(f"{k} ({v})" for k, v in sorted(d.items())) or "—" for d in (done, not_done)
+        ]
+        lines.append(f"| {vendor} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(rows: list[Row]) -> str:
@@ -164,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
-    table = markdown(rows)
+    table = summary(rows) + "\n" + markdown(rows)
     print(table)
     counts = {
         k: sum(r.result == k for r in rows) for k in ("converted", "not converted", "refused")

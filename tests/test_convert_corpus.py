@@ -32,10 +32,12 @@ Corpus = Callable[[str], Path]
 def _copy(source: Path, into: Path, **changes: str) -> Path:
     """Copy a series (``.gz`` files decompressed), setting header ``changes`` in each file."""
     into.mkdir(parents=True, exist_ok=True)
-    files = [source] if source.is_file() else sorted(p for p in source.iterdir() if p.is_file())
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
     for path in files:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-        target = into / (path.stem if path.suffix == ".gz" else path.name)
+        rel = path.relative_to(source) if path != source else Path(path.name)
+        target = into / rel.with_name(path.stem if path.suffix == ".gz" else path.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(raw)
         if changes:
             ds = pydicom.dcmread(target)
@@ -154,11 +156,19 @@ def test_classic_philips_dti_is_dwi_whatever_the_guess(corpus: Corpus, tmp_path:
     assert "b-values" in plan.reason
 
 
-def test_series_without_bidsguess_is_named_from_its_headers(site: Path, tmp_path: Path) -> None:
-    """pydicom's public MR_small.dcm (SE, TR 4000, TE 240): dcm2niix guesses nothing."""
+@pytest.mark.parametrize(
+    "name", ["MR_small.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm"]
+)
+def test_series_without_bidsguess_is_named_from_its_headers(
+    site: Path, tmp_path: Path, name: str
+) -> None:
+    """pydicom's public MR_small (SE, TR 4000, TE 240), plain, JPEG-LS and JPEG 2000.
+
+    dcm2niix guesses nothing for it.
+    """
     raw = tmp_path / "raw"
     raw.mkdir()
-    shutil.copy(get_testdata_file("MR_small.dcm"), raw / "mr.dcm")
+    shutil.copy(get_testdata_file(name), raw / "mr.dcm")
     ds = pydicom.dcmread(raw / "mr.dcm")
     ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]  # it says DERIVED, which windl skips
     ds.save_as(raw / "mr.dcm")
@@ -169,7 +179,8 @@ def test_series_without_bidsguess_is_named_from_its_headers(site: Path, tmp_path
     assert row["bids_name"].endswith("/anat/sub-01_T2w.nii.gz")
     assert "from the headers" in row["reason"]
     nifti = study_path(site) / row["bids_name"]
-    assert np.array_equal(_voxels(nifti)[:, ::-1, 0].T, ds.pixel_array)
+    plain = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array
+    assert np.array_equal(_voxels(nifti)[:, ::-1, 0].T, plain)
 
 
 # ------------------------------------------------------- non-MR modalities, empty sessions
@@ -203,7 +214,8 @@ VENDOR_SERIES = [
      "Ref/Ax_DWI_TENSOR_R2_1.nii", "Ref/Ax_DWI_TENSOR_R2_1.bval"),
     ("toshiba", "dcm_qa_toshiba", "In/Galan/8006_DTI_AX_30d", "dwi",
      None, "Ref/8006_DTI_AX_30d.bval"),
-    ("philips", "dcm_qa_philips_dwi", "In/cl/DICOM", "dwi",
+    # with the CD's DICOMDIR, which ingest keeps under misc/
+    ("philips", "dcm_qa_philips_dwi", "In/cl", "dwi",
      None, "Ref/701_DTI_Biobank_2mm_MB3S2_EPI_cl.bval"),
     ("xa30", "dcm_qa_xa30", "In/5_anat-T1w_acq-tfl", "anat", "Ref/5_anat-T1w_acq-tfl.nii", None),
     # enhanced multi-frame: nibabel's wrapper raises inside heudiconv, dcm2niix converts it
