@@ -125,6 +125,29 @@ def test_sex_zero_and_age_in_weeks_are_normalised(starred_site: Path) -> None:
     assert json.loads(proc.stdout)["errors"] == {}
 
 
+def test_own_heuristic_is_not_bypassed_by_the_fallback(
+    site: Path, tmp_path: Path, corpus: Corpus
+) -> None:
+    """With a study's own heuristic, a series heudiconv fails on is listed, not renamed."""
+    study = study_path(site)
+    (study / "code" / "heuristic.py").write_text(
+        "import windl.convert.heuristic as windl_default\n\n"
+        "infotodict = windl_default.infotodict\n"
+        "custom_seqinfo = windl_default.custom_seqinfo\n"
+    )
+    git_out(study, "commit", "-qm", "own heuristic", "code/heuristic.py")
+    ge = corpus("dcm_qa_ge") / "In" / "02_Ax_DWI_TENSOR_R3"
+    raw = _copy(ge, tmp_path / "raw", **{k: "***" for k in _STARRED})
+    run_windl("ingest", "study1", raw, "--subject", "01", "--site", site)
+    proc = run_windl("convert", "study1", "--site", site, check=False)
+    assert proc.returncode != 0
+    (row,) = _records(site, "01")
+    assert row["status"] == "not converted"
+    assert "Unable to parse datetime string" in row["reason"]
+    assert "own heuristic" in row["reason"]
+    assert not list((study / "sub-01").rglob("*.nii.gz"))
+
+
 # ------------------------------------------------------- headers when BidsGuess is silent
 @pytest.mark.parametrize(
     ("repo", "series", "datatype", "suffix"),

@@ -16,6 +16,7 @@ nothing. Run after a failed heudiconv inside the same ``datalad run`` command (s
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import json
 import os
@@ -202,11 +203,34 @@ def _add_scans_rows(session_dir: Path, written: list[str], acq_time: str) -> Non
         writer.writerows(rows)
 
 
+def uses_windl_heuristic(heuristic: Path) -> bool:
+    """True if the study's heuristic is windl's (it imports :mod:`windl.convert.heuristic`).
+
+    Only then does windl know how the study names a series heudiconv cannot read.
+    """
+    try:
+        tree = ast.parse(heuristic.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return False
+    return any(
+        isinstance(node, ast.ImportFrom) and node.module == "windl.convert.heuristic"
+        for node in ast.walk(tree)
+    )
+
+
 def _fallback_series(folder: Path, args: argparse.Namespace, used: dict, error: str) -> dict:
     """A series heudiconv failed on: dcm2niix alone, or not converted, with the reason."""
     files = sorted(p for p in folder.iterdir() if p.is_file())
     first = _first_dataset(files)
     plan = unique(_own_plan(folder, files, first), used)
+    if plan.target is not None and not uses_windl_heuristic(Path(args.heuristic)):
+        # a study's own heuristic names its series: windl's naming would bypass it
+        used.pop(plan.target, None)
+        return asdict(replace(
+            plan, target=None,
+            reason=f"heudiconv failed ({error}); the study's own heuristic names its series, "
+            "so dcm2niix alone is not used: fix the series or the heuristic",
+        ))  # fmt: skip
     if plan.target is None:
         return asdict(replace(plan, reason=f"heudiconv failed ({error}); {plan.reason}"))
     written, why_not = _dcm2niix(folder, plan, _prefix(args), first)
