@@ -647,7 +647,10 @@ def _mri_paragraphs(group: Sequence[_Conversion], public: bool) -> tuple[str, st
         f"arguments left out, paths as placeholders): `{first.command}`. "
         "`windl.convert.finalize`, part of the same command, drops heudiconv's random "
         "`scans.tsv` column, removes outputs of earlier conversions of the session, adds the "
-        "participant to `participants.tsv` and writes the conversion record."
+        "participant to `participants.tsv` and writes the conversion record. Where heudiconv "
+        "failed on a session, `windl.convert.fallback` (after `||` in the same command) "
+        "converted it series by series: heudiconv on each series alone, and dcm2niix alone on "
+        "a series heudiconv still failed on; the conversion record says so for each series."
     )
     if not public:
         text += f" Commits: {_commits([c.record.commit for c in group])}."

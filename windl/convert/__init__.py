@@ -83,12 +83,22 @@ def _mri_command(subject: str, session: str | None, source: str) -> str:
         "-f", HEURISTIC, "-c", "dcm2niix", "-b", "notop", "--minmeta", "--overwrite",
         "-g", "all", "-o", "{tmpdir}/heudiconv", "--conv-outdir", "{dspath}",
     ]  # fmt: skip
+    # heudiconv stops at the first series it cannot read: then series by series
+    fallback = [
+        "python", "-m", "windl.convert.fallback", "--subject", subject,
+        *(["--session", session] if session else []),
+        "--source", source, "--heuristic", HEURISTIC, "--plan", "{tmpdir}/plan.json",
+        "--scratch", "{tmpdir}/by-series",
+    ]  # fmt: skip
     finalize = [
         "python", "-m", "windl.convert.finalize", "--subject", subject,
         *(["--session", session] if session else []),
         "--plan", "{tmpdir}/plan.json", "--source", source, "--heuristic", HEURISTIC,
     ]  # fmt: skip
-    return f"WINDL_PLAN_OUT={{tmpdir}}/plan.json {_quote(heudiconv)} && {_quote(finalize)}"
+    return (
+        f"WINDL_PLAN_OUT={{tmpdir}}/plan.json {_quote(heudiconv)} || {_quote(fallback)} "
+        f"&& {_quote(finalize)}"
+    )
 
 
 def _ephys_command(
@@ -207,6 +217,24 @@ def _read_records(study: Study, result: SessionConversion) -> None:
     stem = result.prefix.replace("/", "_")
     result.series = _read_tsv_records(study.conversion_records / f"{stem}.tsv")
     result.recordings = _read_tsv_records(study.conversion_records / f"{stem}_ephys.tsv")
+    _fail_without_bids(result, stem)
+
+
+def _fail_without_bids(result: SessionConversion, stem: str) -> None:
+    """A session whose raw data gave no BIDS file at all has failed, not succeeded.
+
+    Checked on the committed records, so a second ``convert`` (up to date) says it again.
+    """
+    if result.status == "failed" or not (result.series or result.recordings):
+        return
+    if any(s.get("status") == "converted" for s in result.series) or result.recordings:
+        return
+    reasons = sorted({s.get("reason", "") for s in result.series})
+    result.status = "failed"
+    result.error = (
+        f"no BIDS file from {len(result.series)} series, none converted "
+        f"(code/conversion/{stem}.tsv; e.g. {reasons[0][:120]})"
+    )
 
 
 def convert_session(

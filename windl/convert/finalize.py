@@ -51,14 +51,41 @@ def _write_tsv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> No
     atomic_write_text(path, _format_tsv(columns, rows))
 
 
+#: PatientSex as vendors write it → the participants.json levels (GE writes ``0``)
+_SEX = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F", "O": "O", "OTHER": "O"}
+
+
 def _age_years(dicom_age: str | None) -> str:
-    """DICOM AS ('034Y', '006M') → years as text; 'n/a' when unknown."""
-    match = re.fullmatch(r"(\d{3})([DWMY])", dicom_age or "")
+    """DICOM AS ('034Y', '006M', '010W', '003D') → years as text; 'n/a' when unknown."""
+    match = re.fullmatch(r"0*(\d{1,3})\s*([DWMY]?)", (dicom_age or "").strip().upper())
     if not match or int(match.group(1)) == 0:  # scanners write 000Y for "unknown"
         return "n/a"
-    value, unit = int(match.group(1)), match.group(2)
+    value, unit = int(match.group(1)), match.group(2) or "Y"
     years = value / {"D": 365.25, "W": 52.18, "M": 12.0, "Y": 1.0}[unit]
     return str(int(years)) if unit == "Y" else f"{years:.2f}"
+
+
+def sex_level(dicom_sex: str | None) -> str:
+    """DICOM PatientSex of any vendor → M, F, O or n/a (``0``, empty, anything else)."""
+    return _SEX.get((dicom_sex or "").strip().upper(), "n/a")
+
+
+def _declared(dataset: Path, row: dict[str, str]) -> dict[str, str]:
+    """``row`` with every value participants.json's ``Levels`` do not declare as n/a.
+
+    A value outside the data dictionary makes the dataset invalid BIDS.
+    """
+    path = dataset / "participants.json"
+    try:
+        dictionary = json.loads(path.read_text(encoding="utf-8-sig")) if path.exists() else {}
+    except json.JSONDecodeError:
+        dictionary = {}
+    checked = dict(row)
+    for column, value in row.items():
+        levels = (dictionary.get(column) or {}).get("Levels")
+        if isinstance(levels, dict) and value != "n/a" and value not in levels:
+            checked[column] = "n/a"
+    return checked
 
 
 def tidy_scans(session_dir: Path) -> list[Path]:
@@ -183,9 +210,9 @@ def add_participant(dataset: Path, subject: str, participant: dict[str, Any]) ->
     row = {
         "participant_id": f"sub-{subject}",
         "age": _age_years(participant.get("age")),
-        "sex": (participant.get("sex") or "n/a").strip() or "n/a",
+        "sex": sex_level(participant.get("sex")),
     }
-    _merge_participant(columns, rows, row)
+    _merge_participant(columns, rows, _declared(dataset, row))
     _write_tsv(path, columns, rows)
 
 
@@ -248,7 +275,12 @@ def bids_name(dataset: Path, template: str | None, prefix: str) -> str:
         "{bids_subject_session_prefix}", prefix.replace("/", "_")
     )
     head = name.rsplit("_", 1)[0]
-    written = sorted(p.relative_to(dataset).as_posix() for p in dataset.glob(head + "_*.nii.gz"))
+    written = sorted(
+        p.relative_to(dataset).as_posix()
+        for p in dataset.glob(head + "_*.nii.gz")
+        # not another series' file that only a run label set apart (sub-01_run-3_dwi)
+        if "_run-" in head or "_run-" not in p.name.removeprefix(Path(head).name)
+    )
     return ",".join(written) or f"{name}.nii.gz (not written)"
 
 

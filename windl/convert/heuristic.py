@@ -5,11 +5,18 @@ Decision per series, first match wins:
 1. ReproIn-named series (``func-bold_task-rest_run-1``, ``anat-T1w``, ...): the names the
    operator gave, parsed with heudiconv's own ReproIn parser.
 2. Derived images (``ImageType`` DERIVED, motion-corrected): not converted, listed.
-3. dcm2niix's ``BidsGuess`` (it knows each vendor's sequence conventions), run with
+3. Non-MR modalities (CT, US, SC, ...) stay in ``sourcedata``, listed as not converted,
+   "modality X"; PET is converted where dcm2niix guesses BIDS-PET for it.
+4. Diffusion weighting in the headers (b-values of any vendor, see
+   :mod:`windl.convert.headers`) makes a series ``dwi``, whatever dcm2niix guessed.
+5. dcm2niix's ``BidsGuess`` (it knows each vendor's sequence conventions), run with
    ``dcm2niix -b o`` on the series' files. ``discard`` (localizers) and ``derived``
    (e.g. a partial 4D volume) guesses are not converted, and are listed with the reason.
    Functional series get a task label from the study's ``code/study.toml``
    (``[convert.tasks]``: SeriesDescription regex → task), else from the description.
+6. No BidsGuess: classified from the headers (:func:`windl.convert.headers.classify`:
+   ImageType, ScanningSequence, EchoTime/RepetitionTime/InversionTime, ...), or listed
+   with what the operator can do about it.
 
 Every series ends up either at a BIDS path or in the plan with the reason why not. The
 plan is written as JSON to ``$WINDL_PLAN_OUT`` for windl's conversion record.
@@ -28,7 +35,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-BIDS_DATATYPES = ("anat", "func", "dwi", "fmap", "perf")
+from windl.convert.headers import Classified, Headers, classify, series_headers
+
+BIDS_DATATYPES = ("anat", "func", "dwi", "fmap", "perf", "pet")
 _ENTITY_ORDER = ("task", "acq", "ce", "rec", "dir", "run", "echo", "part", "chunk")
 _REPROIN = re.compile(r"^(anat|func|dwi|fmap|perf)([-_]|$)")
 _OUTTYPE = ("nii.gz",)
@@ -79,17 +88,39 @@ def _guesses_in(directory: str) -> dict[tuple[str, int], tuple[tuple[str, str], 
         return {key: tuple(value) for key, value in guesses.items()}
 
 
-def custom_seqinfo(wrapper: Any, series_files: list[str]) -> tuple[tuple[str, str], ...] | None:
-    """heudiconv hook: attach dcm2niix's BidsGuess(es) to the series' SeqInfo."""
-    key = (
-        str(wrapper.dcm_data.get("SeriesInstanceUID", "")),
-        int(wrapper.dcm_data.get("SeriesNumber") or 0) % 1000,
-    )
+def guesses_for(
+    series_uid: str, series_number: int, series_files: list[str]
+) -> tuple[tuple[str, str], ...]:
+    """dcm2niix's BidsGuess(es) of one series, () if it has none."""
+    key = (series_uid, series_number % 1000)
     for directory in sorted({os.path.dirname(os.path.abspath(f)) for f in series_files}):
         guess = _guesses_in(directory).get(key)
         if guess:
             return guess
-    return None
+    return ()
+
+
+def custom_seqinfo(
+    wrapper: Any, series_files: list[str]
+) -> tuple[tuple[tuple[str, str], ...], Headers]:
+    """heudiconv hook: attach dcm2niix's BidsGuess(es) and windl's header facts.
+
+    Both hashable (heudiconv keys dicts by SeqInfo): (guesses, headers).
+    """
+    guesses = guesses_for(
+        str(wrapper.dcm_data.get("SeriesInstanceUID", "")),
+        int(wrapper.dcm_data.get("SeriesNumber") or 0),
+        series_files,
+    )
+    return guesses, series_headers(series_files)
+
+
+def _custom(s: Any) -> tuple[tuple[tuple[str, str], ...], Headers]:
+    """(guesses, headers) of a SeqInfo, also from a study heuristic of older windl."""
+    custom = s.custom or ((), ())
+    if custom and custom[0] and isinstance(custom[0][0], str):  # bare guesses
+        return custom, ()
+    return custom[0], custom[1]
 
 
 # ------------------------------------------------------------------- naming
@@ -132,37 +163,48 @@ def task_for(description: str) -> tuple[str, str]:
 def plan_series(s: Any) -> SeriesPlan:
     """Decide the BIDS target of one heudiconv SeqInfo."""
     description = s.series_description or s.protocol_name or ""
-    base = dict(
+    base: dict[str, Any] = dict(
         series_id=s.series_id,
         series_number=s.series_id.split("-", 1)[0],
         description=description,
         files=s.series_files,
         dims=f"{s.dim1}x{s.dim2}x{s.dim3}x{s.dim4}",
     )
-    guesses: tuple[tuple[str, str], ...] = s.custom or ()
-    guess = guesses[0] if guesses else None
-    partial = next((g for g in guesses if g[0] == "derived"), None)
-    reproin_name = next(
+    guesses, headers = _custom(s)
+    return decide(
+        base, description, guesses, headers, reproin_name(s),
+        is_derived=bool(s.is_derived or s.is_motion_corrected),
+    )  # fmt: skip
+
+
+def reproin_name(s: Any) -> str | None:
+    """The series' name if it follows ReproIn (``anat-T1w``, ``func-bold_task-rest``)."""
+    return next(
         (n for n in (s.series_description, s.protocol_name) if n and _REPROIN.match(n)), None
     )
-    if reproin_name:
-        from heudiconv.heuristics.reproin import parse_series_spec
 
-        spec = parse_series_spec(reproin_name)
-        datatype = spec.get("datatype", "")
-        suffix = (
-            spec.get("datatype_suffix")
-            or (_entities_from_guess(guess[1])[1] if guess else "")
-            or {"func": "bold", "dwi": "dwi"}.get(datatype, "")
+
+def decide(
+    base: dict[str, Any],
+    description: str,
+    guesses: tuple[tuple[str, str], ...],
+    headers: Headers,
+    reproin_name: str | None,
+    is_derived: bool = False,
+) -> SeriesPlan:
+    """The plan of one series from what is known of it (rules: the module's docstring)."""
+    guess = guesses[0] if guesses else None
+    partial = next((g for g in guesses if g[0] == "derived"), None)
+    modality = str(dict(headers).get("modality") or "MR")
+    if modality not in ("MR", "PT"):
+        return SeriesPlan(
+            **base,
+            target=None,
+            reason=f"modality {modality}: kept in sourcedata (windl converts MR, and PET "
+            "where dcm2niix guesses BIDS-PET)",
         )
-        if suffix in ("scout", "localizer"):
-            return SeriesPlan(**base, target=None, reason="localizer/scout (ReproIn name)")
-        if datatype == "func" and not spec.get("task"):
-            spec["task"], _ = task_for(description)
-        if datatype in BIDS_DATATYPES and suffix:
-            return SeriesPlan(
-                **base, target=_template(datatype, spec, suffix), reason="ReproIn name"
-            )
+    if reproin_name and (by_name := _reproin_plan(base, description, reproin_name, guess)):
+        return by_name
     if partial and len(guesses) > 1:
         return SeriesPlan(
             **base,
@@ -170,10 +212,64 @@ def plan_series(s: Any) -> SeriesPlan:
             reason=f"incomplete: dcm2niix found a partial volume (BidsGuess {partial[1]}), "
             "e.g. an interrupted run",
         )
-    if s.is_derived or s.is_motion_corrected:
+    if is_derived:
         return SeriesPlan(**base, target=None, reason="derived image (ImageType DERIVED/MOCO)")
-    if guess is None:
-        return SeriesPlan(**base, target=None, reason="dcm2niix gave no BidsGuess for it")
+    if modality == "PT" and (guess is None or guess[0] != "pet"):
+        return SeriesPlan(
+            **base,
+            target=None,
+            reason="modality PT without a BIDS-PET guess from dcm2niix: kept in sourcedata",
+        )
+    by_headers = classify(headers)
+    # an ORIGINAL image with b-values is DWI, whatever dcm2niix guessed from its name
+    # ("TENSOR" makes it guess derived); truly derived maps were left out above
+    if guess is None or (by_headers.datatype == "dwi" and guess[0] not in ("dwi", "discard")):
+        return _header_plan(base, description, by_headers, guess)
+    return _guess_plan(base, description, guess)
+
+
+def _reproin_plan(
+    base: dict[str, Any], description: str, name: str, guess: tuple[str, str] | None
+) -> SeriesPlan | None:
+    """The plan a ReproIn series name gives, None if it names no BIDS file."""
+    from heudiconv.heuristics.reproin import parse_series_spec
+
+    spec = parse_series_spec(name)
+    datatype = spec.get("datatype", "")
+    suffix = (
+        spec.get("datatype_suffix")
+        or (_entities_from_guess(guess[1])[1] if guess else "")
+        or {"func": "bold", "dwi": "dwi"}.get(datatype, "")
+    )
+    if suffix in ("scout", "localizer"):
+        return SeriesPlan(**base, target=None, reason="localizer/scout (ReproIn name)")
+    if datatype == "func" and not spec.get("task"):
+        spec["task"], _ = task_for(description)
+    if datatype in BIDS_DATATYPES and suffix:
+        return SeriesPlan(**base, target=_template(datatype, spec, suffix), reason="ReproIn name")
+    return None
+
+
+def _header_plan(
+    base: dict[str, Any], description: str, found: Classified, guess: tuple[str, str] | None
+) -> SeriesPlan:
+    """The plan :func:`~windl.convert.headers.classify` gives (``found``)."""
+    if found.datatype is None:
+        return SeriesPlan(**base, target=None, reason=f"dcm2niix gave no BidsGuess; {found.reason}")
+    entities: dict[str, str] = {}
+    reason = f"from the headers: {found.reason}"
+    if guess is not None:
+        reason += f" (dcm2niix guessed {guess[0]} {_entities_from_guess(guess[1])[1]})"
+    if found.datatype == "func":
+        entities["task"], source = task_for(description)
+        reason += f"; task from {source}"
+    return SeriesPlan(
+        **base, target=_template(found.datatype, entities, found.suffix), reason=reason
+    )
+
+
+def _guess_plan(base: dict[str, Any], description: str, guess: tuple[str, str]) -> SeriesPlan:
+    """The plan dcm2niix's BidsGuess gives."""
     datatype, name = guess
     if datatype == "discard":
         return SeriesPlan(**base, target=None, reason=f"localizer (dcm2niix BidsGuess {name})")
@@ -194,31 +290,41 @@ def plan_series(s: Any) -> SeriesPlan:
     return SeriesPlan(**base, target=_template(datatype, entities, suffix), reason=reason)
 
 
+def unique(p: SeriesPlan, used: dict[str, str]) -> SeriesPlan:
+    """``p`` with a target no series in ``used`` (target → series number) has; records it."""
+    if p.target and p.target in used:
+        # series number as run label: unique within a session on every scanner
+        head, suffix = p.target.rsplit("_", 1)
+        head = re.sub(r"_run-[A-Za-z0-9]+", "", head)
+        p = SeriesPlan(**{**asdict(p), "target": f"{head}_run-{_clean(p.series_number)}_{suffix}"})
+        if p.target in used:
+            p = SeriesPlan(
+                **{
+                    **asdict(p),
+                    "target": None,
+                    "reason": f"same BIDS name as series {used[p.target]}",
+                }
+            )
+    if p.target:
+        used[p.target] = p.series_number
+    return p
+
+
+def _used_before() -> dict[str, str]:
+    """Targets other series of the session already have (``$WINDL_PLAN_USED``).
+
+    Set when a session is converted one series at a time (:mod:`windl.convert.fallback`).
+    """
+    path = os.environ.get("WINDL_PLAN_USED")
+    if path and Path(path).exists():
+        return dict(json.loads(Path(path).read_text()))
+    return {}
+
+
 def plan(seqinfo: list[Any]) -> list[SeriesPlan]:
     """Plan all series; two series never get the same BIDS name."""
-    plans: list[SeriesPlan] = []
-    used: dict[str, str] = {}
-    for s in seqinfo:
-        p = plan_series(s)
-        if p.target and p.target in used:
-            # series number as run label: unique within a session on every scanner
-            head, suffix = p.target.rsplit("_", 1)
-            head = re.sub(r"_run-[A-Za-z0-9]+", "", head)
-            p = SeriesPlan(
-                **{**asdict(p), "target": f"{head}_run-{_clean(p.series_number)}_{suffix}"}
-            )
-            if p.target in used:
-                p = SeriesPlan(
-                    **{
-                        **asdict(p),
-                        "target": None,
-                        "reason": f"same BIDS name as series {used[p.target]}",
-                    }
-                )
-        if p.target:
-            used[p.target] = p.series_number
-        plans.append(p)
-    return plans
+    used = _used_before()
+    return [unique(plan_series(s), used) for s in seqinfo]
 
 
 def infotodict(seqinfo: list[Any]) -> dict[tuple[str, tuple[str, ...], None], list[str]]:

@@ -22,6 +22,7 @@ DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".ima"})
 
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_TRAILING_PADDING = b"\xfc\xff\xfc\xff"  # (FFFC,FFFC) DataSetTrailingPadding
 
 #: transfer syntaxes dcm2niix decodes (built with OpenJPEG and CharLS), by UID
 CONVERTIBLE_TRANSFER_SYNTAXES: dict[str, str] = {
@@ -63,6 +64,18 @@ def has_dicom_magic(path: Path) -> bool:
         return fh.read(4) == b"DICM"
 
 
+def _encapsulated_ends(raw: bytes) -> bool:
+    """True if encapsulated pixel data ends with its sequence delimiter.
+
+    At the end of the file, or followed only by DataSetTrailingPadding (as in pydicom's
+    own JPEG-LS and JPEG 2000 test files).
+    """
+    if raw.endswith(_SEQUENCE_DELIMITER):
+        return True
+    end = raw.rfind(_SEQUENCE_DELIMITER + _TRAILING_PADDING)
+    return end != -1 and raw.rfind(_SEQUENCE_DELIMITER, end + 8) == -1
+
+
 def _check_pixel_data(ds: pydicom.Dataset, raw: bytes, path: Path) -> None:
     """Refuse files whose pixel data ends early (pydicom itself reads them silently)."""
     for keyword in _PIXEL_TAGS:
@@ -71,7 +84,7 @@ def _check_pixel_data(ds: pydicom.Dataset, raw: bytes, path: Path) -> None:
         elem = ds.get_item(keyword)  # still raw after dcmread: declared length is kept
         declared = getattr(elem, "length", None)
         if declared == 0xFFFFFFFF:
-            if not raw.endswith(_SEQUENCE_DELIMITER):
+            if not _encapsulated_ends(raw):
                 raise BadInput("truncated DICOM: encapsulated pixel data has no end", path)
         elif declared and elem.value is not None and len(elem.value) < declared:
             raise BadInput(
@@ -141,9 +154,15 @@ def read_dicom(path: Path) -> DicomInfo | None:
             raise BadInput(f"unreadable DICOM ({type(exc).__name__}: {reason})", path) from None
 
 
-def _read_dicom(path: Path) -> DicomInfo:
+#: Media Storage Directory (a DICOMDIR): an index of a CD's files, no series of its own
+_DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+
+
+def _read_dicom(path: Path) -> DicomInfo | None:
     raw = path.read_bytes()
     ds = pydicom.dcmread(io.BytesIO(raw))
+    if str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "")) == _DICOMDIR_CLASS:
+        return None  # kept with the other files under misc/
     if short := _short_element(ds):
         raise BadInput(f"truncated DICOM: {short}", path)
     missing = [
