@@ -7,17 +7,21 @@ the placeholders, shaped as the metadata says, so the official validator and eve
 of windl read them as they would read a scanner's:
 
 - images that show a face (:func:`windl.deid.deface.needs_defacing`): the real T1w head of
-  ``../shared/data/pydeface_t1w_face`` (the release defaces it for real);
+  ``../shared/data/pydeface_t1w_face`` at half its resolution (the release defaces it for
+  real);
 - other NIfTI images: a small 3D image, or 4D with as many volumes as the ``.bval``, the
   ``*_aslcontext.tsv`` or ``FrameTimesStart`` say, and the ``RepetitionTime`` of the
   (inherited) sidecar as the time step;
+- physiological recordings (``.tsv.gz``): numbers in the sidecar's ``Columns``;
 - EDF, BrainVision and FIF recordings: mne's test recordings of ``../shared/data``;
-- CTF ``.ds`` folders: the empty ``.res4``/``.meg4`` from mne's ``testdata_ctf_short.ds``
-  (the example's own ``.infods``, ``.acq``, ``.hist`` are kept: they are real).
+- CTF ``.ds`` folders: the empty ``.res4``/``.meg4`` from mne's
+  ``testdata_ctf_short_discontinuous.ds`` (the example's own ``.infods``, ``.acq``,
+  ``.hist`` are kept: they are real).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from collections.abc import Callable
@@ -77,10 +81,17 @@ def _volumes(path: Path, root: Path) -> int | None:
     return None
 
 
+def _head(path: Path) -> nib.Nifti1Image:
+    """The real head at half its resolution (2 mm): defaced in seconds, not half a minute."""
+    real = nib.load(path)
+    affine = real.affine.copy()
+    affine[:3, :3] *= 2
+    return nib.Nifti1Image(np.asanyarray(real.dataobj)[::2, ::2, ::2], affine)
+
+
 def _write_image(path: Path, root: Path, head: Path) -> None:
     if needs_defacing(path.name):
-        real = nib.load(head)
-        image = nib.Nifti1Image(np.asanyarray(real.dataobj), real.affine, real.header)
+        image = _head(head)
     else:
         volumes = _volumes(path, root)
         shape = (16, 16, 8) if volumes is None else (16, 16, 8, volumes)
@@ -91,6 +102,14 @@ def _write_image(path: Path, root: Path, head: Path) -> None:
             image.header["pixdim"][4] = _sidecar(path, root).get("RepetitionTime", 1.0)
     path.unlink()
     nib.save(image, path)
+
+
+def _write_continuous(path: Path, root: Path) -> None:
+    """A gzipped headerless TSV (physio, stim) with the sidecar's ``Columns``: 100 rows."""
+    width = len(_sidecar(path, root).get("Columns", ["value"]))
+    rows = np.random.default_rng(0).normal(size=(100, width))
+    text = "".join("\t".join(f"{v:.4f}" for v in row) + "\n" for row in rows)
+    path.write_bytes(gzip.compress(text.encode(), mtime=0))
 
 
 def _brainvision(eeg: Path, source: Path) -> None:
@@ -105,8 +124,26 @@ def _brainvision(eeg: Path, source: Path) -> None:
     eeg.with_suffix(".vmrk").write_text(markers, encoding="latin-1")
 
 
+def _keep_sessions(root: Path, count: int) -> None:
+    """Only the first ``count`` sessions of each participant (folders and table rows)."""
+    for subject in sorted(p for p in root.glob("sub-*") if p.is_dir()):
+        folders = sorted(p for p in subject.glob("ses-*") if p.is_dir())
+        for folder in folders[count:]:
+            shutil.rmtree(folder)
+        kept = {p.name for p in folders[:count]}
+        for table in subject.glob("*_sessions.tsv"):
+            lines = table.read_text(encoding="utf-8-sig").splitlines()
+            rows = [line for line in lines[1:] if line.split("\t")[0] in kept]
+            table.write_text("\n".join([lines[0], *rows]) + "\n", encoding="utf-8")
+
+
 def prepared(
-    example: Path, target: Path, shared: Path, mne_testing: Callable[[], Path], keep: int = 1
+    example: Path,
+    target: Path,
+    shared: Path,
+    mne_testing: Callable[[], Path],
+    keep: int = 1,
+    sessions: int | None = None,
 ) -> Path:
     """A copy of the bids-example ``example`` at ``target`` with real data files.
 
@@ -122,6 +159,9 @@ def prepared(
         Returns the mne-testing-data folder (called only for CTF recordings).
     keep
         How many participants to keep (``sub-emptyroom`` is always kept), first by name.
+    sessions
+        How many sessions of each participant to keep (rows of ``*_sessions.tsv`` too);
+        all when ``None``.
     """
     subjects = sorted(p.name for p in example.glob("sub-*") if p.is_dir())
     kept = [s for s in subjects if s != "sub-emptyroom"][:keep]
@@ -138,13 +178,18 @@ def prepared(
         lines = table.read_bytes().decode("utf-8-sig").splitlines()
         rows = [line for line in lines[1:] if line.split("\t")[0] in kept]
         table.write_text("\n".join([lines[0], *rows]) + "\n", encoding="utf-8")
+    if sessions is not None:
+        _keep_sessions(target, sessions)
     head = shared / "pydeface_t1w_face" / "ds000031_sub-01_ses-006_run-001_T1w.nii.gz"
     for path in sorted(target.rglob("*")):
         if not path.is_file():
             continue
         empty = path.stat().st_size == 0
-        if path.name.endswith(_NIFTI) and not _is_image(path):
+        # no example ships a real head (pet005's are 4D and empty): every one is swapped
+        if path.name.endswith(_NIFTI) and (needs_defacing(path.name) or not _is_image(path)):
             _write_image(path, target, head)
+        elif path.name.endswith(".tsv.gz") and empty:
+            _write_continuous(path, target)
         elif path.suffix == ".edf" and empty:
             shutil.copyfile(shared / "mne_testfiles" / "edf" / "test.edf", path)
         elif path.suffix == ".fif" and empty:
@@ -152,8 +197,8 @@ def prepared(
         elif path.suffix == ".eeg" and empty:
             _brainvision(path, shared / "mne_testfiles" / "brainvision")
         elif path.suffix in (".res4", ".meg4") and empty:
-            ctf = mne_testing() / "CTF" / "testdata_ctf_short.ds"
-            real = ctf / f"testdata_ctf_short{path.suffix}"
+            ctf = mne_testing() / "CTF" / "testdata_ctf_short_discontinuous.ds"
+            real = ctf / f"testdata_ctf_short_discontinuous{path.suffix}"
             if real.is_file():
                 shutil.copyfile(real, path)
     return target
