@@ -158,7 +158,8 @@ def prepared(
     mne_testing
         Returns the mne-testing-data folder (called only for CTF recordings).
     keep
-        How many participants to keep (``sub-emptyroom`` is always kept), first by name.
+        How many participants to keep (``sub-emptyroom`` is always kept), first by name;
+        ``derivatives/`` and ``stimuli/`` are left out.
     sessions
         How many sessions of each participant to keep (rows of ``*_sessions.tsv`` too);
         all when ``None``.
@@ -170,7 +171,8 @@ def prepared(
     def ignore(folder: str, names: list[str]) -> list[str]:
         if Path(folder) != example:
             return []
-        return [n for n in names if (n.startswith("sub-") and n not in kept) or n == "derivatives"]
+        left_out = ("derivatives", "stimuli")  # not releases' business; ds000117: 900 files
+        return [n for n in names if (n.startswith("sub-") and n not in kept) or n in left_out]
 
     shutil.copytree(example, target, ignore=ignore)
     table = target / "participants.tsv"
@@ -190,6 +192,9 @@ def prepared(
             _write_image(path, target, head)
         elif path.name.endswith(".tsv.gz") and empty:
             _write_continuous(path, target)
+        elif path.suffix == ".pos" and empty:  # ds000117's head shape: ds000247's real one
+            real = example.parent / "ds000247" / "sub-0002" / "ses-0001" / "meg"
+            shutil.copyfile(real / "sub-0002_ses-0001_headshape.pos", path)
         elif path.suffix == ".edf" and empty:
             shutil.copyfile(shared / "mne_testfiles" / "edf" / "test.edf", path)
         elif path.suffix == ".fif" and empty:

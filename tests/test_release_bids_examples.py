@@ -255,7 +255,10 @@ def _check_no_participants_table(release: Path, source: Path) -> None:
 
 
 def _check_bidsignored(release: Path, source: Path) -> None:
-    assert not [f for f in _files(release) if "NOTVALID" in f or f == ".bidsignore"]
+    """The file the study's .bidsignore names is not released, nor its pattern."""
+    assert not [f for f in _files(release) if "NOTVALID" in f]
+    ignore = release / ".bidsignore"
+    assert not ignore.exists() or "NOTVALID" not in ignore.read_text()
 
 
 def _check_scans(release: Path, source: Path) -> None:

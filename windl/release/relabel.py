@@ -9,9 +9,10 @@ label says nothing, and the table that maps it back stays in ``restricted/``
 (:func:`windl.pseudonyms.ensure_entity_labels`), stable across the release line.
 
 The same re-keying applies wherever a label or a path stands inside a file: the
-``TaskName`` of a sidecar, the paths of ``IntendedFor``/``AssociatedEmptyRoom``/``Sources``,
-the free ``B0FieldIdentifier``/``B0FieldSource`` labels, ``scans.tsv`` file names and the
-QC texts. ``SeriesDescription`` and ``ProtocolName`` are kept only when approved
+``TaskName`` of a sidecar, the paths of ``IntendedFor``/``AssociatedEmptyRoom``/``Sources``
+(and a ``DigitizedHeadPoints`` that is a path), the free
+``B0FieldIdentifier``/``B0FieldSource`` labels, ``scans.tsv`` file names and the QC texts.
+``SeriesDescription`` and ``ProtocolName`` are kept only when approved
 (``[vocabulary] SeriesDescription = [...]``), as there is no neutral form of a description.
 """
 

@@ -25,7 +25,9 @@ of letters and digits) and asks, for each token, which source explains it:
 ``tools``
     The fixed text of the tools windl writes releases with: the string literals of
     mne-bids (sidecar descriptions, channel type names) and the BrainVision format's own
-    header text (:data:`BRAINVISION_FORMAT`), the CTF head coil file's (:data:`CTF_FORMAT`).
+    header text (:data:`BRAINVISION_FORMAT`), the CTF head coil file's
+    (:data:`CTF_FORMAT`), the URIs of the term registries BIDS points to
+    (:data:`TERM_REGISTRIES`).
 ``vocabulary``
     The study's approved vocabulary (:mod:`windl.vocabulary`).
 ``levels``
@@ -152,6 +154,11 @@ TOOL_PACKAGES: Final = ("mne_bids",)
 CTF_FORMAT: Final = """
 standard measured nasion left right ear coil position relative to dewar head (cm)
 """
+#: the public term registries BIDS points to (``CogAtlasID``, ``CogPOID``): their URIs
+TERM_REGISTRIES: Final = """
+https://www.cognitiveatlas.org/id/trm_ https://www.cognitiveatlas.org/task/id/tsk_
+http://www.wiki.cogpo.org/index.php?title=
+"""
 BRAINVISION_FORMAT: Final = """
 Brain Vision Data Exchange Header File Version 1.0
 Brain Vision Data Exchange Marker File, Version 1.0
@@ -264,7 +271,7 @@ def tool_vocabulary() -> frozenset[str]:
     """Tokens of the fixed text of the tools and formats a release is written with."""
     import importlib.util
 
-    texts = [BRAINVISION_FORMAT, CTF_FORMAT]
+    texts = [BRAINVISION_FORMAT, CTF_FORMAT, TERM_REGISTRIES]
     for name in TOOL_PACKAGES:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
