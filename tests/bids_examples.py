@@ -159,7 +159,7 @@ def prepared(
         Returns the mne-testing-data folder (called only for CTF recordings).
     keep
         How many participants to keep (``sub-emptyroom`` is always kept), first by name;
-        ``derivatives/`` and ``stimuli/`` are left out.
+        ``derivatives/`` is left out.
     sessions
         How many sessions of each participant to keep (rows of ``*_sessions.tsv`` too);
         all when ``None``.
@@ -171,8 +171,7 @@ def prepared(
     def ignore(folder: str, names: list[str]) -> list[str]:
         if Path(folder) != example:
             return []
-        left_out = ("derivatives", "stimuli")  # not releases' business; ds000117: 900 files
-        return [n for n in names if (n.startswith("sub-") and n not in kept) or n in left_out]
+        return [n for n in names if (n.startswith("sub-") and n not in kept) or n == "derivatives"]
 
     shutil.copytree(example, target, ignore=ignore)
     table = target / "participants.tsv"
