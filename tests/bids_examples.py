@@ -35,17 +35,6 @@ from windl.deid.deface import needs_defacing
 _NIFTI = (".nii", ".nii.gz")
 
 
-def _is_image(path: Path) -> bool:
-    """A readable NIfTI (not a placeholder)."""
-    if path.stat().st_size <= 348:
-        return False
-    try:
-        nib.load(path).header  # noqa: B018 (reading the header is the check)
-    except Exception:  # nibabel raises many kinds for a broken file
-        return False
-    return True
-
-
 def _stem(path: Path) -> str:
     return path.name.split(".", 1)[0]
 
@@ -186,8 +175,9 @@ def prepared(
         if not path.is_file():
             continue
         empty = path.stat().st_size == 0
-        # no example ships a real head (pet005's are 4D and empty): every one is swapped
-        if path.name.endswith(_NIFTI) and (needs_defacing(path.name) or not _is_image(path)):
+        # no example ships a real image (pet005's heads are 4D and empty, pet001's PET has
+        # other frames than its sidecar): every one is swapped
+        if path.name.endswith(_NIFTI):
             _write_image(path, target, head)
         elif path.name.endswith(".tsv.gz") and empty:
             _write_continuous(path, target)

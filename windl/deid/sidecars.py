@@ -256,7 +256,17 @@ FILTER_WORDS: Final = frozenset(
 #: BIDS suffixes whose JSON describes the columns of a table (keys are column names): the
 #: tables' data dictionaries, not recording sidecars; their keys are not looked up here
 TABLE_SUFFIXES: Final = frozenset(
-    {"events", "scans", "sessions", "participants", "channels", "electrodes", "beh", "samples"}
+    {
+        "events",
+        "scans",
+        "sessions",
+        "participants",
+        "channels",
+        "electrodes",
+        "beh",
+        "samples",
+        "blood",  # PET blood recordings: their JSON describes the table's columns too
+    }
 )
 
 #: heudiconv's dcmstack dump: whole DICOM headers, removed when ``dcmmeta_*`` keys are there

@@ -115,6 +115,7 @@ _MACHINE_KEYS = """
     CoilCombinationMethod MatrixCoilMode
     ReconFilterType ReconMethodParameterLabels ReconMethodParameterUnits
     InjectedRadioactivityUnits InjectedMassUnits SpecificRadioactivityUnits InfusionSpeedUnits
+    DiffusionScheme
 """
 MACHINE_KEYS: Final = frozenset(_MACHINE_KEYS.split())
 #: every key whose value explains itself: ours, and the DICOM text attributes the
