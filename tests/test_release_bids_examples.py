@@ -1,21 +1,21 @@
 """Real BIDS datasets of every kind import, release externally and pass the audit.
 
-Ten datasets of the public bids-examples repository (``benchmarks/corpus.py``), their
+Nine datasets of the public bids-examples repository (``benchmarks/corpus.py``), their
 placeholder data files swapped for real ones (tests/bids_examples.py), one participant
 each (and ``sub-emptyroom``): MRI (ds001), fieldmaps with ``IntendedFor``, physiological
 recordings and a ``sessions.tsv`` (7t_trt), ASL without participants.tsv (asl001), PET
-over two sessions (pet005) and with blood recordings (pet001), EEG with MRI
-(eeg_rest_fmri), CTF MEG with ``AssociatedEmptyRoom`` (ds000247), FIF MEG with a
-``.bidsignore`` (ds000248), microscopy with samples (micr_SEM), diffusion-derived maps
-with a README.md and no participants.tsv (dwi_deriv). Each goes through the real CLI:
-``import``, ``consent set``, ``release build --scope external``, ``audit``.
+over two sessions (pet005), EEG with MRI (eeg_rest_fmri), CTF MEG with
+``AssociatedEmptyRoom`` (ds000247), FIF MEG with a ``.bidsignore`` (ds000248),
+microscopy with samples (micr_SEM), diffusion-derived maps with a README.md and no
+participants.tsv (dwi_deriv). Each goes through the real CLI: ``import``, ``consent
+set``, ``release build --scope external``, ``audit``.
 
-Four of them hold table columns no data dictionary describes (ds001's events, 7t_trt's
-participants and sessions, ds000247's ``dominant_hand``, pet001's blood tables): windl
-refuses to release a column nobody has classified, in one line naming the file and column
-(the data's own gap, fixed the documented way: a ``WindlRelease`` class in the
-dictionary). ds001 and 7t_trt state no License, which an external release needs: refused
-in one line, then given CC0 (their license on OpenNeuro). Then they pass too.
+Three of them hold table columns no data dictionary describes (ds001's events, 7t_trt's
+participants and sessions, ds000247's ``dominant_hand``): windl refuses to release a
+column nobody has classified, in one line naming the file and column (the data's own gap,
+fixed the documented way: a ``WindlRelease`` class in the dictionary). ds001 and 7t_trt
+state no License, which an external release needs: refused in one line, then given CC0
+(their license on OpenNeuro). Then they pass too.
 """
 
 from __future__ import annotations
@@ -40,11 +40,10 @@ EXAMPLES = (
     "ds000247",
     "ds000248",
     "micr_SEM",
-    "pet001",
     "dwi_deriv",
 )
 #: datasets with table columns no data dictionary describes
-UNDESCRIBED = {"ds001", "7t_trt", "ds000247", "pet001"}
+UNDESCRIBED = {"ds001", "7t_trt", "ds000247"}
 #: sessions kept per participant where the example has many (the test's time: each head
 #: is defaced and checked by the face detector)
 SESSIONS = {"7t_trt": 1}
@@ -282,7 +281,6 @@ def _check_scans(release: Path, source: Path) -> None:
 
 CHECKS: dict[str, Callable[[Path, Path], None]] = {
     "7t_trt": lambda r, s: (_check_intended_for(r, s), _check_scans(r, s)),
-    "ds000117": _check_intended_for,
     "asl001": _check_no_participants_table,
     "pet005": _check_pet,
     "ds000247": _check_ctf,
