@@ -11,9 +11,11 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bids_examples import prepared
 
 from conftest import Runner, dataset_heads, git_status, run_killed_at, study_path
 
@@ -238,6 +240,58 @@ def test_a_second_dataset_merges_participants_and_keeps_the_study_readme(
         "sub-02\t29\tF\tA\tn/a\tn/a",
     ]
     assert (study / "sub-02/ses-eeg/eeg/sub-02_ses-eeg_task-rest_eeg.eeg").is_file()
+    assert git_status(study) == ""
+    validate_json(windl, site)
+
+
+# ----------------------------------------------------------------------------- bids-examples
+def _example(corpus: Callable[[str], Path], data: Path, name: str, target: Path) -> Path:
+    """A bids-examples dataset with real images (tests/bids_examples.py)."""
+    examples = corpus("bids-examples")
+    return prepared(examples / name, target, data, lambda: corpus("mne-testing-data"))
+
+
+def test_a_readme_md_and_no_participants_table_import_valid(
+    site: Path, windl: Runner, data: Path, tmp_path: Path, corpus: Callable[[str], Path]
+) -> None:
+    """dwi_deriv has README.md and no participants.tsv: the study must not get a second
+    README (MULTIPLE_README_FILES) nor keep the template's empty table
+    (PARTICIPANT_ID_MISMATCH)."""
+    source = _example(corpus, data, "dwi_deriv", tmp_path / "dwi_deriv")
+    assert not (source / "participants.tsv").exists() and (source / "README.md").is_file()
+
+    result = json.loads(windl("import", "study1", source, "--site", site, "--json").stdout)
+
+    study = study_path(site)
+    assert result["removed"] == ["README"] and "README.md" in result["added"]
+    assert not (study / "README").exists()
+    assert (study / "README.md").read_bytes() == (source / "README.md").read_bytes()
+    assert result["participants_added"] == ["sub-01"]
+    rows = (study / "participants.tsv").read_text(encoding="utf-8").splitlines()
+    assert rows == ["participant_id\tage\tsex", "sub-01\tn/a\tn/a"]
+    assert git_status(study) == ""
+    report = validate_json(windl, site)
+    assert "MULTIPLE_README_FILES" not in json.dumps(report)
+
+
+def test_a_changed_readme_is_kept_and_new_folders_get_participant_rows(
+    site: Path, windl: Runner, data: Path, tmp_path: Path, corpus: Callable[[str], Path]
+) -> None:
+    """After a first import the study's README and table are its own: a second dataset's
+    README.md is not added beside the README, and its folders get rows in the table."""
+    windl("import", "study1", as_subject(data / TINY, tmp_path / "tiny", "02"), "--site", site)
+    source = _example(corpus, data, "dwi_deriv", tmp_path / "dwi_deriv")
+
+    result = json.loads(windl("import", "study1", source, "--site", site, "--json").stdout)
+
+    study = study_path(site)
+    assert "README" in result["kept"] and result["removed"] == []
+    assert "README.md" not in result["added"] and not (study / "README.md").exists()
+    assert result["participants_added"] == ["sub-01"]
+    rows = (study / "participants.tsv").read_text(encoding="utf-8-sig").splitlines()
+    assert rows[0].split("\t")[0] == "participant_id"
+    assert [r.split("\t")[0] for r in rows[1:]] == ["sub-01", "sub-02"]
+    assert set(rows[1].split("\t")[1:]) == {"n/a"}
     assert git_status(study) == ""
     validate_json(windl, site)
 

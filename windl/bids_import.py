@@ -50,11 +50,13 @@ from windl.validate import run_validator, summarize
 #: study files that describe the dataset as a whole; see the module docstring
 TOP_LEVEL = (
     "dataset_description.json",
-    "README",
     "CHANGES",
     "participants.tsv",
     "participants.json",
 )
+#: the names BIDS allows for the one README of a dataset (two of them: MULTIPLE_README_FILES)
+README_NAMES = ("README", "README.md", "README.rst", "README.txt")
+PARTICIPANTS = "participants.tsv"
 BIDSIGNORE = ".bidsignore"
 #: where the input's ``sourcedata/`` goes inside the study's sourcedata subdataset
 IMPORTED_SOURCEDATA = "imported"
@@ -72,6 +74,8 @@ class ImportResult:
     replaced: list[str] = field(default_factory=list)  # top-level files taken from the import
     merged: list[str] = field(default_factory=list)  # participants.tsv/json merged
     kept: list[str] = field(default_factory=list)  # study's own top-level files kept
+    removed: list[str] = field(default_factory=list)  # template files another name replaced
+    participants_added: list[str] = field(default_factory=list)  # rows made from folders
     unchanged: int = 0
     sourcedata: list[str] = field(default_factory=list)  # written into sourcedata/imported
     skipped: list[str] = field(default_factory=list)  # hidden input paths, not imported
@@ -138,11 +142,14 @@ def import_bids(site: Site, study_name: str, bids_dir: Path) -> ImportResult:
     files.pop(BIDSIGNORE, None)  # merged below
     into_study, into_sourcedata = _route(study, files)
     top = {rel: into_study.pop(rel) for rel in TOP_LEVEL if rel in into_study}
+    readme = next(((n, into_study.pop(n)) for n in README_NAMES if n in into_study), None)
 
     with scratch_dir(study.root) as scratch:
         writes, unchanged = plan_writes(study.root, into_study)
         result.unchanged = len(unchanged)
         result.added = sorted(writes)
+        if readme is not None:
+            top.update(_readme(study, *readme, result))
         for rel, path in sorted(top.items()):
             action, written = _top_level_file(study, rel, path, scratch)
             if action == "kept":
@@ -152,6 +159,9 @@ def import_bids(site: Site, study_name: str, bids_dir: Path) -> ImportResult:
             else:
                 getattr(result, action).append(rel)
                 writes[rel] = written
+        table = _completed_participants(study.root, writes, into_study, scratch, result)
+        if table is not None:
+            writes[PARTICIPANTS] = table
         ignore = _merged_bidsignore(study.root, root / BIDSIGNORE, scratch)
         if ignore is not None:
             writes[BIDSIGNORE] = ignore
@@ -173,7 +183,9 @@ def import_bids(site: Site, study_name: str, bids_dir: Path) -> ImportResult:
             checkpoint("imported-sourcedata")
             datasets.record_subdataset_state(study.root, study.sourcedata, message)
         if writes:
-            result.commit = datasets.commit_files(study.root, writes, message)
+            result.commit = datasets.commit_files(
+                study.root, writes, message, remove=result.removed
+            )
             checkpoint("study-committed")
     datasets.record_subdataset_state(site.superdataset, study.root, message)
     return result
@@ -226,6 +238,61 @@ def _top_level_file(study: Study, rel: str, path: Path, scratch: Path) -> tuple[
     target = scratch / rel
     target.write_text(merged, encoding="utf-8")
     return "merged", target
+
+
+def _readme(study: Study, rel: str, path: Path, result: ImportResult) -> dict[str, Path]:
+    """The imported README as a top-level file; {} when the study keeps its own.
+
+    A dataset has one README whatever its extension. When the study's is another name
+    (the template's ``README`` against an imported ``README.md``), the imported one takes
+    its place only while the study's is as the template made it; the template file is
+    then removed in the same commit, so the study never holds two.
+    """
+    tracked = tracked_files(study.root)
+    own = [n for n in README_NAMES if n in tracked and n != rel]
+    if not own:
+        return {rel: path}
+    if all(_as_created(study.root, n) for n in own):
+        result.removed.extend(own)
+        return {rel: path}
+    result.kept.extend(own)
+    return {}
+
+
+def _completed_participants(
+    ds: Path,
+    writes: Mapping[str, Path],
+    imported: Mapping[str, Path],
+    scratch: Path,
+    result: ImportResult,
+) -> Path | None:
+    """``participants.tsv`` with a row for every participant folder (None: it has them).
+
+    An imported dataset need not have a participants table (BIDS recommends it), but a
+    table that misses a folder is invalid (PARTICIPANT_ID_MISMATCH): the study's table
+    (as written by this import, or as it stands) gets a row for each folder it lacks,
+    every other column ``n/a``.
+    """
+    current = writes.get(PARTICIPANTS) or (ds / PARTICIPANTS)
+    if not current.is_file():
+        return None
+    columns, rows = read_tsv(current)
+    if "participant_id" not in columns:
+        raise BadInput("participants.tsv has no participant_id column", current)
+    paths = [*imported, *tracked_files(ds)]
+    folders = {rel.split("/", 1)[0] for rel in paths if rel.startswith("sub-") and "/" in rel}
+    missing = sorted(folders - {r["participant_id"] for r in rows})
+    if not missing:
+        return None
+    rows += [{c: pid if c == "participant_id" else "n/a" for c in columns} for pid in missing]
+    rows.sort(key=lambda r: r["participant_id"])
+    lines = ["\t".join(columns), *("\t".join(r[c] for c in columns) for r in rows)]
+    target = scratch / PARTICIPANTS
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result.participants_added = missing
+    if PARTICIPANTS not in result.merged + result.replaced + result.added:
+        result.merged.append(PARTICIPANTS)
+    return target
 
 
 def _as_created(ds: Path, rel: str) -> bool:

@@ -395,6 +395,11 @@ def import_cmd(study_name: str, bids_dir: Path, site_dir: Path | None, as_json: 
         lines.append(f"  replaced the study's template {', '.join(result.replaced)}")
     if result.merged:
         lines.append(f"  merged into the study's {', '.join(result.merged)}")
+    if result.removed:
+        lines.append(f"  removed the study's template {', '.join(result.removed)}")
+    if result.participants_added:
+        added = ", ".join(result.participants_added)
+        lines.append(f"  participants.tsv: a row (n/a) for each folder it lacked: {added}")
     if result.kept:
         lines.append(f"  kept the study's own {', '.join(result.kept)} (the imported ones differ)")
     if result.sourcedata:

@@ -723,8 +723,12 @@ def commit_files(
     files: Mapping[str, Path],
     message: str,
     move: bool = False,
+    remove: Sequence[str] = (),
 ) -> str:
     """Add ``files`` (dataset-relative path → source file) in one commit, atomically.
+
+    ``remove``: tracked paths the same commit deletes (e.g. a template file that an
+    imported one takes the place of under another name).
 
     The files are copied (or moved) into a scratch worktree of the dataset under
     ``.git/windl/txn``, annexed and committed there; the dataset's branch then
@@ -754,8 +758,11 @@ def commit_files(
                 os.replace(source, target)
             else:
                 shutil.copy2(source, target)
+        if remove:
+            git(txn, "rm", "--cached", "--quiet", "--", *remove)
         checkpoint("staged")
-        annex_add_placed(txn, sorted(files))
+        if files:
+            annex_add_placed(txn, sorted(files))
         checkpoint("annexed")
         git(txn, "commit", "--quiet", "--no-verify", "-m", message)
         commit = head(txn)

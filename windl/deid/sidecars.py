@@ -79,6 +79,7 @@ from typing import IO, Any, Final
 import numpy as np
 
 from windl.deid.dicom import DeidPolicy
+from windl.deid.required import required_keys, safe_value
 from windl.errors import BadInput
 from windl.files import atomic_write
 
@@ -151,6 +152,13 @@ _KEEP = """
     VariableFlipAngleFlag VendorReportedEchoSpacing WaterFatShift WipMemBlock XRayExposure
     XRayTubeCurrent
     dcmmeta_affine dcmmeta_reorient_transform dcmmeta_shape dcmmeta_slice_dim dcmmeta_version
+    BackgroundSuppression BolusCutOffDelayTime BolusCutOffFlag BolusCutOffTechnique M0Estimate
+    PixelSize
+    DispersionCorrected ImageDecayCorrected ImageDecayCorrectionTime InfusionRadioactivity
+    InfusionSpeed InfusionSpeedUnits InfusionStart InjectedMass InjectedMassUnits
+    InjectionStart MetaboliteAvail MetaboliteRecoveryCorrectionApplied ModeOfAdministration
+    PlasmaAvail ReconFilterType ReconMethodParameterUnits ScanStart SpecificRadioactivity
+    SpecificRadioactivityUnits TracerName WholeBloodAvail
 """
 
 _REMOVE = """
@@ -248,7 +256,17 @@ FILTER_WORDS: Final = frozenset(
 #: BIDS suffixes whose JSON describes the columns of a table (keys are column names): the
 #: tables' data dictionaries, not recording sidecars; their keys are not looked up here
 TABLE_SUFFIXES: Final = frozenset(
-    {"events", "scans", "sessions", "participants", "channels", "electrodes", "beh", "samples"}
+    {
+        "events",
+        "scans",
+        "sessions",
+        "participants",
+        "channels",
+        "electrodes",
+        "beh",
+        "samples",
+        "blood",  # PET blood recordings: their JSON describes the table's columns too
+    }
 )
 
 #: heudiconv's dcmstack dump: whole DICOM headers, removed when ``dcmmeta_*`` keys are there
@@ -381,15 +399,31 @@ def key_problems(rel: str, data: Mapping[str, Any], policy: DeidPolicy) -> list[
         One line per problem; empty if none.
     """
     forbidden = forbidden_keys(policy)
-    problems = [f"forbidden key {key}" for key in sorted(set(data) & forbidden)]
-    if not is_table_dictionary(rel):
-        problems += [f"key {key} is on no allow-list" for key in unclassified_keys(data)]
+    dictionary = is_table_dictionary(rel)
+    # a required key with the value scrub_sidecar gives it is no problem
+    allowed = set() if dictionary else _required_as_scrubbed(rel, data, policy)
+    problems = [f"forbidden key {key}" for key in sorted(set(data) & forbidden - allowed)]
+    if not dictionary:
+        problems += [
+            f"key {key} is on no allow-list"
+            for key in unclassified_keys(data)
+            if key not in allowed
+        ]
     problems += [
         f"{key}: a value windl does not keep for a typed key"
         for key, value in sorted(data.items())
         if classify_key(key, data) == "typed" and _typed_value(key, value) != value
     ]
     return problems
+
+
+def _required_as_scrubbed(rel: str, data: Mapping[str, Any], policy: DeidPolicy) -> set[str]:
+    """Keys of a released sidecar that BIDS requires and that hold their safe value."""
+    return {
+        key
+        for key in required_keys(rel, data) & set(data)
+        if _required_value(key, data[key], classify_key(key, data), policy) == data[key]
+    }
 
 
 def _typed_value(key: str, value: Any) -> Any:
@@ -475,6 +509,7 @@ def scrub_sidecar(
     *,
     identifying_words: Iterable[str] = (),
     dictionary: bool = False,
+    bids_path: str | None = None,
 ) -> dict[str, Any]:
     """A de-identified copy of a JSON sidecar (its top-level object).
 
@@ -493,6 +528,9 @@ def scrub_sidecar(
     dictionary : bool, optional
         The file is a table's data dictionary (:func:`is_table_dictionary`): keys that
         are on no list (column names) are kept.
+    bids_path : str, optional
+        The sidecar's BIDS path: a key BIDS requires for it that the rules above would
+        remove gets the safe value of :func:`_required_value` instead.
 
     Returns
     -------
@@ -500,6 +538,37 @@ def scrub_sidecar(
         The kept keys in their original order; values of kept keys are the same objects.
     """
     del identifying_words
+    out = _scrubbed(data, policy, date_offset_days, dictionary)
+    if bids_path is None or dictionary:
+        return out
+    for key in required_keys(bids_path, data) & (set(data) - set(out)):
+        value = _required_value(key, data[key], classify_key(key, data), policy)
+        if value is not None:
+            out[key] = value
+    return {key: out[key] for key in data if key in out}
+
+
+def _required_value(key: str, value: Any, category: str | None, policy: DeidPolicy) -> Any:
+    """The value of a BIDS-required key the classification removes (``None``: removed).
+
+    Unclassified keys and descriptors get :func:`windl.deid.required.safe_value` (a
+    descriptor's text never stays: ``n/a``); times of day the date policy removes become
+    :data:`~windl.deid.required.DUMMY_TIME`. Identifiers, device, institution and patient
+    keys stay removed: the policy decides them, whatever BIDS requires.
+    """
+    if category is None:
+        return safe_value(key, value)
+    if category == "descriptor":
+        return "n/a" if isinstance(value, str) else None
+    if category == "shift" and not policy.retain_modified_dates:
+        return safe_value(key, value, time_removed=True)
+    return None
+
+
+def _scrubbed(
+    data: Mapping[str, Any], policy: DeidPolicy, date_offset_days: int, dictionary: bool
+) -> dict[str, Any]:
+    """The keys :data:`SIDECAR_KEYS` and the policy let through (see the module docstring)."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         category = classify_key(key, data)
@@ -522,6 +591,7 @@ def scrub_sidecar_file(
     date_offset_days: int,
     *,
     identifying_words: Iterable[str] = (),
+    bids_path: str | None = None,
 ) -> list[str]:
     """De-identify one JSON sidecar into ``dst`` (atomically); ``src`` is not changed.
 
@@ -529,7 +599,7 @@ def scrub_sidecar_file(
     ----------
     src, dst : Path
         The sidecar and where to write its de-identified copy (folder created).
-    policy, date_offset_days, identifying_words
+    policy, date_offset_days, identifying_words, bids_path
         As for :func:`scrub_sidecar`.
 
     Returns
@@ -551,7 +621,13 @@ def scrub_sidecar_file(
         raise BadInput(f"unreadable JSON sidecar ({type(exc).__name__})", src) from None
     if not isinstance(data, dict):
         raise BadInput("JSON sidecar is not an object", src)
-    out = scrub_sidecar(data, policy, date_offset_days, dictionary=is_table_dictionary(src))
+    out = scrub_sidecar(
+        data,
+        policy,
+        date_offset_days,
+        dictionary=is_table_dictionary(src),
+        bids_path=bids_path,
+    )
     del identifying_words
     text = json.dumps(out, indent=2, ensure_ascii=False) + "\n"
     atomic_write(dst, lambda fh: fh.write(text.encode("utf-8")))

@@ -95,6 +95,7 @@ from typing import Any
 from windl import datasets
 from windl.config import Site, find_site
 from windl.consent import consented_participants
+from windl.deid.ctf import ctf_problems, ds_folder
 from windl.deid.deface import face_check, needs_defacing
 from windl.deid.facedetect import Detection, DetectSettings, detect_face, face_picture
 from windl.deid.sidecars import key_problems
@@ -250,6 +251,9 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
         for kind in sorted(kinds):
             audit.finding("identifiers", rel, f"holds an original {kind} from the raw data")
         _check_recording_text(audit, rel, path, approved)
+        if ds_folder(rel) is not None:
+            for problem in ctf_problems(rel, path, audit.policy):
+                audit.finding("identifiers", rel, problem)
         if needs_defacing(rel):
             _check_deface(audit, rel, labels, mosaic_dir if mosaics else None)
     _check_pixels(audit, files)

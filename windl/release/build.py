@@ -38,13 +38,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from windl import datasets
 from windl.checkpoints import checkpoint
 from windl.config import TEMPLATES, Site
 from windl.consent import SCOPES, consented_participants, parse_scopes
+from windl.deid.ctf import scrub_res4
 from windl.deid.deface import deface
 from windl.deid.dicom import BurnedInAnnotationRefused, DeidPolicy, UIDMap, deidentify_file
 from windl.deid.ephys import scrub_raw
@@ -55,7 +56,7 @@ from windl.deid.sidecars import (
     scrub_sidecar_file,
     scrub_tsv_dates,
 )
-from windl.errors import ConfigError, ReleaseRefused, WindlError, capped_list
+from windl.errors import ConfigError, PseudonymMissing, ReleaseRefused, WindlError, capped_list
 from windl.files import atomic_write
 from windl.parallel import Progress, StepStatus, run_pool, watched_step
 from windl.pseudonyms import (
@@ -404,6 +405,8 @@ class _Context:
     pixels: PixelScreen = field(default_factory=PixelScreen)  # windl.release.pixel_gate
     relabel: Relabel = field(default_factory=Relabel)  # vetted labels (task, acq, ...)
     label_digests: dict[str, str] = field(default_factory=dict)  # study pid -> its labels' hash
+    released: frozenset[str] = frozenset()  # release paths of the plan, and their folders
+    path_digests: dict[str, str] = field(default_factory=dict)  # study pid -> hash of its paths
 
     @property
     def policy(self) -> DeidPolicy:
@@ -470,6 +473,7 @@ def assemble_release(
     )
     plan = plan_release(study, tree, labels, sessions, scope in settings.include_dicom, ctx.relabel)
     ctx.label_digests = _label_digests(ctx.relabel, plan)
+    ctx.released, ctx.path_digests = _released_paths(plan)
     ctx.pixels = screen_release(study, plan.files)
     previous = built_record(ds)
     earlier = ctx.released_before
@@ -690,6 +694,10 @@ def _cache_key(ctx: _Context, planned: PlannedFile) -> str:
         "relabel": (ctx.label_digests.get(planned.participant or "") or ctx.relabel.digest())
         if planned.kind in ("sidecar", "scans", "sessions", "qc")
         else "",
+        # a sidecar's IntendedFor & co. keep only paths the release has
+        "paths": ctx.path_digests.get(planned.participant or "", "")
+        if planned.kind == "sidecar"
+        else "",
         "words": hashlib.sha256("\n".join(ctx.words).encode()).hexdigest()
         if planned.kind == "sidecar"
         else "",
@@ -764,7 +772,9 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
     elif planned.kind == "sidecar" and planned.src in ctx.tables.described:
         _data_dictionary(ctx, src, staged, planned.src)
     elif planned.kind == "sidecar":
-        scrub_sidecar_file(src, staged, policy, offset, identifying_words=ctx.words)
+        scrub_sidecar_file(
+            src, staged, policy, offset, identifying_words=ctx.words, bids_path=planned.src
+        )
         _vet_sidecar(ctx, planned, staged)
     elif planned.kind == "scans":
         dates = _released_columns(ctx, src, scratch / "columns.tsv", planned.src)
@@ -792,6 +802,8 @@ def _make(ctx: _Context, planned: PlannedFile) -> dict[str, str]:
             made[(folder / path.name).as_posix()] = _place(
                 ctx, path, (folder / path.name).as_posix()
             )
+    elif planned.kind == "ctf":
+        scrub_res4(src, staged, policy, offset)
     elif planned.kind == "dicom":
         pid = planned.participant or ""
         deidentify_file(
@@ -827,11 +839,36 @@ def _vet_sidecar(ctx: _Context, planned: PlannedFile, staged: Path) -> None:
     pid = planned.participant
 
     def rename_path(path: str) -> str:
-        return rename(path, ctx.labels, ctx.sessions, ctx.relabel.label, pid)
+        # relative to the participant, or from the dataset (maybe another participant's:
+        # AssociatedEmptyRoom names sub-emptyroom)
+        owner = None if path.startswith("sub-") else pid
+        renamed = rename(path, ctx.labels, ctx.sessions, ctx.relabel.label, owner)
+        full = f"{ctx.labels[owner]}/{renamed}" if owner in ctx.labels else renamed
+        if full not in ctx.released:
+            # a file the release does not hold (another participant's, withheld, never
+            # there): pointing to it would name what is not released, and is invalid
+            raise PseudonymMissing(f"{path} is not in the release")
+        return renamed
 
     out = rekey_sidecar(data, Path(planned.dst).name, ctx.relabel, rename_path)
     if out != data:
         staged.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _released_paths(plan: ReleasePlan) -> tuple[frozenset[str], dict[str, str]]:
+    """Every release path of ``plan`` with its folders (a CTF ``.ds`` recording is a
+    folder), and per participant a hash of its paths (for the reuse cache)."""
+    paths: set[str] = set()
+    own: dict[str, list[str]] = {}
+    for planned in plan.files:
+        paths.add(planned.dst)
+        paths.update(p.as_posix() for p in PurePosixPath(planned.dst).parents)
+        own.setdefault(planned.participant or "", []).append(planned.dst)
+    digests = {
+        pid: hashlib.sha256("\n".join(sorted(dsts)).encode()).hexdigest()
+        for pid, dsts in own.items()
+    }
+    return frozenset(paths), digests
 
 
 def deface_record_path(dst: str) -> str:
@@ -976,6 +1013,31 @@ def _data_dictionary(ctx: _Context, src: Path, dst: Path, rel: str) -> None:
     dst.write_text(json.dumps(shipped, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+#: columns of participant-level tables that hold a BIDS entity, by entity
+ENTITY_COLUMNS = {"participant_id": "sub", "session_id": "ses", "sample_id": "sample"}
+
+
+def _table_cell(ctx: _Context, column: str, value: str, pid: str) -> str:
+    """A cell of participant ``pid``'s row as released: entity columns re-keyed.
+
+    ``participant_id``, ``session_id`` and ``sample_id`` take the labels the release's
+    paths have, so the table still names the folders and files it describes.
+    """
+    entity = ENTITY_COLUMNS.get(column)
+    if entity == "sub":
+        return ctx.labels[pid]
+    if entity == "ses":
+        label = value.removeprefix("ses-")
+        released = ctx.sessions.get((pid, label))
+        return f"ses-{released}" if released is not None else "n/a"
+    if entity == "sample" and value.startswith("sample-"):
+        try:
+            return f"sample-{ctx.relabel.label('sample', value.removeprefix('sample-'))}"
+        except PseudonymMissing:
+            return "n/a"  # a sample no released file names: nothing to point to
+    return value
+
+
 def _participant_table(
     ctx: _Context, src: Path, dst: Path, rel: str = "participants.tsv"
 ) -> list[columns.Column]:
@@ -999,7 +1061,14 @@ def _participant_table(
     for cells in rows:
         pid = cells[id_col] if id_col < len(cells) else ""
         if pid in ctx.labels:
-            consented.append([ctx.labels[pid] if i == id_col else c for i, c in enumerate(cells)])
+            consented.append([_table_cell(ctx, header[i], c, pid) for i, c in enumerate(cells)])
+    if rel == "participants.tsv":
+        # every released folder has a row (BIDS: PARTICIPANT_ID_MISMATCH), known or not
+        listed = {cells[id_col] for cells in rows if id_col < len(cells)}
+        for pid in sorted(set(ctx.labels) - listed):
+            consented.append(
+                [ctx.labels[pid] if i == id_col else "n/a" for i in range(len(header))]
+            )
     names, released = columns.release_rows(decided, consented)
     released.sort(key=lambda r: r[names.index("participant_id")])
     text = "\t".join(names) + "\n" + "".join("\t".join(r) + "\n" for r in released)

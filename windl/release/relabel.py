@@ -9,9 +9,10 @@ label says nothing, and the table that maps it back stays in ``restricted/``
 (:func:`windl.pseudonyms.ensure_entity_labels`), stable across the release line.
 
 The same re-keying applies wherever a label or a path stands inside a file: the
-``TaskName`` of a sidecar, the paths of ``IntendedFor``/``AssociatedEmptyRoom``/``Sources``,
-the free ``B0FieldIdentifier``/``B0FieldSource`` labels, ``scans.tsv`` file names and the
-QC texts. ``SeriesDescription`` and ``ProtocolName`` are kept only when approved
+``TaskName`` of a sidecar, the paths of ``IntendedFor``/``AssociatedEmptyRoom``/``Sources``
+(and a ``DigitizedHeadPoints`` that is a path), the free
+``B0FieldIdentifier``/``B0FieldSource`` labels, ``scans.tsv`` file names and the QC texts.
+``SeriesDescription`` and ``ProtocolName`` are kept only when approved
 (``[vocabulary] SeriesDescription = [...]``), as there is no neutral form of a description.
 """
 
@@ -68,7 +69,7 @@ PSEUDONYMISED = frozenset({"sub", "ses"})
 #: entities whose labels are vetted against the study's vocabulary
 VETTED = frozenset(BIDS_ENTITIES) - PSEUDONYMISED
 #: sidecar fields holding BIDS paths (``bids::`` URIs or paths relative to the participant)
-PATH_FIELDS = ("IntendedFor", "AssociatedEmptyRoom", "Sources", "RawSources")
+PATH_FIELDS = ("IntendedFor", "AssociatedEmptyRoom", "Sources", "RawSources", "DigitizedHeadPoints")
 #: sidecar fields holding a free label; both share one label space, as they must match
 B0_FIELDS = ("B0FieldIdentifier", "B0FieldSource")
 B0_ENTITY = "B0FieldIdentifier"
@@ -209,7 +210,7 @@ def rekey_sidecar(
         ):
             del out[name]
     for name in PATH_FIELDS:
-        if name in out:
+        if name in out and not isinstance(out[name], bool):  # DigitizedHeadPoints: either
             _replace(out, name, lambda v: _rekey_uri(v, rename_path))
     for name in B0_FIELDS:
         if name in out:
@@ -218,7 +219,8 @@ def rekey_sidecar(
 
 
 def _rekey_uri(value: str, rename_path: Any) -> str:
-    prefix = "bids::" if value.startswith("bids::") else ""
+    """A ``bids::`` URI or a path (relative, or from the dataset root with a ``/``)."""
+    prefix = "bids::" if value.startswith("bids::") else "/" if value.startswith("/") else ""
     return prefix + rename_path(value.removeprefix(prefix))
 
 

@@ -25,7 +25,9 @@ of letters and digits) and asks, for each token, which source explains it:
 ``tools``
     The fixed text of the tools windl writes releases with: the string literals of
     mne-bids (sidecar descriptions, channel type names) and the BrainVision format's own
-    header text (:data:`BRAINVISION_FORMAT`).
+    header text (:data:`BRAINVISION_FORMAT`), the CTF head coil file's
+    (:data:`CTF_FORMAT`), the URIs of the term registries BIDS points to
+    (:data:`TERM_REGISTRIES`).
 ``vocabulary``
     The study's approved vocabulary (:mod:`windl.vocabulary`).
 ``levels``
@@ -111,6 +113,9 @@ _MACHINE_KEYS = """
     CodingSchemeDesignator CodingSchemeVersion CodeValue stop_condition
     WindowCenterWidthExplanation DimensionDescriptionLabel PhaseEncodingPolarityGE
     CoilCombinationMethod MatrixCoilMode
+    ReconFilterType ReconMethodParameterLabels ReconMethodParameterUnits
+    InjectedRadioactivityUnits InjectedMassUnits SpecificRadioactivityUnits InfusionSpeedUnits
+    DiffusionScheme
 """
 MACHINE_KEYS: Final = frozenset(_MACHINE_KEYS.split())
 #: every key whose value explains itself: ours, and the DICOM text attributes the
@@ -146,6 +151,15 @@ _NUMBER: Final = (
 TOOL_PACKAGES: Final = ("mne_bids",)
 #: the fixed text of a BrainVision header and marker file (BrainVision Core Data Format 1.0,
 #: as the Vision Recorder and mne-bids write it); comments a person adds are not in it
+#: the fixed text CTF's acquisition software writes into a ``.hc`` head coil file
+CTF_FORMAT: Final = """
+standard measured nasion left right ear coil position relative to dewar head (cm)
+"""
+#: the public term registries BIDS points to (``CogAtlasID``, ``CogPOID``): their URIs
+TERM_REGISTRIES: Final = """
+https://www.cognitiveatlas.org/id/trm_ https://www.cognitiveatlas.org/task/id/tsk_
+http://www.wiki.cogpo.org/index.php?title=
+"""
 BRAINVISION_FORMAT: Final = """
 Brain Vision Data Exchange Header File Version 1.0
 Brain Vision Data Exchange Marker File, Version 1.0
@@ -258,7 +272,7 @@ def tool_vocabulary() -> frozenset[str]:
     """Tokens of the fixed text of the tools and formats a release is written with."""
     import importlib.util
 
-    texts = [BRAINVISION_FORMAT]
+    texts = [BRAINVISION_FORMAT, CTF_FORMAT, TERM_REGISTRIES]
     for name in TOOL_PACKAGES:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
