@@ -50,6 +50,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -286,6 +287,106 @@ def load(url: str, pid: int, plan: dict[str, Any], clients: int, seconds: float)
     return result
 
 
+WRK_SCRIPT = """
+-- the same mix as the httpx clients, one kind after the other on every connection
+local paths = {%(paths)s}
+local headers = {%(headers)s}
+local turn = 0
+local addresses = 250
+request = function()
+  turn = turn + 1
+  local i = (turn %% #paths) + 1
+  local h = {}
+  for k, v in pairs(headers[i]) do h[k] = v end
+  h["X-Forwarded-For"] = "10.1." .. math.floor(turn / 7) %% addresses .. "." .. (turn %% 200 + 1)
+  return wrk.format("GET", paths[i], h)
+end
+
+done = function(summary, latency, requests)
+  for _, q in ipairs({50, 95, 99}) do
+    io.write(string.format("windl-p%%d-us %%d\\n", q, latency:percentile(q)))
+  end
+end
+"""
+
+
+def _lua(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def load_wrk(url: str, pid: int, plan: dict[str, Any], clients: int, seconds: float) -> dict:
+    """The same mix from ``wrk`` (C, 2 threads): the load generator's own cost nearly gone."""
+    auth = "Basic " + base64.b64encode(f"bench:{plan['token']}".encode()).decode()
+    kinds = {
+        "/": {},
+        "/search?q=rest": {},
+        "/api/search?q=rest": {"Authorization": f"Bearer {plan['token']}"},
+        f"/datasets/{plan['dataset']}": {},
+        f"/git/{plan['study']}/{plan['scope']}/info/refs?service=git-upload-pack": {
+            "Authorization": auth,
+            "Git-Protocol": "version=2",
+        },
+        f"/git/{plan['study']}/{plan['scope']}/{plan['object']}": {"Authorization": auth},
+    }
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "paths": ", ".join(_lua(p) for p in kinds),
+            "headers": ", ".join(
+                "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in h.items()) + "}"
+                for h in kinds.values()
+            ),
+        }
+    )
+    cpu_before = _tree_cpu_seconds(pid)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(clients),
+            "-d",
+            f"{int(seconds)}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - start
+    cpu = _tree_cpu_seconds(pid) - cpu_before
+    script.unlink()
+    return {**_parse_wrk(proc.stdout), "server_cores": round(cpu / wall, 2)}
+
+
+def _parse_wrk(out: str) -> dict[str, Any]:
+    """Requests, rate, errors and the percentiles the script's ``done()`` printed."""
+
+    def number(pattern: str) -> float:
+        found = re.search(pattern, out)
+        if found is None:
+            raise SystemExit(f"wrk printed no {pattern!r}:\n{out}")
+        return float(found.group(1))
+
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    return {
+        "requests": int(number(r"(\d+) requests in")),
+        "requests_per_s": number(r"Requests/sec:\s+([\d.]+)"),
+        "errors": (int(bad.group(1)) if bad else 0)
+        + (sum(int(n) for n in sockets.groups()) if sockets else 0),
+        **{f"p{q}_ms": round(number(rf"windl-p{q}-us (\d+)") / 1000, 1) for q in (50, 95, 99)},
+    }
+
+
 def clones(root: Path, url: str, plan: dict[str, Any], count: int, scratch: Path) -> dict[str, Any]:
     """``count`` concurrent clone + get of the release, each checked file by file."""
     from conftest import datalad_user, portal_account, sha256_of
@@ -399,6 +500,8 @@ def bench_backend(
         # one round of every kind first: caches warm, as on a site that has been running
         load(url, pid, plan, clients=len(KINDS), seconds=2)
         result = load(url, pid, plan, args.clients, args.seconds)
+        if shutil.which("wrk"):
+            result["wrk"] = load_wrk(url, pid, plan, args.clients, args.seconds)
         result["clone_get"] = clones(root, url, plan, args.clones, scratch / "clones")
         if args.nginx:
             result["annex_get_vs_nginx"] = against_nginx(root, url, pid, plan, args)
