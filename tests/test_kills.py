@@ -9,14 +9,19 @@ command (module-scoped template) and copied per kill point.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from windl.datasets import tool_env
 
 from conftest import (
     assert_site_clean,
     copy_site,
     dataset_heads,
+    git_out,
+    git_status,
     run_killed_at,
     run_windl,
     study_path,
@@ -164,3 +169,69 @@ def test_qc_killed(converted_template: Path, tmp_path: Path, point: str) -> None
     site = copy_site(converted_template, tmp_path / "site")
     kill_then_complete(site, ["qc", "study1", "--site", site], point, tmp_path)
     assert list((study_path(site) / "derivatives" / "qc").rglob("*"))
+
+
+# -------------------------------------------------------------------------- publish
+#: points of a first ``publish`` of the members release: tag, the store's sibling made in
+#: two halves (storage remote, then git remote), the push, the tag's push
+PUBLISH_POINTS = (
+    "publish-tagged",
+    "sibling-storage-created",
+    "publish-sibling",
+    "publish-pushed",
+    "publish-tag-pushed",
+)
+STORAGE = "members-store-storage"
+
+
+@pytest.fixture(scope="module")
+def audited_template(consented_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`consented_template` with k1's members release 1.0.0 built and audited."""
+    root = copy_site(consented_template, tmp_path_factory.mktemp("kill-audited") / "site")
+    args = ["release", "build", "study1", "--scope", "members", "--version", "1.0.0"]
+    run_windl(*args, "--site", root)
+    run_windl("audit", root / "superdataset" / "releases" / "study1" / "members", "--site", root)
+    return root
+
+
+def _refs(repo: Path) -> str:
+    """Every ref of a repository (branches, tags, git-annex) with its commit."""
+    return git_out(repo, "for-each-ref", "--format=%(refname) %(objectname)")
+
+
+@pytest.mark.parametrize("point", PUBLISH_POINTS)
+def test_publish_killed(audited_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(audited_template, tmp_path / "site")
+    release = site / "superdataset" / "releases" / "study1" / "members"
+    head = git_out(release, "rev-parse", "HEAD").strip()
+    args = ["publish", "study1", "--scope", "members", "--version", "1.0.0", "--site", site]
+    run_killed_at(args, point, tmp_path)
+    run_windl(*args)
+    store = (site / "stores" / "members" / "alias" / "study1-members").resolve()
+    # the third run first: the checks below write git-annex's location log themselves
+    before = (dataset_heads(site), _refs(release), _refs(store))
+    again = run_windl(*args).stdout
+    assert "already tagged" in again, again
+    assert (dataset_heads(site), _refs(release), _refs(store)) == before
+    assert git_out(store, "rev-parse", "v1.0.0^{commit}").strip() == head
+    assert git_out(release, "rev-parse", "v1.0.0^{commit}").strip() == head
+    assert_site_clean(site)
+    assert git_status(release) == ""
+    subprocess.run(["git", "annex", "fsck", "--quiet"], cwd=release, check=True)
+    # every annexed file of the version is in the store, with the right checksum
+    subprocess.run(
+        ["git", "annex", "fsck", "--quiet", f"--from={STORAGE}", "--branch=v1.0.0"],
+        cwd=release,
+        env=tool_env(),  # git-annex-remote-ora is DataLad's
+        check=True,
+    )
+    # a reader's clone of the version gets every file from the store
+    clone = tmp_path / "clone"
+    url = f"ria+file://{site / 'stores' / 'members'}#~study1-members@v1.0.0"
+    env = {**tool_env(), "HOME": str(tmp_path)}
+    for key, value in (("user.name", "reader"), ("user.email", "r@example.org")):
+        subprocess.run(["git", "config", "--global", key, value], env=env, check=True)
+    subprocess.run(["datalad", "clone", url, str(clone)], env=env, check=True, capture_output=True)
+    subprocess.run(["datalad", "get", "."], cwd=clone, env=env, check=True, capture_output=True)
+    assert list(clone.rglob("*.nii.gz"))
+    assert all(p.exists() for p in clone.rglob("*.nii.gz"))  # no dangling annex links
