@@ -161,7 +161,9 @@ def test_add_killed(converted_template: Path, tmp_path: Path, point: str) -> Non
 
 
 # ------------------------------------------------------------------------------- qc
-QC_POINTS = ("qc-start", "run-started", "run-saved", "qc-written")
+#: points of ``qc``: before the run, inside it (the step's cache written, its group tables
+#: not yet), and after its commit
+QC_POINTS = ("qc-start", "run-started", "qc-cached", "run-saved", "qc-written")
 
 
 @pytest.mark.parametrize("point", QC_POINTS)
