@@ -119,28 +119,33 @@ def test_lock_is_reentrant_in_one_process(site: Path) -> None:
 
 # -------------------------------------------- convert, qc, release build (and ingest) at once
 CONSENT_CSV = "participant_id,scopes,form_version,date\nsub-k1,members,v1,2026-11-01\n"
+RELEASE_BUILD = ["release", "build", "study1", "--scope", "members", "--version", "1.0.0"]
 
 
 @pytest.fixture(scope="module")
 def k1_converted_template(
     two_subjects_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """The two-subject site with k1 converted and consented to members (k2 only ingested)."""
+    """The two-subject site with k1 converted, consented to members and its members release
+    1.0.0 built (k2 only ingested)."""
     base = tmp_path_factory.mktemp("concurrent")
     root = copy_site(two_subjects_template, base / "site")
     run_windl("convert", "study1", "--subject", "k1", "--site", root)
     (base / "consent.csv").write_text(CONSENT_CSV)
     run_windl("consent", "import", "study1", base / "consent.csv", "--site", root)
+    run_windl(*RELEASE_BUILD, "--site", root)
     return root
 
 
 def test_convert_qc_release_ingest_at_once(
     k1_converted_template: Path, data: Path, tmp_path: Path
 ) -> None:
-    """Six commands on one study at once: the same subject converted twice and its QC twice,
-    a new subject ingested, k1's release built; every one completes, nothing is lost."""
+    """Nine commands on one study at once: the same subject converted twice and its QC twice,
+    a new subject ingested, k1's release rebuilt, the study validated and the release
+    audited twice (each on the commit it read); every one completes, nothing is lost."""
     site = copy_site(k1_converted_template, tmp_path / "site")
     study = study_path(site)
+    release = site / "superdataset" / "releases" / "study1" / "members"
     before = git_out(study, "rev-parse", "HEAD").strip()
     k3 = data / "dcm_qa_nih" / "In" / "20180918Si" / "mr_0005"
     commands = [
@@ -149,9 +154,13 @@ def test_convert_qc_release_ingest_at_once(
         ["qc", "study1", "--subject", "k1"],
         ["qc", "study1", "--subject", "k1"],
         ["ingest", "study1", str(k3), "--subject", "k3"],
-        ["release", "build", "study1", "--scope", "members", "--version", "1.0.0"],
+        RELEASE_BUILD,
+        ["validate", "study1"],
+        ["audit", str(release)],
+        ["audit", str(release)],
     ]
     outputs = run_together(site, commands, tmp_path)
+    assert all("PASSED" in out for out in outputs[-2:]), outputs[-2:]
     # one of each pair did the work; the other found it done
     assert sum("unchanged" in out for out in outputs[2:4]) >= 1, outputs[2:4]
     recorded = git_out(study / "sourcedata", "ls-tree", "--name-only", "HEAD").split()
@@ -161,8 +170,13 @@ def test_convert_qc_release_ingest_at_once(
         assert any(p.startswith(f"sub-{subject}/") and p.endswith(".nii.gz") for p in tree)
     assert any(p.startswith("derivatives/qc/sub-k1/") for p in tree)
     assert before != git_out(study, "rev-parse", "HEAD").strip()
-    release = site / "superdataset" / "releases" / "study1" / "members"
     assert list(release.rglob("*.nii.gz"))
+    # each audit's result is on a commit of the release, the validation on one of the study
+    for ds, ref in ((release, "windl/audit"), (study, "windl/validation")):
+        noted = git_out(ds, "notes", f"--ref={ref}", "list").split()[1::2]
+        assert noted, ref
+        history = set(git_out(ds, "rev-list", "HEAD").split())
+        assert set(noted) <= history, ref
     # the superdataset records the study's and the release's current commits
     sub_states = git_out(site / "superdataset", "submodule", "status", "--recursive")
     assert not any(line.startswith(("+", "U")) for line in sub_states.splitlines()), (
