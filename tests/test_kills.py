@@ -8,8 +8,10 @@ command (module-scoped template) and copied per kill point.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from conftest import (
     git_status,
     run_killed_at,
     run_windl,
+    sha256_of,
     study_path,
 )
 
@@ -237,3 +240,67 @@ def test_publish_killed(audited_template: Path, tmp_path: Path, point: str) -> N
     subprocess.run(["datalad", "get", "."], cwd=clone, env=env, check=True, capture_output=True)
     assert list(clone.rglob("*.nii.gz"))
     assert all(p.exists() for p in clone.rglob("*.nii.gz"))  # no dangling annex links
+
+
+#: points of a first publish to the individuals store that leave its remotes half made
+INDIVIDUALS_POINTS = ("individuals-remote-added", "individuals-storage-folder")
+
+
+@pytest.fixture(scope="module")
+def individuals_template(
+    consented_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """:func:`consented_template` with k1's individuals release 1.0.0 built, audited and
+    granted to one person (their GPG key made here)."""
+    base = tmp_path_factory.mktemp("kill-individuals")
+    root = copy_site(consented_template, base / "site")
+    site = ("--site", root)
+    run_windl("consent", "set", "study1", "k1", "--scope", "members", "--scope", "individuals",
+              *site)  # fmt: skip
+    run_windl("release", "build", "study1", "--scope", "individuals", "--version", "1.0.0", *site)
+    run_windl("audit", root / "superdataset" / "releases" / "study1" / "individuals", *site)
+    home = Path(tempfile.mkdtemp(prefix="gk"))  # short: gpg-agent's socket path
+    gpg = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "alice <alice@example.org>",
+         "default", "default", "never"],
+        env=gpg, check=True, capture_output=True,
+    )  # fmt: skip
+    key = base / "alice.asc"
+    key.write_bytes(subprocess.run(["gpg", "--batch", "--armor", "--export"], env=gpg,
+                                   check=True, capture_output=True).stdout)  # fmt: skip
+    run_windl("share", "grant", "study1", "alice", "--key", key, *site)
+    # gpg-agent's sockets in the site's keyring folder cannot be copied with the site
+    for keyring in (home, root / "stores" / "individuals" / "gnupg"):
+        subprocess.run(["gpgconf", "--homedir", str(keyring), "--kill", "all"], check=True)
+    return root
+
+
+@pytest.mark.parametrize("point", INDIVIDUALS_POINTS)
+def test_publish_individuals_killed(individuals_template: Path, tmp_path: Path, point: str) -> None:
+    from windl.config import find_site
+    from windl.share.individuals import env as store_env
+
+    site = copy_site(individuals_template, tmp_path / "site")
+    release = site / "superdataset" / "releases" / "study1" / "individuals"
+    args = ["publish", "study1", "--scope", "individuals", "--version", "1.0.0", "--site", site]
+    run_killed_at(args, point, tmp_path)
+    run_windl(*args)
+    before = (dataset_heads(site), _refs(release))
+    assert "already tagged" in run_windl(*args).stdout
+    assert (dataset_heads(site), _refs(release)) == before
+    # the store holds ciphertext only: no file there has an annexed file's bytes
+    released = {sha256_of(p) for p in release.glob("sub-*/**/*.nii.gz")}
+    assert released
+    stored = [p for p in (site / "stores" / "individuals").rglob("*") if p.is_file()]
+    assert not released & {sha256_of(p) for p in stored}
+    assert not (site / "stores" / "individuals" / "study1" / "repo.git" / "annex").exists()
+    assert_site_clean(site)
+    assert git_status(release) == ""
+    storage = git_out(release, "config", "remote.individuals-store.datalad-publish-depends")
+    subprocess.run(
+        ["git", "annex", "fsck", "--quiet", f"--from={storage.strip()}", "--branch=v1.0.0"],
+        cwd=release,
+        env={**tool_env(), **store_env(find_site(site))},
+        check=True,
+    )
