@@ -126,6 +126,15 @@ def _fif_unknown_channel_kind() -> bytes:
     return bytes(data)
 
 
+def _brainvision_marker_position_not_int() -> bytes:
+    # marker positions str.isdigit() took and int() does not: one ending in \x1f (which
+    # strip() removed before the test, not before int()) and a superscript two; ValueError
+    bv = harness("brainvision")
+    vmrk = bv._VMRK.replace(b"S  1,5,1,0", b"S  1,5\x1f\x1f,1,0\nMk3=Stimulus,S  2,\xc2\xb2,1,0")
+    assert vmrk != bv._VMRK
+    return bv.SEP.join([bv._VHDR, vmrk, bytes(40)])
+
+
 #: a zip whose deflate stream does not decompress: zipfile let zlib.error through
 _ZIP_BAD_DEFLATE = base64.b64decode(
     "AFBLAwQUAAAA+PvgG4RdTPxaZgsAAAB4AAAACQBdAHN1Yi9hLnR4dMtIzcnJ58qgOwkAUEsDBBQAAAAIAOAbhF0i"
@@ -144,6 +153,7 @@ CRASHERS = [
     pytest.param("archive", _ZIP_BAD_DEFLATE, id="zip-bad-deflate"),
     pytest.param("edf", None, id="edf-negative-signals"),
     pytest.param("fif", None, id="fif-unknown-channel-kind"),
+    pytest.param("brainvision", None, id="brainvision-marker-position-not-int"),
 ]
 
 
@@ -151,5 +161,9 @@ CRASHERS = [
 def test_fuzz_crasher(target: str, data: bytes) -> None:
     """A found crasher is now refused with a typed error (or accepted), never a traceback."""
     if data is None:  # made by a harness module: built here, not at collection
-        data = {"fif": _fif_unknown_channel_kind, "edf": _edf_negative_signals}[target]()
+        data = {
+            "fif": _fif_unknown_channel_kind,
+            "edf": _edf_negative_signals,
+            "brainvision": _brainvision_marker_position_not_int,
+        }[target]()
     harness(target).one_input(data)
