@@ -110,6 +110,17 @@ def _zip_name_not_utf8() -> bytes:
     return b"\x00" + bytes(data)
 
 
+def _zip_member_encrypted() -> bytes:
+    # a member flagged encrypted (bit 0): zipfile raised RuntimeError "password required"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("sub/b.dcm", b"a" * 64)
+    data = bytearray(out.getvalue())
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 8] |= 0x01
+    return b"\x00" + bytes(data)
+
+
 def _edf_negative_signals() -> bytes:
     # an EDF header with -99 signals: seeking to its signal table raised OSError
     data = bytearray(harness("edf").edf())
@@ -151,6 +162,7 @@ CRASHERS = [
     pytest.param("archive", _zip_version_unknown(), id="zip-version-unknown"),
     pytest.param("archive", _zip_name_not_utf8(), id="zip-name-not-utf8"),
     pytest.param("archive", _ZIP_BAD_DEFLATE, id="zip-bad-deflate"),
+    pytest.param("archive", _zip_member_encrypted(), id="zip-member-encrypted"),
     pytest.param("edf", None, id="edf-negative-signals"),
     pytest.param("fif", None, id="fif-unknown-channel-kind"),
     pytest.param("brainvision", None, id="brainvision-marker-position-not-int"),
