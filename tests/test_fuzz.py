@@ -146,6 +146,25 @@ def _brainvision_marker_position_not_int() -> bytes:
     return bv.SEP.join([bv._VHDR, vmrk, bytes(40)])
 
 
+#: a DICOM whose PixelData has an ambiguous VR (OB or OW) and no BitsAllocated to resolve it:
+#: pydicom raised AttributeError
+_DICOM_AMBIGUOUS_VR = base64.b64decode(
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABESUNN"
+    "AgAAAFVMBADOAAAAAgABAE9CAAACAAAAAAECAAIAVUkaADEuMi44NDAuMTAwMDguNS4xLjQuMS4xLjQAAgADAFVJ"
+    "QAAxLjIuODI2LjAuMS4zNjgwMDQzLjguNDk4LjgzOTk1NTQyNzE4MDg1MzcxMTkwOTI2MzMzMjI0MDgyOTYxNjcw"
+    "AgAQAFVJFAAxLjIuODQwLjEwMDA4LjEuMi4xAAIAEgBVSRwAMS4yLjgyNi4wLjEuMzY4MDA0My44LjQ5OC4xAAIA"
+    "EwBTSA4AUFlESUNPTSAzLjAuMiAIABYAVUkaADEuAElTAgAzICgAAgAuNS4xLjQuMS4xLjQACAAYAFVJQAAxLjIu"
+    "ODI2LjAuMS4zNjgwMDQzLjguNDk4LjgzOTk1NTQyNzE4MDg1MzcxMTkwOTI2MzMzMjI0MDgyOTYxNjcwCABgAENT"
+    "AgBNUggAPhBMTwgAdDFfZnV6eiAgAA0AVUlAADEuMi44MjYuMC4xLjM2ODAwNDMuOC40OTguODAwMDk0NTE4MTA5"
+    "NzQ0OTQ4NzY4MDk4OTQ3NjkxOTIzNjEyNjEgAA4AVUlAADEuMi44MjYuMC4xLjM2ODAwNDMuOC40OTguNzkzNTg1"
+    "NTY3NDg3OTgyOTQyNDIxMzc0ODU4NDc0Mjg4NzA3MjUgABEASVMCADMgKAACAFVTAgABACgABABDUwwATU9OT0NI"
+    "Uk9NRTIgKAAQAFVTAgAEACgAEQBVUwIABAAoAAYBVVMCABAAKAABAVVTAgAQACgAAgFVUwIADwAoAAMBVVMCAAAA"
+    "4H8QAAAAAAAAAAA0My44LjQ5OC44MDAwOTQ1MTgxMAIAAADgfxAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAABAREhMUFRYXGBkaGxwdHh8="
+)
+
+
 #: a zip whose deflate stream does not decompress: zipfile let zlib.error through
 _ZIP_BAD_DEFLATE = base64.b64decode(
     "AFBLAwQUAAAA+PvgG4RdTPxaZgsAAAB4AAAACQBdAHN1Yi9hLnR4dMtIzcnJ58qgOwkAUEsDBBQAAAAIAOAbhF0i"
@@ -158,6 +177,7 @@ _ZIP_BAD_DEFLATE = base64.b64decode(
 #: inputs the fuzzer found that once raised something other than a WindlError
 CRASHERS = [
     pytest.param("dicom", _dicom_unknown_vr(), id="dicom-unknown-vr"),
+    pytest.param("dicom", _DICOM_AMBIGUOUS_VR, id="dicom-ambiguous-vr-unresolved"),
     pytest.param("archive", _zip_empty_name(), id="zip-empty-member-name"),
     pytest.param("archive", _zip_version_unknown(), id="zip-version-unknown"),
     pytest.param("archive", _zip_name_not_utf8(), id="zip-name-not-utf8"),
