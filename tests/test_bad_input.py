@@ -252,6 +252,17 @@ def zip_with_duplicate_member(data: Path, tmp: Path) -> Case:
     return archive, [archive.name, "'scan/a.dcm'", "appears twice"]
 
 
+def zip_with_encrypted_member(data: Path, tmp: Path) -> Case:
+    """A member flagged password-protected (found by fuzzing: zipfile's RuntimeError)."""
+    archive = tmp / "locked.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("scan/a.dcm", dicoms(data)[0].read_bytes())
+    raw = bytearray(archive.read_bytes())
+    raw[raw.find(b"PK\x01\x02") + 8] |= 0x01  # the central directory's flags, bit 0
+    archive.write_bytes(bytes(raw))
+    return archive, [archive.name, "'scan/a.dcm'", "encrypted"]
+
+
 def tar_with_duplicate_member(data: Path, tmp: Path) -> Case:
     archive = tmp / "twice.tar"
     first, second = dicoms(data)[:2]
@@ -500,6 +511,7 @@ BAD_SOURCES: list[Callable[[Path, Path], Case]] = [
     zeros_zip,
     zeros_targz,
     zip_with_duplicate_member,
+    zip_with_encrypted_member,
     tar_with_duplicate_member,
     zip_whose_header_lies_about_size,
     tar_with_sparse_member,

@@ -110,6 +110,17 @@ def _zip_name_not_utf8() -> bytes:
     return b"\x00" + bytes(data)
 
 
+def _zip_member_encrypted() -> bytes:
+    # a member flagged encrypted (bit 0): zipfile raised RuntimeError "password required"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("sub/b.dcm", b"a" * 64)
+    data = bytearray(out.getvalue())
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 8] |= 0x01
+    return b"\x00" + bytes(data)
+
+
 def _edf_negative_signals() -> bytes:
     # an EDF header with -99 signals: seeking to its signal table raised OSError
     data = bytearray(harness("edf").edf())
@@ -126,6 +137,34 @@ def _fif_unknown_channel_kind() -> bytes:
     return bytes(data)
 
 
+def _brainvision_marker_position_not_int() -> bytes:
+    # marker positions str.isdigit() took and int() does not: one ending in \x1f (which
+    # strip() removed before the test, not before int()) and a superscript two; ValueError
+    bv = harness("brainvision")
+    vmrk = bv._VMRK.replace(b"S  1,5,1,0", b"S  1,5\x1f\x1f,1,0\nMk3=Stimulus,S  2,\xc2\xb2,1,0")
+    assert vmrk != bv._VMRK
+    return bv.SEP.join([bv._VHDR, vmrk, bytes(40)])
+
+
+#: a DICOM whose PixelData has an ambiguous VR (OB or OW) and no BitsAllocated to resolve it:
+#: pydicom raised AttributeError
+_DICOM_AMBIGUOUS_VR = base64.b64decode(
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABESUNN"
+    "AgAAAFVMBADOAAAAAgABAE9CAAACAAAAAAECAAIAVUkaADEuMi44NDAuMTAwMDguNS4xLjQuMS4xLjQAAgADAFVJ"
+    "QAAxLjIuODI2LjAuMS4zNjgwMDQzLjguNDk4LjgzOTk1NTQyNzE4MDg1MzcxMTkwOTI2MzMzMjI0MDgyOTYxNjcw"
+    "AgAQAFVJFAAxLjIuODQwLjEwMDA4LjEuMi4xAAIAEgBVSRwAMS4yLjgyNi4wLjEuMzY4MDA0My44LjQ5OC4xAAIA"
+    "EwBTSA4AUFlESUNPTSAzLjAuMiAIABYAVUkaADEuAElTAgAzICgAAgAuNS4xLjQuMS4xLjQACAAYAFVJQAAxLjIu"
+    "ODI2LjAuMS4zNjgwMDQzLjguNDk4LjgzOTk1NTQyNzE4MDg1MzcxMTkwOTI2MzMzMjI0MDgyOTYxNjcwCABgAENT"
+    "AgBNUggAPhBMTwgAdDFfZnV6eiAgAA0AVUlAADEuMi44MjYuMC4xLjM2ODAwNDMuOC40OTguODAwMDk0NTE4MTA5"
+    "NzQ0OTQ4NzY4MDk4OTQ3NjkxOTIzNjEyNjEgAA4AVUlAADEuMi44MjYuMC4xLjM2ODAwNDMuOC40OTguNzkzNTg1"
+    "NTY3NDg3OTgyOTQyNDIxMzc0ODU4NDc0Mjg4NzA3MjUgABEASVMCADMgKAACAFVTAgABACgABABDUwwATU9OT0NI"
+    "Uk9NRTIgKAAQAFVTAgAEACgAEQBVUwIABAAoAAYBVVMCABAAKAABAVVTAgAQACgAAgFVUwIADwAoAAMBVVMCAAAA"
+    "4H8QAAAAAAAAAAA0My44LjQ5OC44MDAwOTQ1MTgxMAIAAADgfxAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAABAREhMUFRYXGBkaGxwdHh8="
+)
+
+
 #: a zip whose deflate stream does not decompress: zipfile let zlib.error through
 _ZIP_BAD_DEFLATE = base64.b64decode(
     "AFBLAwQUAAAA+PvgG4RdTPxaZgsAAAB4AAAACQBdAHN1Yi9hLnR4dMtIzcnJ58qgOwkAUEsDBBQAAAAIAOAbhF0i"
@@ -138,12 +177,15 @@ _ZIP_BAD_DEFLATE = base64.b64decode(
 #: inputs the fuzzer found that once raised something other than a WindlError
 CRASHERS = [
     pytest.param("dicom", _dicom_unknown_vr(), id="dicom-unknown-vr"),
+    pytest.param("dicom", _DICOM_AMBIGUOUS_VR, id="dicom-ambiguous-vr-unresolved"),
     pytest.param("archive", _zip_empty_name(), id="zip-empty-member-name"),
     pytest.param("archive", _zip_version_unknown(), id="zip-version-unknown"),
     pytest.param("archive", _zip_name_not_utf8(), id="zip-name-not-utf8"),
     pytest.param("archive", _ZIP_BAD_DEFLATE, id="zip-bad-deflate"),
+    pytest.param("archive", _zip_member_encrypted(), id="zip-member-encrypted"),
     pytest.param("edf", None, id="edf-negative-signals"),
     pytest.param("fif", None, id="fif-unknown-channel-kind"),
+    pytest.param("brainvision", None, id="brainvision-marker-position-not-int"),
 ]
 
 
@@ -151,5 +193,9 @@ CRASHERS = [
 def test_fuzz_crasher(target: str, data: bytes) -> None:
     """A found crasher is now refused with a typed error (or accepted), never a traceback."""
     if data is None:  # made by a harness module: built here, not at collection
-        data = {"fif": _fif_unknown_channel_kind, "edf": _edf_negative_signals}[target]()
+        data = {
+            "fif": _fif_unknown_channel_kind,
+            "edf": _edf_negative_signals,
+            "brainvision": _brainvision_marker_position_not_int,
+        }[target]()
     harness(target).one_input(data)

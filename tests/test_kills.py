@@ -8,17 +8,25 @@ command (module-scoped template) and copied per kill point.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+
+from windl.datasets import tool_env
 
 from conftest import (
     assert_site_clean,
     copy_site,
     dataset_heads,
+    git_out,
+    git_status,
     run_killed_at,
     run_windl,
+    sha256_of,
     study_path,
 )
 
@@ -156,7 +164,9 @@ def test_add_killed(converted_template: Path, tmp_path: Path, point: str) -> Non
 
 
 # ------------------------------------------------------------------------------- qc
-QC_POINTS = ("qc-start", "run-started", "run-saved", "qc-written")
+#: points of ``qc``: before the run, inside it (the step's cache written, its group tables
+#: not yet), and after its commit
+QC_POINTS = ("qc-start", "run-started", "qc-cached", "run-saved", "qc-written")
 
 
 @pytest.mark.parametrize("point", QC_POINTS)
@@ -164,3 +174,133 @@ def test_qc_killed(converted_template: Path, tmp_path: Path, point: str) -> None
     site = copy_site(converted_template, tmp_path / "site")
     kill_then_complete(site, ["qc", "study1", "--site", site], point, tmp_path)
     assert list((study_path(site) / "derivatives" / "qc").rglob("*"))
+
+
+# -------------------------------------------------------------------------- publish
+#: points of a first ``publish`` of the members release: tag, the store's sibling made in
+#: two halves (storage remote, then git remote), the push, the tag's push
+PUBLISH_POINTS = (
+    "publish-tagged",
+    "sibling-storage-created",
+    "publish-sibling",
+    "publish-pushed",
+    "publish-tag-pushed",
+)
+STORAGE = "members-store-storage"
+
+
+@pytest.fixture(scope="module")
+def audited_template(consented_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`consented_template` with k1's members release 1.0.0 built and audited."""
+    root = copy_site(consented_template, tmp_path_factory.mktemp("kill-audited") / "site")
+    args = ["release", "build", "study1", "--scope", "members", "--version", "1.0.0"]
+    run_windl(*args, "--site", root)
+    run_windl("audit", root / "superdataset" / "releases" / "study1" / "members", "--site", root)
+    return root
+
+
+def _refs(repo: Path) -> str:
+    """Every ref of a repository (branches, tags, git-annex) with its commit."""
+    return git_out(repo, "for-each-ref", "--format=%(refname) %(objectname)")
+
+
+@pytest.mark.parametrize("point", PUBLISH_POINTS)
+def test_publish_killed(audited_template: Path, tmp_path: Path, point: str) -> None:
+    site = copy_site(audited_template, tmp_path / "site")
+    release = site / "superdataset" / "releases" / "study1" / "members"
+    head = git_out(release, "rev-parse", "HEAD").strip()
+    args = ["publish", "study1", "--scope", "members", "--version", "1.0.0", "--site", site]
+    run_killed_at(args, point, tmp_path)
+    run_windl(*args)
+    store = (site / "stores" / "members" / "alias" / "study1-members").resolve()
+    # the third run first: the checks below write git-annex's location log themselves
+    before = (dataset_heads(site), _refs(release), _refs(store))
+    again = run_windl(*args).stdout
+    assert "already tagged" in again, again
+    assert (dataset_heads(site), _refs(release), _refs(store)) == before
+    assert git_out(store, "rev-parse", "v1.0.0^{commit}").strip() == head
+    assert git_out(release, "rev-parse", "v1.0.0^{commit}").strip() == head
+    assert_site_clean(site)
+    assert git_status(release) == ""
+    subprocess.run(["git", "annex", "fsck", "--quiet"], cwd=release, check=True)
+    # every annexed file of the version is in the store, with the right checksum
+    subprocess.run(
+        ["git", "annex", "fsck", "--quiet", f"--from={STORAGE}", "--branch=v1.0.0"],
+        cwd=release,
+        env=tool_env(),  # git-annex-remote-ora is DataLad's
+        check=True,
+    )
+    # a reader's clone of the version gets every file from the store
+    clone = tmp_path / "clone"
+    url = f"ria+file://{site / 'stores' / 'members'}#~study1-members@v1.0.0"
+    env = {**tool_env(), "HOME": str(tmp_path)}
+    for key, value in (("user.name", "reader"), ("user.email", "r@example.org")):
+        subprocess.run(["git", "config", "--global", key, value], env=env, check=True)
+    subprocess.run(["datalad", "clone", url, str(clone)], env=env, check=True, capture_output=True)
+    subprocess.run(["datalad", "get", "."], cwd=clone, env=env, check=True, capture_output=True)
+    assert list(clone.rglob("*.nii.gz"))
+    assert all(p.exists() for p in clone.rglob("*.nii.gz"))  # no dangling annex links
+
+
+#: points of a first publish to the individuals store that leave its remotes half made
+INDIVIDUALS_POINTS = ("individuals-remote-added", "individuals-storage-folder")
+
+
+@pytest.fixture(scope="module")
+def individuals_template(
+    consented_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """:func:`consented_template` with k1's individuals release 1.0.0 built, audited and
+    granted to one person (their GPG key made here)."""
+    base = tmp_path_factory.mktemp("kill-individuals")
+    root = copy_site(consented_template, base / "site")
+    site = ("--site", root)
+    run_windl("consent", "set", "study1", "k1", "--scope", "members", "--scope", "individuals",
+              *site)  # fmt: skip
+    run_windl("release", "build", "study1", "--scope", "individuals", "--version", "1.0.0", *site)
+    run_windl("audit", root / "superdataset" / "releases" / "study1" / "individuals", *site)
+    home = Path(tempfile.mkdtemp(prefix="gk"))  # short: gpg-agent's socket path
+    gpg = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "alice <alice@example.org>",
+         "default", "default", "never"],
+        env=gpg, check=True, capture_output=True,
+    )  # fmt: skip
+    key = base / "alice.asc"
+    key.write_bytes(subprocess.run(["gpg", "--batch", "--armor", "--export"], env=gpg,
+                                   check=True, capture_output=True).stdout)  # fmt: skip
+    run_windl("share", "grant", "study1", "alice", "--key", key, *site)
+    # gpg-agent's sockets in the site's keyring folder cannot be copied with the site
+    for keyring in (home, root / "stores" / "individuals" / "gnupg"):
+        subprocess.run(["gpgconf", "--homedir", str(keyring), "--kill", "all"], check=True)
+    return root
+
+
+@pytest.mark.parametrize("point", INDIVIDUALS_POINTS)
+def test_publish_individuals_killed(individuals_template: Path, tmp_path: Path, point: str) -> None:
+    from windl.config import find_site
+    from windl.share.individuals import env as store_env
+
+    site = copy_site(individuals_template, tmp_path / "site")
+    release = site / "superdataset" / "releases" / "study1" / "individuals"
+    args = ["publish", "study1", "--scope", "individuals", "--version", "1.0.0", "--site", site]
+    run_killed_at(args, point, tmp_path)
+    run_windl(*args)
+    before = (dataset_heads(site), _refs(release))
+    assert "already tagged" in run_windl(*args).stdout
+    assert (dataset_heads(site), _refs(release)) == before
+    # the store holds ciphertext only: no file there has an annexed file's bytes
+    released = {sha256_of(p) for p in release.glob("sub-*/**/*.nii.gz")}
+    assert released
+    stored = [p for p in (site / "stores" / "individuals").rglob("*") if p.is_file()]
+    assert not released & {sha256_of(p) for p in stored}
+    assert not (site / "stores" / "individuals" / "study1" / "repo.git" / "annex").exists()
+    assert_site_clean(site)
+    assert git_status(release) == ""
+    storage = git_out(release, "config", "remote.individuals-store.datalad-publish-depends")
+    subprocess.run(
+        ["git", "annex", "fsck", "--quiet", f"--from={storage.strip()}", "--branch=v1.0.0"],
+        cwd=release,
+        env={**tool_env(), **store_env(find_site(site))},
+        check=True,
+    )

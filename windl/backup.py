@@ -97,8 +97,7 @@ def backup_study(
     result.datasets = len(members)
     for done, ds in enumerate(members, 1):
         rel = ds.relative_to(study.root).as_posix()
-        if SIBLING not in datasets.remotes(ds):
-            datasets.create_sibling_ria(ds, SIBLING, url, _alias(study, ds))
+        if datasets.create_sibling_ria(ds, SIBLING, url, _alias(study, ds)):
             result.new_siblings.append(rel)
         if not _backed_up(ds):
             datasets.push(ds, SIBLING)

@@ -260,19 +260,43 @@ def remotes(ds: Path) -> list[str]:
     return git(ds, "remote").split()
 
 
-def create_sibling_ria(ds: Path, name: str, url: str, alias: str) -> None:
-    """A RIA sibling ``name`` (git repo + ``name-storage`` annex remote) in the store at ``url``."""
+def create_sibling_ria(ds: Path, name: str, url: str, alias: str) -> bool:
+    """A RIA sibling ``name`` (git repo + ``name-storage`` annex remote) in the store at ``url``.
+
+    Resumable: DataLad sets the storage remote up before the git remote, and skips a
+    sibling whose storage remote exists, so a run killed in between would leave a sibling
+    that no later run completes. The two halves are made one after the other here, the
+    second one reconfiguring whatever the first (or a killed run) left.
+
+    Returns
+    -------
+    bool
+        False if both remotes were there already (nothing done).
+    """
+    storage = f"{name}-storage"
+    have = remotes(ds)
+    if name in have and storage in have:
+        return False
     dl = _datalad()
+    common = {"url": url, "dataset": str(ds), "alias": alias, "new_store_ok": True}
     with _output_to(ds / WINDL_GITDIR / "logs" / "create-sibling-ria.log"):  # it prints
+        if storage not in have:
+            _call(
+                dl.create_sibling_ria,
+                name=storage,
+                storage_sibling="only",
+                existing="reconfigure",
+                **common,
+            )
+        checkpoint("sibling-storage-created")
         _call(
             dl.create_sibling_ria,
-            url=url,
             name=name,
-            dataset=str(ds),
-            alias=alias,
-            new_store_ok=True,
-            existing="skip",
+            storage_name=storage,
+            existing="reconfigure",
+            **common,
         )
+    return True
 
 
 def push(ds: Path, to: str, env: Mapping[str, str] | None = None) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 from windl import datasets
 from windl.config import Site
 from windl.errors import WindlError
-from windl.study import get_study
+from windl.locks import study_lock
+from windl.study import Study, get_study
 
 VALIDATOR = "bids-validator-deno"
 NOTES_REF = "windl/validation"
@@ -91,10 +92,18 @@ def validator_version() -> str:
 def validate(site: Site, study_name: str) -> ValidationReport:
     """Validate a study and record the result on its current commit."""
     study = get_study(site, study_name)
+    # the result is stored on the commit the validator read: no other windl command may
+    # move the study meanwhile
+    with study_lock(site.root, study.name):
+        return _validate(site, study)
+
+
+def _validate(site: Site, study: Study) -> ValidationReport:
+    """:func:`validate` of a study whose lock this process holds."""
     version = validator_version()
+    commit = datasets.head(study.root)
     output = run_validator(study.root, site.setting("validate", "extra_args", []))
     errors, warnings, examples = summarize(output)
-    commit = datasets.head(study.root)
     report = ValidationReport(
         study=study.name,
         commit=commit,
@@ -105,7 +114,7 @@ def validate(site: Site, study_name: str) -> ValidationReport:
         examples=examples,
         validated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-    if report.clean:
+    if report.clean and datasets.head(study.root) == commit:  # also if git moved it meanwhile
         datasets.write_note(study.root, NOTES_REF, commit, report.__dict__)
     return report
 

@@ -152,6 +152,12 @@ def read_dicom(path: Path) -> DicomInfo | None:
             # a header cut inside a tag, length or value, or a value of the wrong size
             reason = str(exc).splitlines()[0].split(". ")[0] if str(exc) else ""
             raise BadInput(f"unreadable DICOM ({type(exc).__name__}: {reason})", path) from None
+        except AttributeError as exc:
+            # an OB/OW element (PixelData) whose VR depends on a BitsAllocated the file lacks:
+            # pydicom raises AttributeError (found by fuzzing); any other one is a bug
+            if "ambiguous VR" not in str(exc):
+                raise
+            raise BadInput(f"unreadable DICOM ({str(exc).splitlines()[0]})", path) from None
 
 
 #: Media Storage Directory (a DICOMDIR): an index of a CD's files, no series of its own

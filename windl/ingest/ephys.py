@@ -123,8 +123,10 @@ def _marker_positions(vmrk: Path) -> list[int]:
     text = vmrk.read_text(encoding="utf-8", errors="replace")
     for match in re.finditer(r"^\s*Mk\d+\s*=([^\n]*)$", text, re.MULTILINE):
         fields = match.group(1).split(",")
-        if len(fields) >= 3 and fields[2].strip().isdigit():
-            positions.append(int(fields[2]))
+        # ASCII digits only: str.isdigit() also takes "²", and strip() removes "\x1f",
+        # neither of which int() accepts
+        if len(fields) >= 3 and re.fullmatch(r"[0-9]+", fields[2].strip()):
+            positions.append(int(fields[2].strip()))
     return positions
 
 

@@ -171,6 +171,16 @@ def _copy_counted(
     return written
 
 
+def _refuse_encrypted(archive: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Refuse a password-protected member by name (zipfile raised RuntimeError; fuzzing)."""
+    for info in members:
+        if info.flag_bits & 0x1:  # general purpose bit 0: the member is encrypted
+            raise BadInput(
+                f"member {info.filename!r} is encrypted; give the archive without a password",
+                archive,
+            )
+
+
 def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
     try:
         with zipfile.ZipFile(archive) as zf:
@@ -180,6 +190,7 @@ def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
                 archive, (n for n, i in zip(names, members, strict=True) if not i.is_dir())
             )
             limits.check_declared(archive, [info.file_size for info in members])
+            _refuse_encrypted(archive, members)
             for info, member in zip(members, names, strict=True):
                 is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
                 if is_link:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from windl.checkpoints import checkpoint
 from windl.files import atomic_write_text
 from windl.parallel import StepStatus, jobs_from_env, run_pool
 from windl.qc import DESCRIPTIVE_KEYS, QC_DIR, find_recordings, recording_kind
@@ -312,6 +313,8 @@ def run_step(root: Path, subject: str | None = None, jobs: int = 1) -> StepSumma
         status.done(rel, outcome.error)
     present = {rel for rel, _ in find_recordings(root)}
     _save_cache(root, {k: v for k, v in sorted(cache.items()) if k in present})
+    # a kill here leaves a cache that names outputs the next run's recovery removes again
+    checkpoint("qc-cached")
     write_groups(root)
     return StepSummary(
         len(recordings), len(todo) - len(failed), reused, dict(sorted(failed.items()))

@@ -101,6 +101,7 @@ from windl.deid.facedetect import Detection, DetectSettings, detect_face, face_p
 from windl.deid.sidecars import key_problems
 from windl.errors import BadInput, ConfigError
 from windl.files import atomic_write_text, looks_like_text
+from windl.locks import study_lock
 from windl.pseudonyms import (
     entity_mapping,
     is_neutral,
@@ -229,6 +230,16 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
         raise BadInput(f"not a windl release dataset (no {RELEASE_RECORD} committed)", release)
     site = site or find_site(cwd=release)
     study = get_study(site, str(record["study"]))
+    # the result is stored on the commit that was read: no release build of the study may
+    # move the release while its files are read (a build waits for the audit, or it for it)
+    with study_lock(site.root, study.name):
+        return _audit_release(release, site, study, built_record(release), mosaics)
+
+
+def _audit_release(
+    release: Path, site: Site, study: Study, record: dict[str, Any], mosaics: bool
+) -> AuditResult:
+    """:func:`audit_release` of a release whose study's lock this process holds."""
     audit = _Audit(release, site, study, record)
     commit = datasets.head(release)
     files = _files(audit)
@@ -262,7 +273,8 @@ def audit_release(release_dir: Path, site: Site | None = None, mosaics: bool = T
     _check_git_metadata(audit)
     passed = all(c["passed"] for c in audit.checks.values())
     result = _report(audit, commit, files, passed, reports)
-    if not datasets.dirty_paths(release):
+    # also if something outside windl moved or changed the release meanwhile
+    if not datasets.dirty_paths(release) and datasets.head(release) == commit:
         datasets.write_note(
             release,
             NOTES_REF,

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from windl import datasets
+from windl.checkpoints import checkpoint
 from windl.config import Site
 from windl.errors import BadInput, WindlError
 from windl.files import atomic_write_text
@@ -312,9 +313,16 @@ def ensure_sibling(site: Site, study: str, ds: Path) -> tuple[str, dict[str, str
         datasets.run_tool(["git", "init", "--quiet", "--bare", str(repo)])
     if SIBLING not in datasets.remotes(ds):
         datasets.git(ds, "remote", "add", SIBLING, str(repo))
-        # the bare repository holds no content; the encrypted remote does
-        datasets.git(ds, "config", f"remote.{SIBLING}.annex-ignore", "true")
-    storage = _storage_of(site, study) or _new_storage(site, study, ds, 1, people)
+        checkpoint("individuals-remote-added")
+    # the bare repository holds no content, the encrypted remote does: set every time, as a
+    # publish killed right after adding the remote left it unset, and git-annex would then
+    # copy plaintext into the bare repository
+    datasets.git(ds, "config", f"remote.{SIBLING}.annex-ignore", "true")
+    storage = _storage_of(site, study)
+    if not storage or storage not in datasets.remotes(ds):
+        # none yet, or its folder made by a run killed before the remote was initialised
+        number = int(_STORAGE.match(storage).group(1)) if storage else 1  # type: ignore[union-attr]
+        storage = _new_storage(site, study, ds, number, people)
     for fingerprint in people:  # also completes a grant or a first publish that was cut off
         _add_recipient(site, study, ds, storage, fingerprint)
     datasets.git(ds, "config", f"remote.{SIBLING}.datalad-publish-depends", storage)
@@ -325,6 +333,7 @@ def _new_storage(site: Site, study: str, ds: Path, number: int, people: list[str
     name = f"individuals-storage-{number}"
     directory = store_dir(site, study) / "annex" / name
     directory.mkdir(parents=True, exist_ok=True)
+    checkpoint("individuals-storage-folder")
     datasets.git(
         ds,
         "annex",

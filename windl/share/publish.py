@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from windl import datasets
+from windl.checkpoints import checkpoint
 from windl.config import Site
 from windl.consent import parse_scopes
 from windl.errors import WindlError
@@ -133,27 +134,33 @@ def publish(
         raise PublishRefused(f"v{'.'.join(map(str, newer[-1]))} is published already", ds)
     _require_audit(ds, head)
     say(f"== publish {study.name} {scope} {version} ({head[:10]}, audit passed)")
+    checkpoint("publish-start")
     tagged = not tagged_at.strip()
     if tagged:
+        # only ever at the audited HEAD, so a killed run's tag is the one the next run checks
         datasets.git(
             ds, "tag", "-a", tag, "-m", f"windl release {version} of {study.name} ({scope})", head
         )
+    checkpoint("publish-tagged")
     sibling = sibling_name(scope)
     env: dict[str, str] = {}
     if scope in RIA_SCOPES:
-        if sibling not in datasets.remotes(ds):
-            store = store_path(site, scope)
-            datasets.create_sibling_ria(
-                ds, sibling, f"ria+file://{store}", ria_alias(study.name, scope)
-            )
+        store = store_path(site, scope)
+        # completes a sibling that a killed run left half made
+        datasets.create_sibling_ria(
+            ds, sibling, f"ria+file://{store}", ria_alias(study.name, scope)
+        )
         storage = f"{sibling}-storage"
     else:
         from windl.share.individuals import ensure_sibling
 
         storage, env = ensure_sibling(site, study.name, ds)
     say(f"   push to {sibling} …")
+    checkpoint("publish-sibling")
     datasets.push(ds, sibling, env=env)
+    checkpoint("publish-pushed")
     datasets.git(ds, "push", "--quiet", sibling, f"refs/tags/{tag}", env=env)
+    checkpoint("publish-tag-pushed")
     missing = datasets.git(
         ds, "annex", "find", f"--branch={tag}", "--not", f"--in={storage}", env=env
     )
