@@ -126,8 +126,13 @@ def _clone(entry: Entry, into: Path) -> bool:
     return done.returncode == 0
 
 
-def ensure(name: str) -> Path | None:
-    """The cached copy of corpus entry ``name``, made first if need be; ``None`` if unavailable."""
+def ensure(name: str, clone: bool = True) -> Path | None:
+    """The cached copy of corpus entry ``name``, made first if need be; ``None`` if unavailable.
+
+    ``clone=False``: from the cache or a local mirror only, never the network (what the
+    tests do unless ``WINDL_CORPUS_FETCH=1``, so a machine that can reach GitHub does not
+    spend its CI time downloading gigabytes).
+    """
     entry = ENTRIES[name]
     target = CACHE / name
     if (target / COMPLETE).is_file():
@@ -136,7 +141,7 @@ def ensure(name: str) -> Path | None:
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=CACHE))
     try:
         got = _extract_from_mirror(entry, scratch)
-        if not got:
+        if not got and clone:
             shutil.rmtree(scratch)
             got = _clone(entry, scratch)
         if not got:
