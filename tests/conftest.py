@@ -557,9 +557,6 @@ def free_port() -> int:
 @contextmanager
 def portal_server(site: Path, *extra: str) -> Iterator[str]:
     """``windl serve`` on a free port in a child process; yields its base URL."""
-    import socket
-    import time
-
     port = free_port()
     log = site.parent / f"serve-{port}.log"
     with log.open("wb") as out:
@@ -568,6 +565,16 @@ def portal_server(site: Path, *extra: str) -> Iterator[str]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    with serving(proc, port, "windl serve", log) as url:
+        yield url
+
+
+@contextmanager
+def serving(proc: subprocess.Popen, port: int, name: str, log: Path) -> Iterator[str]:
+    """Wait until ``proc`` listens on ``port``; yield its URL; stop it afterwards."""
+    import socket
+    import time
+
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -575,8 +582,9 @@ def portal_server(site: Path, *extra: str) -> Iterator[str]:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"windl serve did not start:\n{log.read_text()}")
-            time.sleep(0.1)
+                said = log.read_text() if log.exists() else ""
+                pytest.fail(f"{name} did not start:\n{said}")
+            time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -600,8 +608,6 @@ def nginx_proxy(
     As the maintainer guide configures it: ``X-Forwarded-For`` set, no buffering, and one
     internal location per scope's store for the portal's ``X-Accel-Redirect``.
     """
-    import socket
-    import time
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     port = port or free_port()
@@ -647,24 +653,8 @@ http {{
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,  # its errors go to error.log
     )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log = workdir / "error.log"
-                pytest.fail(f"nginx did not start: {log.read_text() if log.exists() else ''}")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serving(proc, port, "nginx", workdir / "error.log") as url:
+        yield url
 
 
 PORTAL_PASSWORD = "correct horse battery"

@@ -81,15 +81,21 @@ def run_search(portal: Portal, request: Request, user: accounts.User | None) -> 
         portal.engine, query, viewer_of(user), page=_page_number(params), per_page=PER_PAGE
     )
     if query.to_text():
-        audit.record(
-            portal.engine,
-            "search",
-            user.email if user else "",
-            target=security.capped(query.to_text()),
-            remote_addr=portal.remote(request),
-            detail=f"{page.total} results",
-        )
+        _log_search(portal, request, user, query, f"{page.total} results")
     return query, page
+
+
+def _log_search(
+    portal: Portal, request: Request, user: accounts.User | None, query: Query, detail: str
+) -> None:
+    audit.record(
+        portal.engine,
+        "search",
+        user.email if user else "",
+        target=security.capped(query.to_text()),
+        remote_addr=portal.remote(request),
+        detail=detail,
+    )
 
 
 def facet_links(request: Request, facets: dict[str, dict[str, int]]) -> dict[str, list[Any]]:
@@ -219,14 +225,7 @@ def api_search(portal: PortalDep, request: Request) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=503)
     except (BadInput, ValueError) as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    audit.record(
-        portal.engine,
-        "search",
-        user.email if user else "",
-        target=security.capped(query.to_text()),
-        remote_addr=portal.remote(request),
-        detail=f"api, {page.total} results",
-    )
+    _log_search(portal, request, user, query, f"api, {page.total} results")
     return JSONResponse(page.to_dict())
 
 
