@@ -383,6 +383,7 @@ def _parse_wrk(out: str) -> dict[str, Any]:
         "requests_per_s": number(r"Requests/sec:\s+([\d.]+)"),
         "errors": (int(bad.group(1)) if bad else 0)
         + (sum(int(n) for n in sockets.groups()) if sockets else 0),
+        "error_lines": [m.group(0).strip() for m in (bad, sockets) if m],
         **{f"p{q}_ms": round(number(rf"windl-p{q}-us (\d+)") / 1000, 1) for q in (50, 95, 99)},
     }
 
