@@ -114,3 +114,28 @@ def test_objects_leave_through_nginx_and_the_portal_sends_none_of_their_bytes(
     assert httpx.get(f"{url}{direct.headers['x-accel-redirect']}").status_code == 404
     # and without a token nginx passes on the portal's refusal
     assert httpx.get(f"{url}/git/study1/external/{path}").status_code == 401
+
+
+def test_concurrent_clone_advertisements_all_answer(production: tuple[Path, str, str]) -> None:
+    """Many first requests at once: each worker runs git's backend until its answer is kept.
+
+    (With uvloop, writing git's empty GET body to a backend that had already answered and
+    exited raised RuntimeError: HTTP 500 for most clones under load.)
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, _, upstream = production
+    token = portal_account(root, "many@uni.org")
+    auth = "Basic " + base64.b64encode(f"x:{token}".encode()).decode()
+    refs = f"{upstream}/git/study1/external/info/refs?service=git-upload-pack"
+    protocols = ["version=2", "version=1", ""] * 12
+
+    def ask(protocol: str) -> int:
+        headers = {"Authorization": auth, "Host": "127.0.0.1"}
+        if protocol:
+            headers["Git-Protocol"] = protocol
+        return httpx.get(refs, headers=headers, timeout=60).status_code
+
+    with ThreadPoolExecutor(max_workers=len(protocols)) as pool:
+        statuses = list(pool.map(ask, protocols))
+    assert statuses == [200] * len(protocols)

@@ -162,7 +162,9 @@ async def advertisement(
     for (``Git-Protocol``), so one git process per publish and version serves every clone.
     """
     protocol = headers.get("git-protocol", "")
-    key = (repo, "advertisement", protocol)
+    # one entry per protocol version, whatever else a client puts in the header
+    version = "2" if "version=2" in protocol else "1" if "version=1" in protocol else ""
+    key = (repo, "advertisement", version)
     state = _cache.state(repo)
     hit, cached = _cache.peek(key, state)
     if hit:
@@ -221,12 +223,16 @@ async def run_backend(
 
     async def feed() -> None:
         try:
-            stdin.write(body)
-            await stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the backend answered without reading everything (an error)
+            if body:
+                stdin.write(body)
+                await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            # the backend answered (and exited) without reading everything; uvloop says
+            # so with RuntimeError ("the handler is closed"), asyncio with BrokenPipeError
+            pass
         finally:
-            stdin.close()
+            with contextlib.suppress(RuntimeError):
+                stdin.close()
 
     feeder = asyncio.create_task(feed())
     # read the CGI's stderr all along: a full pipe would stall it mid-answer
