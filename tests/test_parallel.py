@@ -106,17 +106,21 @@ def test_a_failing_session_does_not_stop_the_others_and_a_rerun_retries_only_it(
     for subject, source in (("01", "20180918Si"), ("02", "20180918GE"), ("03", "20180918Si")):
         run_windl("ingest", "study1", nih / source, "--subject", subject, "--site", site)
     study = study_path(site)
-    # heudiconv fails on the GE session (sub-02) while code/refuse-ge exists
+    # the study's own heuristic (it only delegates to windl's) fails on every series of
+    # the GE session (sub-02) while code/refuse-ge exists; being the study's own, windl
+    # does not fall back to dcm2niix alone for it, so that session converts nothing
     (study / "code" / "heuristic.py").write_text(
+        "import importlib\n"
         "from pathlib import Path\n\n"
-        "from windl.convert.heuristic import *  # noqa: F403\n"
-        "from windl.convert.heuristic import infotodict as _default\n\n\n"
+        "_windl = importlib.import_module('windl.convert.heuristic')\n"
+        "globals().update({k: v for k, v in vars(_windl).items() if not k.startswith('__')})\n"
+        "\n\n"
         "def infotodict(seqinfo):\n"
         "    if Path('code/refuse-ge').exists() and any(\n"
         "        'Axial EPI' in s.series_description for s in seqinfo\n"
         "    ):\n"
         "        raise RuntimeError('refusing the GE session')\n"
-        "    return _default(seqinfo)\n"
+        "    return _windl.infotodict(seqinfo)\n"
     )
     (study / "code" / "refuse-ge").write_text("while this file exists\n")
     save(study, ["code/heuristic.py", "code/refuse-ge"], "test: a heuristic that fails on GE")
