@@ -13,8 +13,7 @@ both match every word as a prefix.
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +33,7 @@ from windl.catalog.models import (
 from windl.catalog.query import Query
 from windl.config import Site
 from windl.errors import BadInput, WindlError
+from windl.lru import LRU
 
 FACETS = ("modality", "datatype", "suffix", "task", "scope", "license")
 MAX_PER_PAGE = 200
@@ -559,9 +559,7 @@ class SearchCache:
     """
 
     def __init__(self, size: int = 1024) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[Any, ...], SearchPage] = OrderedDict()
-        self._lock = threading.Lock()
+        self._answers = LRU(size)
 
     def search(
         self, engine: Engine, query: Query, viewer: Viewer, page: int = 1, per_page: int = 20
@@ -577,16 +575,11 @@ class SearchCache:
         if generation is None:
             return search(engine, query, viewer, page=page, per_page=per_page)
         key = (str(engine.url), generation, query, viewer, page, per_page)
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found
+        hit, found = self._answers.get(key)
+        if hit:
+            return found  # type: ignore[no-any-return]
         answer = search(engine, query, viewer, page=page, per_page=per_page)
-        with self._lock:
-            self._items[key] = answer
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+        self._answers.put(key, answer)
         return answer
 
 

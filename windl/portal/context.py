@@ -53,6 +53,8 @@ class Portal:
         self.templates.filters["markdown"] = markdown.to_html
         self.proxies = security.trusted_proxies(site)
         self.hosts = security.allowed_hosts(site)
+        #: the public address: ``[portal] url``, else the address ``windl serve`` listens
+        #: on — never a request's ``Host`` (mailed links must not point where it says)
         self.url = security.portal_url(site) or os.environ.get(
             LISTEN_URL_ENV, "http://localhost:8080"
         ).rstrip("/")
@@ -68,14 +70,6 @@ class Portal:
         """The client's address (``X-Forwarded-For`` counts only from a trusted proxy)."""
         peer = request.client.host if request.client else ""
         return security.client_address(peer, request.headers.get("x-forwarded-for"), self.proxies)
-
-    def base_url(self, request: Request | None = None) -> str:
-        """The portal's public address: ``[portal] url``, else the address it listens on.
-
-        Never taken from the request: a mailed link must not point wherever a ``Host``
-        header says (host-header poisoning).
-        """
-        return self.url
 
     def secure(self, request: Request) -> bool:
         """Whether cookies get ``Secure``: served over HTTPS, or behind a proxy that is."""

@@ -23,14 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable
 from pathlib import Path
 from typing import TypeVar
 
 from windl import datasets
 from windl.config import Site
+from windl.lru import LRU
 from windl.share.publish import RIA_SCOPES, ria_alias, store_path
 
 _HASHDIR = re.compile(r"^[0-9a-zA-Z]{2,3}$")
@@ -50,9 +49,7 @@ class _StateCache:
     """
 
     def __init__(self, size: int = 512) -> None:
-        self.size = size
-        self._items: OrderedDict[Hashable, tuple[tuple[int, ...], object]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._answers = LRU(size)
 
     @staticmethod
     def state(repo: Path) -> tuple[int, ...]:
@@ -65,19 +62,13 @@ class _StateCache:
         return tuple(stamps)
 
     def peek(self, key: Hashable, state: tuple[int, ...]) -> tuple[bool, object]:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None and found[0] == state:
-                self._items.move_to_end(key)
-                return True, found[1]
+        hit, kept = self._answers.get(key)
+        if hit and kept[0] == state:
+            return True, kept[1]
         return False, None
 
     def put(self, key: Hashable, state: tuple[int, ...], value: object) -> None:
-        with self._lock:
-            self._items[key] = (state, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+        self._answers.put(key, (state, value))
 
     def get(self, repo: Path, key: Hashable, compute: Callable[[], T]) -> T:
         state = self.state(repo)

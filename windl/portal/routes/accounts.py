@@ -27,7 +27,7 @@ async def register(portal: PortalDep, request: Request) -> Response:
             form.get("email", ""),
             form.get("name", ""),
             form.get("password", ""),
-            portal.base_url(request),
+            portal.url,
             portal.remote(request),
         )
     except accounts.AccountError as exc:
@@ -196,5 +196,5 @@ def _account_page(portal: Portal, request: Request, new_token: str | None = None
         new_token=new_token,
         dua_version=agreement.version,
         dua_accepted=dua.accepted_at(portal.engine, user.id, agreement.version),
-        base_url=portal.base_url(request),
+        base_url=portal.url,
     )

@@ -85,6 +85,24 @@ def run_search(portal: Portal, request: Request, user: accounts.User | None) -> 
     return query, page
 
 
+def _log_view(
+    portal: Portal,
+    request: Request,
+    user: accounts.User | None,
+    detail: DatasetDetail,
+    note: str = "",
+) -> None:
+    audit.record(
+        portal.engine,
+        "dataset-view",
+        user.email if user else "",
+        target=detail.id,
+        version=detail.version or "",
+        remote_addr=portal.remote(request),
+        detail=note,
+    )
+
+
 def _log_search(
     portal: Portal, request: Request, user: accounts.User | None, query: Query, detail: str
 ) -> None:
@@ -166,14 +184,7 @@ def dataset_page(portal: PortalDep, request: Request, dataset_id: str) -> Respon
         raise HTTPException(503, str(exc)) from None
     if detail is None:
         raise HTTPException(404, "no such dataset")
-    audit.record(
-        portal.engine,
-        "dataset-view",
-        user.email if user else "",
-        target=detail.id,
-        version=detail.version or "",
-        remote_addr=portal.remote(request),
-    )
+    _log_view(portal, request, user, detail)
     repo = (
         gitserve.published_repo(portal.site, detail.study, detail.scope)
         if detail.scope and detail.published
@@ -182,7 +193,7 @@ def dataset_page(portal: PortalDep, request: Request, dataset_id: str) -> Respon
     methods = gitserve.published_text(repo, detail.tag, "methods.md") if repo else None
     agreement = dua.current(portal.site)
     accepted = dua.accepted_at(portal.engine, user.id, agreement.version) if user else None
-    base = portal.base_url(request)
+    base = portal.url
     return portal.render(
         request,
         "dataset.html",
@@ -240,21 +251,13 @@ def api_dataset(portal: PortalDep, request: Request, dataset_id: str) -> Respons
         return JSONResponse({"error": str(exc)}, status_code=503)
     if detail is None:
         return JSONResponse({"error": "no such dataset"}, status_code=404)
-    audit.record(
-        portal.engine,
-        "dataset-view",
-        user.email if user else "",
-        target=detail.id,
-        version=detail.version or "",
-        remote_addr=portal.remote(request),
-        detail="api",
-    )
+    _log_view(portal, request, user, detail, "api")
     data = detail.to_dict()
     repo = gitserve.published_repo(portal.site, detail.study, detail.scope or "")
     if repo is not None and detail.published:
         data["clone"] = {
             **data.get("clone", {}),
-            "http": f"{portal.base_url(request)}/git/{detail.study}/{detail.scope}",
+            "http": f"{portal.url}/git/{detail.study}/{detail.scope}",
         }
     return JSONResponse(data)
 

@@ -43,7 +43,7 @@ def gate(
         if decision.status == 403:
             raise HTTPException(
                 403,
-                f"{decision.reason}: accept it at {portal.base_url(request)}/dua",
+                f"{decision.reason}: accept it at {portal.url}/dua",
             )
         raise HTTPException(404, "no such dataset")
     assert repo is not None
