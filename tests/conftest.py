@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -190,9 +190,12 @@ def run_killed_at(args: list[str | os.PathLike[str]], point: str, trace_dir: Pat
     proc.wait()
 
 
-def rerun_onto_parent(study: Path, grep: str, branch: str) -> str:
+def rerun_onto_parent(
+    study: Path, grep: str, branch: str, env: Mapping[str, str] | None = None
+) -> str:
     """``datalad rerun`` the newest commit whose message matches ``grep``, on a new branch
-    from its parent, so the outputs are written from scratch. Returns the rerun commit."""
+    from its parent, so the outputs are written from scratch (``env``: added to the
+    tools' environment). Returns the rerun commit."""
     from windl.datasets import tool_env
 
     commit = subprocess.run(
@@ -208,7 +211,7 @@ def rerun_onto_parent(study: Path, grep: str, branch: str) -> str:
         check=True,
         capture_output=True,
         text=True,
-        env=tool_env(),
+        env={**tool_env(), **(env or {})},
     )
     assert git_head(study) != commit
     return commit

@@ -179,9 +179,7 @@ def test_convert_qc_release_ingest_at_once(
         assert set(noted) <= history, ref
     # the superdataset records the study's and the release's current commits
     sub_states = git_out(site / "superdataset", "submodule", "status", "--recursive")
-    assert not any(line.startswith(("+", "U")) for line in sub_states.splitlines()), (
-        sub_states
-    )
+    assert not any(line.startswith(("+", "U")) for line in sub_states.splitlines()), sub_states
     assert_site_clean(site)
     assert git_status(release) == ""
     subprocess.run(["git", "annex", "fsck", "--quiet"], cwd=release, check=True)

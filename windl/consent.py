@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from windl import datasets
+from windl import clock, datasets
 from windl.checkpoints import checkpoint
 from windl.config import Site
 from windl.errors import BadInput, InvalidConsent, UnknownParticipant, WindlError
@@ -484,10 +484,6 @@ def published_versions_containing(site: Site, study: Study, subject: str) -> lis
 
 
 # --------------------------------------------------------------------------- changes
-def _today() -> str:
-    return dt.date.today().isoformat()
-
-
 def _consented(
     current: ConsentRecord | None,
     pid: str,
@@ -509,7 +505,7 @@ def _consented(
             and form_version in (None, current.form_version)
         ):
             return current
-        date = _today()
+        date = clock.today()
     if form_version is None and current is not None:
         form_version = current.form_version
     if current is not None and current.withdrawn is not None and date < current.withdrawn:
@@ -537,7 +533,7 @@ def _apply(
         return result
     merged = {**records, **changed}
     table = format_table(CONSENT_COLUMNS, (merged[pid].to_row() for pid in sorted(merged)))
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = clock.utc_stamp()
     log = appended_text(
         study, CONSENT_LOG, LOG_COLUMNS, [[stamp, action, *r.to_row()] for r in changed.values()]
     )
@@ -597,7 +593,7 @@ def withdraw_consent(
     """
     study = get_study(site, study_name)
     pid = participant_id(study, subject)
-    day = parse_date(date, "withdrawal date") if date is not None else _today()
+    day = parse_date(date, "withdrawal date") if date is not None else clock.today()
     with restricted_change(study):
         records = read_records(study)
         current = records.get(pid) or ConsentRecord(pid)

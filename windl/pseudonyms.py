@@ -27,7 +27,6 @@ release_label, created; see :func:`ensure_entity_labels`).
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import re
@@ -35,6 +34,7 @@ import secrets
 import string
 from collections.abc import Iterable, Mapping
 
+from windl.clock import utc_stamp
 from windl.consent import (
     appended_text,
     commit_restricted,
@@ -89,10 +89,6 @@ def _pid(subject: str) -> str:
     return f"sub-{bids_label(subject.strip(), 'sub')}"
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _random_label(taken: set[str]) -> str:
     """A new label: not in ``taken`` (casefolded), not date-like; added to ``taken``."""
     while True:
@@ -145,7 +141,7 @@ def ensure_labels(study: Study, scope: str, subjects: Iterable[str]) -> dict[str
         known = {r["participant_id"]: r["release_label"] for r in rows if r["scope"] == scope}
         taken = {r["release_label"].casefold() for r in rows}
         taken |= {pid.removeprefix("sub-").casefold() for pid in known_participants(study)}
-        created = _now()
+        created = utc_stamp()
         new = []
         for pid in pids:
             if pid not in known:
@@ -321,7 +317,7 @@ def release_secret(study: Study, scope: str) -> str:
         if scope not in known:
             known[scope] = secrets.token_hex(32)
             text = appended_text(
-                study, RELEASE_KEYS_FILE, RELEASE_KEY_COLUMNS, [[scope, known[scope], _now()]]
+                study, RELEASE_KEYS_FILE, RELEASE_KEY_COLUMNS, [[scope, known[scope], utc_stamp()]]
             )
             commit_restricted(
                 study, {RELEASE_KEYS_FILE: text}, f"windl pseudonyms: release key for {scope}"
@@ -400,7 +396,7 @@ def ensure_entity_labels(
     with restricted_change(study):
         known = entity_mapping(study, scope)
         study_labels = {(e, v.casefold()) for e, v in wanted}
-        created = _now()
+        created = utc_stamp()
         new = []
         for entity, label in wanted:
             if (entity, label) in known:

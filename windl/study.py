@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from windl import datasets
+from windl import clock, datasets
 from windl.config import TEMPLATES, Site, find_site
 from windl.errors import ConfigError, SiteNotFound, StudyExists, StudyNotFound, WindlError
 from windl.labels import study_name
@@ -131,7 +130,7 @@ def shape_study_dataset(root: Path) -> None:
     values = {
         "name": root.name,
         "site_name": site_name,
-        "date": dt.date.today().isoformat(),
+        "date": clock.today(),
     }
     copy_templates(TEMPLATES / "study", root, values)
     for sub, description in (("sourcedata", "raw data"), ("restricted", "consent and keys")):

@@ -11,7 +11,6 @@ are refreshed on every run (a grant changes no commit of the release).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from windl.catalog.models import (
     termsets_t,
     versions_t,
 )
+from windl.clock import utc_stamp
 from windl.config import Site
 from windl.release.build import ReleaseRefused, parse_version
 from windl.study import list_studies
@@ -105,10 +105,6 @@ def active_grantees(site: Site, source: Source) -> set[str]:
     }
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def index_site(
     site: Site, engine: Engine | None = None, progress: Progress | None = None
 ) -> IndexResult:
@@ -175,7 +171,7 @@ def index_site(
             bump_generation(connection)
         result.removed = gone
         if result.changed or indexed_before is None:
-            _set_meta(connection, "indexed_at", _now())
+            _set_meta(connection, "indexed_at", utc_stamp())
         has_generation = connection.execute(
             sa.select(meta_t.c.value).where(meta_t.c.key == GENERATION)
         ).scalar()
@@ -256,7 +252,7 @@ def _reindex(
         "fingerprint": fingerprint,
         "head_commit": head,
         "first_commit_date": first,
-        "indexed_at": _now(),
+        "indexed_at": utc_stamp(),
     }
     exists = connection.execute(
         sa.select(datasets_t.c.id).where(datasets_t.c.id == source.id)

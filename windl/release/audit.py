@@ -81,7 +81,6 @@ defaced image before and after, so it holds faces: the reports folder stays at t
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import gzip
 import json
 import re
@@ -93,6 +92,7 @@ from pathlib import Path
 from typing import Any
 
 from windl import datasets
+from windl.clock import utc_stamp
 from windl.config import Site, find_site
 from windl.consent import consented_participants
 from windl.deid.ctf import ctf_problems, ds_folder
@@ -282,7 +282,7 @@ def _audit_release(
             {
                 "passed": passed,
                 "findings": len(result.findings),
-                "audited_at": _now(),
+                "audited_at": utc_stamp(),
                 "windl_version": windl_version(),
                 "policy": list(audit.policy.options),
                 "report": result.json,
@@ -294,10 +294,6 @@ def _audit_release(
 def stored_audit(release_dir: Path, commit: str = "HEAD") -> dict[str, Any] | None:
     """The audit stored for ``commit`` of a release (``None``: never audited at that commit)."""
     return datasets.read_note(Path(release_dir), NOTES_REF, commit)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------- checks
@@ -808,7 +804,7 @@ def _report(
         "scope": audit.scope,
         "version": str(audit.record.get("version", "")),
         "commit": commit,
-        "audited_at": _now(),
+        "audited_at": utc_stamp(),
         "windl_version": windl_version(),
         "policy": {"options": list(audit.policy.options)},
         "passed": passed,

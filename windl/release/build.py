@@ -25,7 +25,6 @@ it, every file is made again and, as every step is deterministic, to the same by
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import functools
 import hashlib
 import json
@@ -43,6 +42,7 @@ from typing import Any
 
 from windl import datasets
 from windl.checkpoints import checkpoint
+from windl.clock import build_date
 from windl.config import TEMPLATES, Site
 from windl.consent import SCOPES, consented_participants, parse_scopes
 from windl.deid.ctf import scrub_res4
@@ -248,6 +248,7 @@ def build_release(
     wanted = parse_version(version)
     version = ".".join(map(str, wanted))
     ReleaseSettings.of(study)  # a settings error stops the build before anything is written
+    build_date()  # so does a malformed SOURCE_DATE_EPOCH
     datasets.require_clean(study.root)
     ds = release_path(site, study.name, scope)
     published = wanted in published_versions(ds)
@@ -1170,7 +1171,7 @@ def _write_generated(
         "dua_version": dua_version,
         "participants": len(ctx.labels),
         "sessions": len(ctx.sessions),
-        "date": dt.date.today().isoformat(),
+        "date": build_date(),
     }
     unchanged = (
         not data_changed

@@ -25,7 +25,6 @@ windl from the release's own versions.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import tempfile
@@ -34,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from windl import datasets
+from windl import clock, datasets
 from windl.study import Study
 
 REVIEW_FILE = "code/release-review.json"
@@ -126,7 +125,7 @@ def approve(study: Study) -> list[ReviewText]:
     texts = review(study)
     if all(t.approved for t in texts) and set(approvals(study)) == {t.name for t in texts}:
         return texts
-    today = dt.date.today().isoformat()
+    today = clock.today()
     record = {t.name: {"sha256": t.sha256, "approved": today} for t in texts}
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "release-review.json"

@@ -29,7 +29,6 @@ the same version send identical metadata.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from windl import datasets
+from windl.clock import build_date
 from windl.config import SITE_FILE, Site
 from windl.consent import parse_scopes
 from windl.errors import ConfigError, InvalidMetadata, WindlError
@@ -497,7 +497,7 @@ def _metadata(
     planned: Mapping[str, str],
 ) -> dict[str, Any]:
     version = str(record.get("version", ""))
-    date = str(record.get("date") or dt.date.today().isoformat())
+    date = str(record.get("date") or build_date())
     files = _files_with(ds, planned)
     name = str(description.get("Name") or record.get("study") or ds.name).strip()
     license_text = str(description.get("License") or "").strip()

@@ -23,7 +23,6 @@ downloaded, or copied elsewhere, cannot be taken back.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import os
 import re
@@ -35,6 +34,7 @@ from typing import Any
 
 from windl import datasets
 from windl.checkpoints import checkpoint
+from windl.clock import utc_stamp
 from windl.config import Site
 from windl.errors import BadInput, WindlError
 from windl.files import atomic_write_text
@@ -173,10 +173,6 @@ def active_fingerprints(site: Site, study: str) -> list[str]:
     return [r["fingerprint"] for r in read_grants(site, study) if r["revoked"] == "n/a"]
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def grant(site: Site, study_name: str, person: str, key_file: Path) -> ShareResult:
     """Give ``person`` (whose public key is in ``key_file``) read access to the content.
 
@@ -201,8 +197,10 @@ def grant(site: Site, study_name: str, person: str, key_file: Path) -> ShareResu
             f"{person} already has access",
         )
     for row in current:  # a new key replaces the old one
-        row["revoked"] = _now()
-    rows.append({"person": person, "fingerprint": fingerprint, "granted": _now(), "revoked": "n/a"})
+        row["revoked"] = utc_stamp()
+    rows.append(
+        {"person": person, "fingerprint": fingerprint, "granted": utc_stamp(), "revoked": "n/a"}
+    )
     ds = release_path(site, study.name, SCOPE)
     storage = _storage_of(site, study.name)
     if storage and (ds / ".git").exists():
@@ -230,7 +228,7 @@ def revoke(site: Site, study_name: str, person: str) -> ShareResult:
     if not current:
         raise ShareRefused(f"{person} has no access to the {SCOPE} release of {study.name}")
     for row in current:
-        row["revoked"] = _now()
+        row["revoked"] = utc_stamp()
     ds = release_path(site, study.name, SCOPE)
     old = _storage_of(site, study.name)
     storage = old
@@ -384,7 +382,7 @@ def _rotate(site: Site, study: str, ds: Path, old: str, remaining: list[dict[str
     old_dir = store_dir(site, study) / "annex" / old
     shutil.rmtree(old_dir)
     old_dir.mkdir()
-    (old_dir / ".dead").write_text(f"rotated to {new} on {_now()}\n")
+    (old_dir / ".dead").write_text(f"rotated to {new} on {utc_stamp()}\n")
     _push_annex_branch(site, study, ds)
     return new
 
